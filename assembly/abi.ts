@@ -120,3 +120,75 @@ export const E_BROKEN: i32 = -6; // ring was broken by an earlier error; reset i
 export const E_NOFIT: i32 = -7; // region does not fit the span given
 export const E_INVAL: i32 = -8; // bad argument
 export const E_XREGION: i32 = -9; // pipe ends must share one region
+
+// ---- wasmap: VALE switch state (switch-private memory) ------------------------------------
+export const SW_MAX_PORTS: u32 = 254; // port indices 0..253, as in VALE
+export const SW_BATCH_MAX: u32 = 1024; // slots per forwarding batch (netmap's bridge_batch)
+export const SW_DST_BCAST: u32 = 254; // lookup result: flood to every other port
+export const SW_DST_DROP: u32 = 255; // lookup result: drop
+export const SW_HDR_SIZE: u32 = 128;
+export const SW_NPORTS: u32 = 0; // u32: ports attached
+export const SW_NOW: u32 = 4; // u32: seconds, set by the host each round (aging clock)
+export const SW_AGE: u32 = 8; // u32: seconds a learned MAC stays valid (default 300)
+export const SW_BATCH: u32 = 12; // u32: slots per batch (1..SW_BATCH_MAX)
+export const SW_TABLE_MASK: u32 = 16; // u32: buckets - 1
+export const SW_TABLE: u32 = 20; // u32: address of the MAC table
+export const SW_PORTS: u32 = 24; // u32: address of the port array
+export const SW_FRAGS: u32 = 28; // u32: batch scratch, 8 bytes a slot (tx_scan records)
+export const SW_PKTS: u32 = 32; // u32: batch scratch, PK_SIZE a packet
+export const SW_ACTIVE: u32 = 36; // u32: address of the active list (u8 port indices)
+export const SW_BCAST_HEAD: u32 = 40; // u32: scratch, broadcast queue of the current batch
+export const SW_DSTS: u32 = 44; // u32: scratch, distinct unicast destinations of a batch (u8 each)
+export const SW_FLOOD_EXTRA: u32 = 48; // u64: copies made by flooding beyond the first
+export const SW_ROUNDS: u32 = 56; // u64: forwarding rounds run
+export const SW_FRAMES: u32 = 64; // u64: frames taken from tx rings, all ports
+export const SW_LEARNED: u32 = 72; // u64: table writes (new or moved MACs)
+export const SW_TABLE_BUCKETS: u32 = 4096;
+export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32 port, u32 time
+
+export const PORT_SIZE: u32 = 128;
+export const P_TX: u32 = 0; // u32: tx kring (0 = free port index)
+export const P_RX: u32 = 4; // u32: rx kring
+export const P_GEN: u32 = 8; // u32: bumped on attach and detach; learned entries carry it
+export const P_QHEAD: u32 = 12; // u32: scratch, first packet queued to this port (PK index + 1)
+export const P_QTAIL: u32 = 16;
+export const P_RXOK: u32 = 20; // u32: scratch, rx ring validated this round
+export const P_LAST_ERR: u32 = 24; // i32: last error from this port's rings
+export const P_TX_PKTS: u32 = 32; // u64: frames taken from this port's tx ring
+export const P_TX_BYTES: u32 = 40;
+export const P_RX_PKTS: u32 = 48; // u64: frames delivered into this port's rx ring
+export const P_RX_BYTES: u32 = 56;
+export const P_DROP_FULL: u32 = 64; // u64: to this port, its rx ring was full
+export const P_DROP_BROKEN: u32 = 72; // u64: to this port, its rx ring is broken
+export const P_DROP_NODST: u32 = 80; // u64: from this port, no destination (port absent / alone)
+export const P_DROP_LOOKUP: u32 = 88; // u64: from this port, lookup said drop (runt, to itself)
+export const P_DROP_SIZE: u32 = 96; // u64: to this port, a fragment larger than its buffers
+export const P_TX_ERRORS: u32 = 104; // u64: tx syncs rejected (ring broken by its user)
+
+export const PK_SIZE: u32 = 16; // per packet of a batch
+export const PK_FIRST: u32 = 0; // u32: index of its first fragment in the frag scratch
+export const PK_NFRAGS: u32 = 4; // u16
+export const PK_DST: u32 = 6; // u16: port, SW_DST_BCAST or SW_DST_DROP
+export const PK_NEXT: u32 = 8; // u32: next packet in the same destination queue (index + 1)
+export const PK_BYTES: u32 = 12; // u32: bytes over all fragments
+
+// ---- wasmap: packet generator (pkt-gen) state --------------------------------------------
+export const GEN_SIZE: u32 = 256; // header; the frame template follows at GEN_TEMPLATE
+export const G_LEN: u32 = 0; // u32: frame length
+export const G_FLAGS: u32 = 4; // u32: GF_*
+export const G_SRC_IP: u32 = 8; // u32 x3: first, last, current (host order)
+export const G_DST_IP: u32 = 20;
+export const G_SRC_PORT: u32 = 32; // u32 x3
+export const G_DST_PORT: u32 = 44;
+export const G_UDP_SUM: u32 = 56; // u32: partial ones' sum of the UDP parts that never change
+export const G_IP_SUM: u32 = 60; // u32: partial sum of the IPv4 header without addresses
+export const G_BUDGET: u32 = 64; // u64: frames it may still send (count and rate limits)
+export const G_TX_PKTS: u32 = 72; // u64
+export const G_TX_BYTES: u32 = 80; // u64
+export const G_RX_PKTS: u32 = 88; // u64
+export const G_RX_BYTES: u32 = 96; // u64
+export const G_SLOT_FLAGS: u32 = 104; // u16: flags for every tx slot (e.g. NS_NO_LEARN, a port)
+export const G_TEMPLATE: u32 = 256;
+export const G_TEMPLATE_MAX: u32 = 9216;
+export const GF_VARY: u32 = 0x1; // some address or port range has more than one value
+

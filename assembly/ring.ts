@@ -5,7 +5,7 @@
 import {
   SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, NETMAP_MAX_FRAGS, RING_HEAD,
   RING_CUR, RING_TAIL, RING_SLOTS, KR_RING, KR_NSLOTS, KR_HWCUR, KR_HWTAIL, KR_RHEAD, KR_RCUR,
-  KR_FLAGS, KR_DIR, KR_BUF_SIZE, KR_NBUFS, KR_ERR, KR_ERRORS, KR_REGION, KRF_BROKEN, DIR_TX,
+  KR_FLAGS, KR_DIR, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, KR_ERR, KR_ERRORS, KR_REGION, KRF_BROKEN, DIR_TX,
   BUF_RESERVED, E_OK, E_HEAD, E_CUR, E_BUF_IDX, E_BUF_LEN, E_FRAGS, E_BROKEN,
 } from './abi';
 import { region_repair } from './repair';
@@ -67,14 +67,17 @@ export let scan_pkts: u32 = 0;
  * range and not reserved, every len within the buffer, MOREFRAG chains of at most 64 slots.
  * Returns how many slots form whole packets (an unfinished chain at head is held back, not an
  * error, as netmap pipes do), or an error after breaking the ring. Packets are never split
- * by max_slots: a batch ends before a packet that does not fit.
+ * by max_slots: a batch ends before a packet that does not fit. With `rec` != 0 the checked
+ * values are recorded there, 8 bytes a slot (buffer address u32, len u16, flags u16), so the
+ * caller uses exactly what was checked even if the ring's owner rewrites the slot meanwhile.
  */
-export function tx_scan(k: usize, from: u32, max_slots: u32): i32 {
+export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0): i32 {
   const n = load<u32>(k, KR_NSLOTS);
   const avail = ring_dist(from, load<u32>(k, KR_RHEAD), n);
   const nbufs = load<u32>(k, KR_NBUFS);
   const bsize = load<u32>(k, KR_BUF_SIZE);
   const slots = <usize>load<u32>(k, KR_RING) + RING_SLOTS;
+  const base = <usize>load<u32>(k, KR_BUF_BASE);
   let i = from;
   let done: u32 = 0; // slots that end a complete packet
   let frags: u32 = 0;
@@ -82,10 +85,18 @@ export function tx_scan(k: usize, from: u32, max_slots: u32): i32 {
   for (let c: u32 = 0; c < avail; c++) {
     const s = slots + <usize>(SLOT_SIZE * i);
     const idx = load<u32>(s, SLOT_BUF_IDX);
+    const len = load<u16>(s, SLOT_LEN);
+    const flags = load<u16>(s, SLOT_FLAGS);
     if (idx < BUF_RESERVED || idx >= nbufs) return ring_break(k, E_BUF_IDX);
-    if (<u32>load<u16>(s, SLOT_LEN) > bsize) return ring_break(k, E_BUF_LEN);
+    if (<u32>len > bsize) return ring_break(k, E_BUF_LEN);
+    if (rec) {
+      const r = rec + 8 * <usize>c;
+      store<u32>(r, <u32>(base + <usize>idx * <usize>bsize));
+      store<u16>(r, len, 4);
+      store<u16>(r, flags, 6);
+    }
     frags++;
-    if (load<u16>(s, SLOT_FLAGS) & NS_MOREFRAG) {
+    if (flags & NS_MOREFRAG) {
       if (frags >= NETMAP_MAX_FRAGS || frags >= n - 1) return ring_break(k, E_FRAGS);
     } else {
       if (c + 1 > max_slots) break;

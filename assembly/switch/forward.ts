@@ -1,0 +1,297 @@
+// VALE forwarding. One round: validate every port's rx ring (what its user released), then
+// for each port with pending tx slots take batches of whole packets, look each one up, queue
+// it per destination, reserve room in each destination's rx ring and copy; finally publish
+// every tail. Every frame taken ends as a delivery or a counted drop:
+//   sum(tx) + flood_extra == sum(rx) + sum(all drops).
+import {
+  SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, RING_SLOTS, KR_RING, KR_NSLOTS,
+  KR_HWCUR, KR_HWTAIL, KR_RHEAD, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, KR_OWNER, KR_ERR,
+  SW_MAX_PORTS, SW_BATCH_MAX, SW_DST_BCAST, SW_DST_DROP, SW_HDR_SIZE, SW_NPORTS, SW_NOW, SW_AGE,
+  SW_BATCH, SW_TABLE_MASK, SW_TABLE, SW_PORTS, SW_FRAGS, SW_PKTS, SW_ACTIVE, SW_BCAST_HEAD,
+  SW_DSTS, SW_FLOOD_EXTRA, SW_ROUNDS, SW_FRAMES, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
+  PORT_SIZE, P_TX, P_RX, P_GEN, P_QHEAD, P_QTAIL, P_RXOK, P_LAST_ERR, P_TX_PKTS, P_TX_BYTES,
+  P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
+  P_TX_ERRORS, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
+  DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN,
+} from '../abi';
+import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
+import { rx_room } from '../pipe';
+import { learn_lookup } from './learn';
+
+const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
+
+export function sw_priv_size(): u32 {
+  return SW_HDR_SIZE + PORT_SIZE * SW_MAX_PORTS + 256 /* active list */ +
+    MAC_ENTRY_SIZE * SW_TABLE_BUCKETS + 8 * (SW_BATCH_MAX + FRAG_SLACK) + PK_SIZE * (SW_BATCH_MAX + FRAG_SLACK) + 256;
+}
+
+/** Lay out a switch in a zeroed span of sw_priv_size() bytes. */
+export function sw_init(sw: usize): void {
+  memory.fill(sw, 0, sw_priv_size());
+  let p = sw + SW_HDR_SIZE;
+  store<u32>(sw, <u32>p, SW_PORTS); p += PORT_SIZE * SW_MAX_PORTS;
+  store<u32>(sw, <u32>p, SW_ACTIVE); p += 256;
+  store<u32>(sw, <u32>p, SW_TABLE); p += MAC_ENTRY_SIZE * SW_TABLE_BUCKETS;
+  store<u32>(sw, <u32>p, SW_FRAGS); p += 8 * (SW_BATCH_MAX + FRAG_SLACK);
+  store<u32>(sw, <u32>p, SW_PKTS); p += PK_SIZE * (SW_BATCH_MAX + FRAG_SLACK);
+  store<u32>(sw, <u32>p, SW_DSTS);
+  store<u32>(sw, SW_TABLE_BUCKETS - 1, SW_TABLE_MASK);
+  store<u32>(sw, 300, SW_AGE);
+  store<u32>(sw, SW_BATCH_MAX, SW_BATCH);
+}
+
+@inline export function sw_port(sw: usize, i: u32): usize { return <usize>load<u32>(sw, SW_PORTS) + <usize>PORT_SIZE * <usize>i; }
+@inline function bump(p: usize, off: u32, n: u64): void { store<u64>(p + off, load<u64>(p + off) + n); }
+
+/** Plug a tx and an rx kring in as a port. Returns the port index or E_INVAL (full, bad rings). */
+export function sw_attach(sw: usize, tx: usize, rx: usize): i32 {
+  if (tx == 0 || rx == 0 || load<u32>(tx, KR_DIR) != DIR_TX || load<u32>(rx, KR_DIR) != DIR_RX) return E_INVAL;
+  if (load<u32>(tx, KR_OWNER) != 0 || load<u32>(rx, KR_OWNER) != 0) return E_INVAL; // already on a switch
+  let i: u32 = 0;
+  while (i < SW_MAX_PORTS && load<u32>(sw_port(sw, i), P_TX) != 0) i++;
+  if (i == SW_MAX_PORTS) return E_INVAL;
+  const p = sw_port(sw, i);
+  const gen = load<u32>(p, P_GEN) + 1;
+  memory.fill(p, 0, PORT_SIZE);
+  store<u32>(p, <u32>tx, P_TX);
+  store<u32>(p, <u32>rx, P_RX);
+  store<u32>(p, gen, P_GEN);
+  store<u32>(tx, i + 1, KR_OWNER);
+  store<u32>(rx, i + 1, KR_OWNER);
+  const n = load<u32>(sw, SW_NPORTS);
+  store<u8>(<usize>load<u32>(sw, SW_ACTIVE) + n, <u8>i);
+  store<u32>(sw, n + 1, SW_NPORTS);
+  return <i32>i;
+}
+
+/** Unplug port i between rounds. Frames still queued to it later count as drops at the sender. */
+export function sw_detach(sw: usize, i: u32): i32 {
+  if (i >= SW_MAX_PORTS) return E_INVAL;
+  const p = sw_port(sw, i);
+  const tx = <usize>load<u32>(p, P_TX);
+  if (tx == 0) return E_INVAL;
+  store<u32>(tx, 0, KR_OWNER);
+  store<u32>(<usize>load<u32>(p, P_RX), 0, KR_OWNER);
+  store<u32>(p, 0, P_TX);
+  store<u32>(p, 0, P_RX);
+  store<u32>(p, load<u32>(p, P_GEN) + 1, P_GEN);
+  const active = <usize>load<u32>(sw, SW_ACTIVE);
+  const n = load<u32>(sw, SW_NPORTS);
+  for (let j: u32 = 0; j < n; j++) {
+    if (<u32>load<u8>(active + j) == i) { // keep the order of the others
+      memory.copy(active + j, active + j + 1, n - j - 1);
+      break;
+    }
+  }
+  store<u32>(sw, n - 1, SW_NPORTS);
+  return E_OK;
+}
+
+/** Copy a frame fragment; short ones in 16-byte strides (buffers are multiples of 64 bytes). */
+@inline function copy_frag(dst: usize, src: usize, len: u32): void {
+  if (len <= 256) {
+    for (let o: usize = 0; o < <usize>len; o += 16) v128.store(dst + o, v128.load(src + o));
+  } else {
+    memory.copy(dst, src, len);
+  }
+}
+
+/** Deliver the queued packets of the current batch to port d (its own queue merged, in batch
+ *  order, with the broadcast queue when `bcast`). */
+function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void {
+  const p = sw_port(sw, d);
+  const rx = <usize>load<u32>(p, P_RX);
+  const frags = <usize>load<u32>(sw, SW_FRAGS);
+  const pkts = <usize>load<u32>(sw, SW_PKTS);
+  let qa = load<u32>(p, P_QHEAD); // unicast queue, PK index + 1
+  let qb: u32 = bcast ? load<u32>(sw, SW_BCAST_HEAD) : 0;
+  let ok = load<u32>(p, P_RXOK) != 0;
+  const n = load<u32>(rx, KR_NSLOTS);
+  const nbufs = load<u32>(rx, KR_NBUFS);
+  const bsize = load<u32>(rx, KR_BUF_SIZE);
+  const base = <usize>load<u32>(rx, KR_BUF_BASE);
+  const slots = <usize>load<u32>(rx, KR_RING) + RING_SLOTS;
+  const check_size = src_bsize > bsize;
+  let room = ok ? rx_room(rx) : 0;
+  let j = load<u32>(rx, KR_HWTAIL);
+  let delivered: u64 = 0, bytes: u64 = 0, full: u64 = 0, broken: u64 = 0, oversize: u64 = 0;
+  while (qa != 0 || qb != 0) {
+    let k: u32;
+    if (qb == 0 || (qa != 0 && qa < qb)) { k = qa - 1; qa = load<u32>(pkts + <usize>PK_SIZE * <usize>k, PK_NEXT); }
+    else { k = qb - 1; qb = load<u32>(pkts + <usize>PK_SIZE * <usize>k, PK_NEXT); }
+    const pk = pkts + <usize>PK_SIZE * <usize>k;
+    const nf = <u32>load<u16>(pk, PK_NFRAGS);
+    if (!ok) { broken++; continue; }
+    if (nf > room) { full++; continue; }
+    const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
+    if (check_size) {
+      let big = false;
+      for (let f: u32 = 0; f < nf; f++) if (<u32>load<u16>(first + 8 * <usize>f, 4) > bsize) big = true;
+      if (big) { oversize++; continue; }
+    }
+    let jj = j;
+    let bad = false;
+    for (let f: u32 = 0; f < nf; f++) {
+      const s = slots + <usize>(SLOT_SIZE * jj);
+      const didx = load<u32>(s, SLOT_BUF_IDX);
+      if (didx < BUF_RESERVED || didx >= nbufs) { bad = true; break; }
+      jj = ring_next(jj, n);
+    }
+    if (bad) { // the receiver corrupted its free slots: its ring is broken from here on
+      ring_break(rx, E_BUF_IDX);
+      store<i32>(p, E_BUF_IDX, P_LAST_ERR);
+      store<u32>(p, 0, P_RXOK);
+      broken++;
+      ok = false;
+      continue;
+    }
+    const rflags: u16 = <u16>(nf << 8);
+    for (let f: u32 = 0; f < nf; f++) {
+      const fr = first + 8 * <usize>f;
+      const s = slots + <usize>(SLOT_SIZE * j);
+      const len = load<u16>(fr, 4);
+      copy_frag(base + <usize>load<u32>(s, SLOT_BUF_IDX) * <usize>bsize, <usize>load<u32>(fr), len);
+      store<u16>(s, len, SLOT_LEN);
+      store<u16>(s, f + 1 < nf ? rflags | NS_MOREFRAG : rflags, SLOT_FLAGS);
+      j = ring_next(j, n);
+    }
+    room -= nf;
+    delivered++;
+    bytes += load<u32>(pk, PK_BYTES);
+  }
+  store<u32>(rx, j, KR_HWTAIL);
+  bump(p, P_RX_PKTS, delivered);
+  bump(p, P_RX_BYTES, bytes);
+  if (full) bump(p, P_DROP_FULL, full);
+  if (broken) bump(p, P_DROP_BROKEN, broken);
+  if (oversize) bump(p, P_DROP_SIZE, oversize);
+  store<u32>(p, 0, P_QHEAD);
+  store<u32>(p, 0, P_QTAIL);
+}
+
+/** Forward what port `src` has pending; returns frames taken, or an error if its ring is broken. */
+function forward_port(sw: usize, src: u32): i32 {
+  const sp = sw_port(sw, src);
+  const tx = <usize>load<u32>(sp, P_TX);
+  const err = sync_prologue(tx);
+  if (err < 0) {
+    if (err != E_BROKEN) { store<i32>(sp, err, P_LAST_ERR); bump(sp, P_TX_ERRORS, 1); }
+    return err;
+  }
+  const n = load<u32>(tx, KR_NSLOTS);
+  const frags = <usize>load<u32>(sw, SW_FRAGS);
+  const pkts = <usize>load<u32>(sw, SW_PKTS);
+  const active = <usize>load<u32>(sw, SW_ACTIVE);
+  const dsts = <usize>load<u32>(sw, SW_DSTS);
+  const nports = load<u32>(sw, SW_NPORTS);
+  const batch = load<u32>(sw, SW_BATCH);
+  const bsize = load<u32>(tx, KR_BUF_SIZE);
+  let total: i32 = 0;
+  while (true) {
+    const hwcur = load<u32>(tx, KR_HWCUR);
+    const take = tx_scan(tx, hwcur, batch, frags);
+    if (take < 0) { store<i32>(sp, take, P_LAST_ERR); bump(sp, P_TX_ERRORS, 1); break; }
+    if (take == 0) break;
+    const npk = scan_pkts;
+    // pass 1: split into packets, look each up, queue per destination (in batch order)
+    let f: u32 = 0;
+    let bytes: u64 = 0, nodst: u64 = 0, lookdrop: u64 = 0;
+    let bq_head: u32 = 0, bq_tail: u32 = 0;
+    let ndst: u32 = 0; // distinct unicast destinations, kept in the dsts list below
+    for (let k: u32 = 0; k < npk; k++) {
+      const pk = pkts + <usize>PK_SIZE * <usize>k;
+      const first = f;
+      let plen: u32 = 0;
+      while (true) {
+        const fl = load<u16>(frags + 8 * <usize>f, 6);
+        plen += load<u16>(frags + 8 * <usize>f, 4);
+        f++;
+        if ((fl & NS_MOREFRAG) == 0) break;
+      }
+      store<u32>(pk, first, PK_FIRST);
+      store<u16>(pk, <u16>(f - first), PK_NFRAGS);
+      store<u32>(pk, plen, PK_BYTES);
+      store<u32>(pk, 0, PK_NEXT);
+      bytes += plen;
+      const fr = frags + 8 * <usize>first;
+      let dst: u32;
+      if (<u32>load<u16>(fr, 4) < 14) dst = SW_DST_DROP;
+      else dst = learn_lookup(sw, src, <usize>load<u32>(fr), load<u16>(fr, 6));
+      if (dst < SW_MAX_PORTS) {
+        if (dst == src) { lookdrop++; continue; }
+        const dp = sw_port(sw, dst);
+        if (load<u32>(dp, P_TX) == 0) { nodst++; continue; }
+        const tail = load<u32>(dp, P_QTAIL);
+        if (tail == 0) {
+          store<u32>(dp, k + 1, P_QHEAD);
+          store<u8>(dsts + ndst, <u8>dst);
+          ndst++;
+        } else store<u32>(pkts + <usize>PK_SIZE * <usize>(tail - 1), k + 1, PK_NEXT);
+        store<u32>(dp, k + 1, P_QTAIL);
+      } else if (dst == SW_DST_BCAST) {
+        if (nports < 2) { nodst++; continue; }
+        if (bq_tail == 0) bq_head = k + 1; else store<u32>(pkts + <usize>PK_SIZE * <usize>(bq_tail - 1), k + 1, PK_NEXT);
+        bq_tail = k + 1;
+        store<u64>(sw, load<u64>(sw, SW_FLOOD_EXTRA) + <u64>(nports - 2), SW_FLOOD_EXTRA);
+      } else lookdrop++;
+    }
+    store<u32>(sw, bq_head, SW_BCAST_HEAD);
+    // pass 2: deliver; with floods, every other port; otherwise the unicast destinations
+    if (bq_head != 0) {
+      for (let a: u32 = 0; a < nports; a++) {
+        const d = <u32>load<u8>(active + a);
+        if (d != src) deliver(sw, src, d, true, bsize);
+      }
+    } else {
+      for (let a: u32 = 0; a < ndst; a++) deliver(sw, src, <u32>load<u8>(dsts + a), false, bsize);
+    }
+    bump(sp, P_TX_PKTS, npk);
+    bump(sp, P_TX_BYTES, bytes);
+    if (nodst) bump(sp, P_DROP_NODST, nodst);
+    if (lookdrop) bump(sp, P_DROP_LOOKUP, lookdrop);
+    store<u64>(sw, load<u64>(sw, SW_FRAMES) + npk, SW_FRAMES);
+    // the switch is synchronous, like VALE: every taken slot is free again at once
+    const next = ring_add(hwcur, <u32>take, n);
+    store<u32>(tx, next, KR_HWCUR);
+    store<u32>(tx, ring_prev(next, n), KR_HWTAIL);
+    total += <i32>npk;
+    if (<u32>take < batch) break;
+  }
+  sync_finalize(tx);
+  return total;
+}
+
+/** One forwarding round over all ports. `now` is the host's clock in seconds (for aging).
+ *  Returns the frames taken from tx rings. */
+export function sw_round(sw: usize, now: u32): u32 {
+  store<u32>(sw, now, SW_NOW);
+  const active = <usize>load<u32>(sw, SW_ACTIVE);
+  const nports = load<u32>(sw, SW_NPORTS);
+  // rxsync for everyone: take back what each user released, remember who is healthy
+  for (let a: u32 = 0; a < nports; a++) {
+    const p = sw_port(sw, <u32>load<u8>(active + a));
+    const rx = <usize>load<u32>(p, P_RX);
+    const err = sync_prologue(rx);
+    if (err < 0) { store<u32>(p, 0, P_RXOK); store<i32>(p, err, P_LAST_ERR); }
+    else { store<u32>(rx, load<u32>(rx, KR_RHEAD), KR_HWCUR); store<u32>(p, 1, P_RXOK); }
+  }
+  let total: u32 = 0;
+  for (let a: u32 = 0; a < nports; a++) {
+    const r = forward_port(sw, <u32>load<u8>(active + a));
+    if (r > 0) total += <u32>r;
+  }
+  for (let a: u32 = 0; a < nports; a++) {
+    const p = sw_port(sw, <u32>load<u8>(active + a));
+    if (load<u32>(p, P_RXOK)) sync_finalize(<usize>load<u32>(p, P_RX));
+  }
+  store<u64>(sw, load<u64>(sw, SW_ROUNDS) + 1, SW_ROUNDS);
+  return total;
+}
+
+/** Set the batch bound (1..1024 slots) and the MAC age limit in seconds. */
+export function sw_configure(sw: usize, batch: u32, age: u32): i32 {
+  if (batch < 1 || batch > SW_BATCH_MAX) return E_INVAL;
+  store<u32>(sw, batch, SW_BATCH);
+  store<u32>(sw, age, SW_AGE);
+  return E_OK;
+}

@@ -34,8 +34,10 @@ export function pipe_txsync(tx: usize): i32 {
   const m = load<u32>(rx, KR_NSLOTS);
   const nbufs = load<u32>(rx, KR_NBUFS);
   let i = load<u32>(tx, KR_HWCUR);
+  // every slot the user queued is checked now, also those the full reader cannot take yet
+  const all = tx_scan(tx, i, 0xffffffff);
+  if (all < 0) return all;
   const take = tx_scan(tx, i, rx_room(rx));
-  if (take < 0) return take;
   const pkts = scan_pkts;
   const ts = <usize>load<u32>(tx, KR_RING) + RING_SLOTS;
   const rs = <usize>load<u32>(rx, KR_RING) + RING_SLOTS;

@@ -149,11 +149,18 @@ export class RingView {
       const more = (this.flags(h) & MORE) !== 0;
       h = this.next(h);
       if (!more) {
-        out.push(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+        out.push(parts.length === 1 ? parts[0] : concat(parts));
         parts = [];
         this.head = h; this.cur = h;
       }
     }
     return out;
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
 }

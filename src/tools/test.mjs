@@ -24,7 +24,7 @@ const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 let passed = 0, failed = 0, problems = [];
 
 if (only !== 'node') {
-  const r = await run(join(root, 'node_modules/.bin/asp'), ['--config', 'as-pect.config.js', '--nologo'], { FORCE_COLOR: '0' });
+  const r = await run(join(root, 'node_modules/.bin/asp'), ['--config', 'as-pect.config.js', '--no-logo'], { FORCE_COLOR: '0' });
   const m = strip(r.text).match(/\[Tests\]:\s*(\d+)\s*\/\s*(\d+)/);
   if (!m) { failed++; problems.push(`as-pect did not report a summary (exit ${r.code})`); }
   else { passed += +m[1]; failed += +m[2] - +m[1]; if (r.code !== 0 && +m[1] === +m[2]) { failed++; problems.push(`as-pect exited ${r.code}`); } }

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "wasmap_host",
+      "sources": ["src/wasmap_host.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,147 @@
+// `wasmap bench`: throughput of the datapath next to a native C build of the same algorithm,
+// measured in one run. Every run checks conservation and fails loudly when it does not hold.
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { Datapath } from '../datapath.js';
+import { Switch, conservation } from '../switch.js';
+import { Pipe } from '../pipe.js';
+import { Generator, TrafficPlan } from '../gen.js';
+import { findBuildFile } from '../paths.js';
+import { WasmapError } from '../errors.js';
+import { c, median, norm, table } from './format.js';
+
+export const BENCH_HELP = `wasmap bench — packet rates of the wasm datapath, with a native C reference
+
+Usage: wasmap bench [--only NAME] [--seconds N] [--runs N] [--json]
+
+Scenarios (all in one process, on one core; generators and sinks included in the time):
+  pipe-60              zero-copy pipe, 60-byte frames (buffer indices swapped, no copy)
+  switch-2port-60      VALE switch, 2 ports, each sends to the other, 60-byte frames
+  switch-2port-1514    the same with 1514-byte frames
+  switch-8port-60      8 ports in 4 pairs (0<->1, 2<->3, ...), aggregate rate
+  switch-batch-sweep   switch-2port-60 with batch = burst = 1, 2, 4 ... 1024
+  native-2port-60      the same learning switch written in C (build/vale-ref, cc -O2)
+switch-2port-60 carries ratio = wasm Mpps / native Mpps from the same run.
+Each scenario runs --runs times (default 3) for --seconds each (default 2); the median is shown.
+
+Options:
+  --only NAME   run one scenario (or a comma-separated list)
+  --seconds N   seconds per run (default 2)
+  --runs N      runs per scenario (default 3)
+  --json        print a JSON array of results
+`;
+
+export interface BenchResult {
+  name: string; mpps: number; gbps: number; frame: number; ports: number; batch: number; burst: number;
+  runs: number; seconds: number; sent: number; received: number; drops: number; ratio?: number; note?: string;
+}
+
+interface RunOut { mpps: number; sent: bigint; received: bigint; drops: bigint }
+
+function timed(seconds: number, step: () => void): number {
+  const t0 = performance.now(), end = t0 + seconds * 1000;
+  while (performance.now() < end) step();
+  return (performance.now() - t0) / 1000;
+}
+
+function runSwitch(nports: number, len: number, batch: number, burst: number, seconds: number): RunOut {
+  const dp = new Datapath();
+  const sw = new Switch(dp, 'vale0');
+  sw.configure({ batch });
+  const ports = Array.from({ length: nports }, (_, i) => sw.attach(`p${i}`));
+  const mac = (i: number) => `02:00:00:00:00:${(i + 1).toString(16).padStart(2, '0')}`;
+  const peer = (i: number) => i ^ 1;
+  const gens = ports.map((_, i) => new Generator(dp, { len, srcMac: mac(i), dstMac: mac(peer(i)) }));
+  const sinks = ports.map(() => new Generator(dp));
+  const plan = new TrafficPlan(dp, sw.sw, gens.map((gen, i) => ({ gen, kring: ports[i].tx.kring, burst })), sinks.map((gen, i) => ({ gen, kring: ports[i].rx.kring })));
+  plan.run(200); // learn the MACs, warm the JIT and caches
+  const rx0 = sinks.reduce((n, s) => n + s.rxPackets, 0n);
+  const rounds = Math.max(1, Math.floor(32768 / burst));
+  const secs = timed(seconds, () => plan.run(rounds));
+  const rx = sinks.reduce((n, s) => n + s.rxPackets, 0n) - rx0;
+  for (const g of gens) g.budget = 0;
+  plan.run(4);
+  const law = conservation(sw.stats());
+  if (!law.ok) throw new WasmapError('CONSERVATION', `switch ${nports}port-${len}: sent ${law.sent} + flood ${law.floodExtra} != received ${law.received} + drops ${law.drops}`);
+  return { mpps: Number(rx) / secs / 1e6, sent: law.sent, received: law.received, drops: law.drops };
+}
+
+function runPipe(len: number, burst: number, seconds: number): RunOut {
+  const dp = new Datapath();
+  const pipe = new Pipe(dp, { slots: 1024 });
+  const gen = new Generator(dp, { len }), sink = new Generator(dp);
+  const tx = pipe.master.tx.kring, rx = pipe.slave.rx.kring;
+  dp.fn.pipe_run(gen.g, tx, sink.g, rx, burst, 200);
+  const rx0 = sink.rxPackets;
+  const rounds = Math.max(1, Math.floor(65536 / burst));
+  const secs = timed(seconds, () => dp.fn.pipe_run(gen.g, tx, sink.g, rx, burst, rounds));
+  const got = sink.rxPackets - rx0;
+  gen.budget = 0;
+  dp.fn.pipe_run(gen.g, tx, sink.g, rx, burst, 4);
+  if (gen.txPackets !== sink.rxPackets) throw new WasmapError('CONSERVATION', `pipe: sent ${gen.txPackets} != received ${sink.rxPackets} (pipes never drop)`);
+  const problems = pipe.region.audit();
+  if (problems.length) throw new WasmapError('CONSERVATION', `pipe buffers: ${problems.slice(0, 3).join('; ')}`);
+  return { mpps: Number(got) / secs / 1e6, sent: gen.txPackets, received: sink.rxPackets, drops: 0n };
+}
+
+function runNative(nports: number, len: number, batch: number, burst: number, seconds: number): RunOut {
+  const exe = findBuildFile('vale-ref');
+  if (!exe) throw new WasmapError('NO_NATIVE', 'build/vale-ref is missing: run `npm run build:native` (needs a C compiler)');
+  const out = execFileSync(exe, ['--ports', String(nports), '--len', String(len), '--batch', String(batch), '--burst', String(burst), '--seconds', String(seconds)], { encoding: 'utf8' });
+  const j = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { mpps: number; sent: number; received: number; drops: number };
+  return { mpps: j.mpps, sent: BigInt(j.sent), received: BigInt(j.received), drops: BigInt(j.drops) };
+}
+
+function many(runs: number, f: () => RunOut): { mpps: number; last: RunOut } {
+  const outs: RunOut[] = [];
+  for (let i = 0; i < runs; i++) outs.push(f());
+  return { mpps: median(outs.map((o) => o.mpps)), last: outs[outs.length - 1] };
+}
+
+const SCENARIOS = ['pipe-60', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60'];
+
+export async function bench(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string', default: '2' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) { process.stdout.write(BENCH_HELP); return 0; }
+  const seconds = Number(values.seconds), runs = Number(values.runs);
+  if (!(seconds > 0)) throw new WasmapError('EINVAL', `--seconds must be positive, not '${values.seconds}'`);
+  if (!Number.isInteger(runs) || runs < 1) throw new WasmapError('EINVAL', `--runs must be a whole number ≥ 1, not '${values.runs}'`);
+  const only = values.only ? values.only.split(',') : SCENARIOS;
+  for (const n of only) if (!SCENARIOS.includes(n)) throw new WasmapError('EINVAL', `unknown scenario '${n}'; scenarios: ${SCENARIOS.join(', ')}`);
+  const want = (n: string) => only.includes(n) || (n === 'native-2port-60' && only.includes('switch-2port-60'));
+  const results: BenchResult[] = [];
+  const log = (s: string) => { if (!values.json) process.stderr.write(c.dim(s) + '\n'); };
+  const add = (name: string, frame: number, ports: number, batch: number, burst: number, m: { mpps: number; last: RunOut }, note?: string) => {
+    const r: BenchResult = { name, mpps: +m.mpps.toFixed(3), gbps: +(m.mpps * frame * 8 / 1000).toFixed(3), frame, ports, batch, burst, runs, seconds,
+      sent: Number(m.last.sent), received: Number(m.last.received), drops: Number(m.last.drops) };
+    if (note) r.note = note;
+    results.push(r);
+    log(`  ${name}${name === 'switch-batch-sweep' ? ` batch ${batch}` : ''}: ${norm(m.mpps * 1e6, 'pps')}`);
+    return r;
+  };
+  log(`wasmap bench: ${runs} run(s) × ${seconds} s per scenario on ${cpus()[0]?.model ?? 'unknown CPU'}`);
+  let native: BenchResult | undefined;
+  if (want('native-2port-60')) native = add('native-2port-60', 60, 2, 1024, 512, many(runs, () => runNative(2, 60, 1024, 512, seconds)), 'C, cc -O2, same algorithm');
+  if (want('pipe-60')) add('pipe-60', 60, 2, 512, 512, many(runs, () => runPipe(60, 512, seconds)), 'zero-copy');
+  if (want('switch-2port-60')) {
+    const r = add('switch-2port-60', 60, 2, 1024, 512, many(runs, () => runSwitch(2, 60, 1024, 512, seconds)));
+    if (native) r.ratio = +(r.mpps / native.mpps).toFixed(3);
+  }
+  if (want('switch-2port-1514')) add('switch-2port-1514', 1514, 2, 1024, 512, many(runs, () => runSwitch(2, 1514, 1024, 512, seconds)));
+  if (want('switch-8port-60')) {
+    const r = add('switch-8port-60', 60, 8, 1024, 512, many(runs, () => runSwitch(8, 60, 1024, 512, seconds)), 'pairwise 0<->1 2<->3 4<->5 6<->7, aggregate');
+    const two = results.find((x) => x.name === 'switch-2port-60');
+    if (two) r.ratio = +(r.mpps / two.mpps).toFixed(3);
+  }
+  if (want('switch-batch-sweep')) {
+    for (let b = 1; b <= 1024; b *= 2) add('switch-batch-sweep', 60, 2, b, b, many(runs, () => runSwitch(2, 60, b, b, Math.min(seconds, 1))));
+  }
+  if (values.json) console.log(JSON.stringify(results, null, 2));
+  else {
+    console.log(table(['scenario', 'Mpps', 'Gbit/s', 'frame', 'ports', 'batch', 'ratio', 'note'],
+      results.map((r) => [r.name, r.mpps.toFixed(2), r.gbps.toFixed(2), r.frame, r.ports, r.batch, r.ratio?.toFixed(2) ?? '', r.note ?? (r.name === 'switch-2port-60' ? 'ratio = wasm / native' : r.name === 'switch-8port-60' ? '' : '')])));
+    console.log(c.dim('Mpps and ratios are medians; every run checked sent + flood copies = received + drops.'));
+  }
+  return 0;
+}

@@ -2,6 +2,7 @@
 // hands out page-aligned spans of that memory to regions and switches (lifecycle work, never
 // per packet), and gives TypeScript typed views for tools and tests.
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { WasmapError } from './errors.js';
 import { findBuildFile } from './paths.js';
 
@@ -50,6 +51,11 @@ export interface DatapathOptions {
 interface Span { at: number; size: number }
 const PAGE = 65536;
 
+// The datapath must run as optimized code from its first packet: V8 would otherwise start
+// it in its baseline compiler (Liftoff) and tier up only later, mid-benchmark.
+setFlagsFromString('--no-liftoff');
+const modules = new Map<string, WebAssembly.Module>();
+
 export class Datapath {
   readonly memory: WebAssembly.Memory;
   readonly fn: WasmapFunctions;
@@ -64,7 +70,8 @@ export class Datapath {
     if (!path) throw new WasmapError('NO_MODULE', 'build/wasmap.wasm not found: run `npm run build` first');
     const maxPages = opts.maxPages ?? 32768;
     this.memory = new WebAssembly.Memory({ initial: 64, maximum: maxPages, shared: true });
-    const module = new WebAssembly.Module(readFileSync(path));
+    let module = modules.get(path);
+    if (!module) { module = new WebAssembly.Module(readFileSync(path)); modules.set(path, module); }
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     const abi: Record<string, number> = {};
     const fns: Record<string, unknown> = {};

@@ -122,7 +122,14 @@ export async function bench(argv: string[]): Promise<number> {
   };
   log(`wasmap bench: ${runs} run(s) × ${seconds} s per scenario on ${cpus()[0]?.model ?? 'unknown CPU'}`);
   let native: BenchResult | undefined;
-  if (want('native-2port-60')) native = add('native-2port-60', 60, 2, 1024, 512, many(runs, () => runNative(2, 60, 1024, 512, seconds)), 'C, cc -O2, same algorithm');
+  if (want('native-2port-60')) {
+    try {
+      native = add('native-2port-60', 60, 2, 1024, 512, many(runs, () => runNative(2, 60, 1024, 512, seconds)), 'C, cc -O2, same algorithm');
+    } catch (e) {
+      if (!(e instanceof WasmapError && e.code === 'NO_NATIVE')) throw e;
+      process.stderr.write(c.red(`warning: ${e.message}; no native reference, so no ratio\n`));
+    }
+  }
   if (want('pipe-60')) add('pipe-60', 60, 2, 512, 512, many(runs, () => runPipe(60, 512, seconds)), 'zero-copy');
   if (want('switch-2port-60')) {
     const r = add('switch-2port-60', 60, 2, 1024, 512, many(runs, () => runSwitch(2, 60, 1024, 512, seconds)));

@@ -16,7 +16,7 @@ import {
 } from '../abi';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
-import { learn_lookup } from './learn';
+import { learn_lookup, lookup_ctx } from './learn';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
 
@@ -129,15 +129,22 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void
       for (let f: u32 = 0; f < nf; f++) if (<u32>load<u16>(first + 8 * <usize>f, 4) > bsize) big = true;
       if (big) { oversize++; continue; }
     }
+    // the receiver owns the indices of its free slots too: check each before writing into it
     let jj = j;
-    let bad = false;
-    for (let f: u32 = 0; f < nf; f++) {
+    let f: u32 = 0;
+    const rflags: u16 = <u16>(nf << 8);
+    for (; f < nf; f++) {
+      const fr = first + 8 * <usize>f;
       const s = slots + <usize>(SLOT_SIZE * jj);
       const didx = load<u32>(s, SLOT_BUF_IDX);
-      if (didx < BUF_RESERVED || didx >= nbufs) { bad = true; break; }
+      if (didx < BUF_RESERVED || didx >= nbufs) break;
+      const len = load<u16>(fr, 4);
+      copy_frag(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len);
+      store<u16>(s, len, SLOT_LEN);
+      store<u16>(s, f + 1 < nf ? rflags | NS_MOREFRAG : rflags, SLOT_FLAGS);
       jj = ring_next(jj, n);
     }
-    if (bad) { // the receiver corrupted its free slots: its ring is broken from here on
+    if (f < nf) { // corrupted by its user: that ring is broken from here on (nothing published)
       ring_break(rx, E_BUF_IDX);
       store<i32>(p, E_BUF_IDX, P_LAST_ERR);
       store<u32>(p, 0, P_RXOK);
@@ -145,16 +152,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void
       ok = false;
       continue;
     }
-    const rflags: u16 = <u16>(nf << 8);
-    for (let f: u32 = 0; f < nf; f++) {
-      const fr = first + 8 * <usize>f;
-      const s = slots + <usize>(SLOT_SIZE * j);
-      const len = load<u16>(fr, 4);
-      copy_frag(base + <usize>load<u32>(s, SLOT_BUF_IDX) * <usize>bsize, <usize>load<u32>(fr), len);
-      store<u16>(s, len, SLOT_LEN);
-      store<u16>(s, f + 1 < nf ? rflags | NS_MOREFRAG : rflags, SLOT_FLAGS);
-      j = ring_next(j, n);
-    }
+    j = jj;
     room -= nf;
     delivered++;
     bytes += load<u32>(pk, PK_BYTES);
@@ -187,6 +185,7 @@ function forward_port(sw: usize, src: u32): i32 {
   const batch = load<u32>(sw, SW_BATCH);
   const bsize = load<u32>(tx, KR_BUF_SIZE);
   let total: i32 = 0;
+  lookup_ctx(sw, src);
   while (true) {
     const hwcur = load<u32>(tx, KR_HWCUR);
     const take = tx_scan(tx, hwcur, batch, frags);

@@ -30,6 +30,19 @@ const MAC48: u64 = 0xffffffffffff;
   return <u64>(load<u32>(<usize>load<u32>(sw, SW_PORTS) + PORT_SIZE * p, P_GEN) & 0xffff);
 }
 
+/** What the lookup needs from the switch, read once per batch instead of once per frame. */
+// (module globals, not an object: the datapath allocates nothing)
+let c_table: usize = 0, c_mask: u32 = 0, c_now: u32 = 0, c_age: u32 = 0, c_ports: usize = 0, c_src_gen: u64 = 0;
+
+export function lookup_ctx(sw: usize, src: u32): void {
+  c_table = <usize>load<u32>(sw, SW_TABLE);
+  c_mask = load<u32>(sw, SW_TABLE_MASK);
+  c_now = load<u32>(sw, SW_NOW);
+  c_age = load<u32>(sw, SW_AGE);
+  c_ports = <usize>load<u32>(sw, SW_PORTS);
+  c_src_gen = <u64>(load<u32>(c_ports + <usize>PORT_SIZE * <usize>src, P_GEN) & 0xffff);
+}
+
 /**
  * Decide where the frame at `buf` (len >= 14 checked by the caller) from port `src` goes:
  * a port index, SW_DST_BCAST or SW_DST_DROP. `flags` are the first slot's flags: a non-zero
@@ -41,15 +54,15 @@ const MAC48: u64 = 0xffffffffffff;
     if (explicit == 255) return SW_DST_BCAST;
     return explicit - 1; // the caller checks the port exists and is not the source
   }
-  const table = <usize>load<u32>(sw, SW_TABLE);
-  const mask = load<u32>(sw, SW_TABLE_MASK);
-  const now = load<u32>(sw, SW_NOW);
+  const table = c_table;
+  const mask = c_mask;
+  const now = c_now;
   const dmac = load<u64>(buf) & MAC48;
   const smac = load<u64>(buf, 4) >> 16;
   // learn: unicast sources only; write the entry only when something changed
   if ((smac & 1) == 0 && (flags & NS_NO_LEARN) == 0) {
     const e = table + <usize>MAC_ENTRY_SIZE * <usize>(mac_hash(smac) & mask);
-    const want = smac | (port_gen(sw, src) << 48);
+    const want = smac | (c_src_gen << 48);
     if (load<u64>(e) != want || load<u32>(e, 8) != src) {
       store<u64>(e, want);
       store<u32>(e, src, 8);
@@ -62,8 +75,9 @@ const MAC48: u64 = 0xffffffffffff;
   const ent = load<u64>(e);
   if ((ent & MAC48) != dmac) return SW_DST_BCAST;
   const p = load<u32>(e, 8);
-  if (p >= SW_MAX_PORTS || (ent >> 48) != port_gen(sw, p)) return SW_DST_BCAST;
-  if (now - load<u32>(e, 12) > load<u32>(sw, SW_AGE)) return SW_DST_BCAST;
-  if (load<u32>(<usize>load<u32>(sw, SW_PORTS) + PORT_SIZE * p, P_TX) == 0) return SW_DST_BCAST;
+  if (p >= SW_MAX_PORTS) return SW_DST_BCAST;
+  const pp = c_ports + <usize>PORT_SIZE * <usize>p;
+  if ((ent >> 48) != <u64>(load<u32>(pp, P_GEN) & 0xffff) || load<u32>(pp, P_TX) == 0) return SW_DST_BCAST;
+  if (now - load<u32>(e, 12) > c_age) return SW_DST_BCAST;
   return p == src ? SW_DST_DROP : p;
 }

@@ -54,7 +54,8 @@ export async function pktgen(argv: string[]): Promise<number> {
   const seconds = num(values.seconds, '--seconds', 0.001, 1e9, count !== undefined ? Infinity : 5);
 
   const dp = new Datapath();
-  const specs = ifs.map(parsePortName);
+  // like pkt-gen, a bare name means netmap:NAME (so pipe{1 is netmap:pipe{1)
+  const specs = ifs.map((s) => parsePortName(s.includes(':') ? s : `netmap:${s}`));
   const gen = new Generator(dp, { len, srcMac: values.S, dstMac: values.D, src: values.s, dst: values.d, count });
   const sink = new Generator(dp);
   let run: (rounds: number) => number;
@@ -113,6 +114,6 @@ export async function pktgen(argv: string[]): Promise<number> {
   console.log(`Sent ${gen.txPackets} packets ${gen.txBytes} bytes ${len} bytes each in ${secs.toFixed(2)} seconds.`);
   console.log(`Speed: ${norm(Number(gen.txPackets) / secs, 'pps')} Bandwidth: ${norm(Number(gen.txBytes) * 8 / secs, 'bps')}`);
   if (fn === 'txrx') console.log(`Received ${sink.rxPackets} packets ${sink.rxBytes} bytes in ${secs.toFixed(2)} seconds (${norm(Number(sink.rxPackets) / secs, 'pps')}).`);
-  console.log(`Through the switch: sent ${r.sent}, received ${r.received}, dropped ${r.drops} (every drop counted)`);
+  console.log(`Through the ${first.kind === 'netmap' ? 'pipe' : 'switch'}: sent ${r.sent}, received ${r.received}, dropped ${r.drops} (every drop counted)`);
   return 0;
 }

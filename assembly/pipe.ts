@@ -37,7 +37,8 @@ export function pipe_txsync(tx: usize): i32 {
   // every slot the user queued is checked now, also those the full reader cannot take yet
   const all = tx_scan(tx, i, 0xffffffff);
   if (all < 0) return all;
-  const take = tx_scan(tx, i, rx_room(rx));
+  const room = rx_room(rx);
+  const take = <u32>all <= room ? all : tx_scan(tx, i, room); // rescan only to cut at room
   const pkts = scan_pkts;
   const ts = <usize>load<u32>(tx, KR_RING) + RING_SLOTS;
   const rs = <usize>load<u32>(rx, KR_RING) + RING_SLOTS;

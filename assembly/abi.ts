@@ -191,4 +191,5 @@ export const G_SLOT_FLAGS: u32 = 104; // u16: flags for every tx slot (e.g. NS_N
 export const G_TEMPLATE: u32 = 256;
 export const G_TEMPLATE_MAX: u32 = 9216;
 export const GF_VARY: u32 = 0x1; // some address or port range has more than one value
+export const GF_NOFILL: u32 = 0x2; // pkt-gen -r (rubbish): set lengths only, never write buffers
 

@@ -5,7 +5,7 @@ import {
   SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, RING_HEAD, RING_CUR, RING_TAIL, RING_SLOTS,
   KR_RING, KR_NSLOTS, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, BUF_RESERVED, E_OK, E_INVAL,
   G_LEN, G_FLAGS, G_SRC_IP, G_DST_IP, G_SRC_PORT, G_DST_PORT, G_UDP_SUM, G_IP_SUM, G_BUDGET,
-  G_TX_PKTS, G_TX_BYTES, G_RX_PKTS, G_RX_BYTES, G_SLOT_FLAGS, G_TEMPLATE, G_TEMPLATE_MAX, GF_VARY,
+  G_TX_PKTS, G_TX_BYTES, G_RX_PKTS, G_RX_BYTES, G_SLOT_FLAGS, G_TEMPLATE, G_TEMPLATE_MAX, GF_VARY, GF_NOFILL,
 } from './abi';
 import { csum_add, csum_fold } from './offload/csum';
 import { ring_dist } from './ring';
@@ -35,7 +35,7 @@ export function gen_init(g: usize, len: u32, sip_lo: u32, sip_hi: u32, dip_lo: u
   store<u32>(g, sp_lo, G_SRC_PORT); store<u32>(g, sp_hi, G_SRC_PORT + 4); store<u32>(g, sp_lo, G_SRC_PORT + 8);
   store<u32>(g, dp_lo, G_DST_PORT); store<u32>(g, dp_hi, G_DST_PORT + 4); store<u32>(g, dp_lo, G_DST_PORT + 8);
   const vary = sip_lo != sip_hi || dip_lo != dip_hi || sp_lo != sp_hi || dp_lo != dp_hi;
-  store<u32>(g, vary ? GF_VARY : 0, G_FLAGS);
+  store<u32>(g, (vary ? GF_VARY : 0) | (load<u32>(g, G_FLAGS) & GF_NOFILL), G_FLAGS);
   be16(t + 12, 0x0800);
   const ip = t + ETH;
   store<u8>(ip, 0x45); store<u8>(ip, 0x10, 1); be16(ip + 2, len - ETH);
@@ -107,6 +107,7 @@ export function gen_tx(g: usize, k: usize, max: u32): u32 {
   const slots = ring + RING_SLOTS;
   const t = g + G_TEMPLATE;
   const vary = (load<u32>(g, G_FLAGS) & GF_VARY) != 0;
+  const fill = (load<u32>(g, G_FLAGS) & GF_NOFILL) == 0;
   const sflags = load<u16>(g, G_SLOT_FLAGS);
   let i = head;
   let done: u32 = 0;
@@ -114,8 +115,10 @@ export function gen_tx(g: usize, k: usize, max: u32): u32 {
     const s = slots + <usize>(SLOT_SIZE * i);
     const idx = load<u32>(s, SLOT_BUF_IDX);
     if (idx < BUF_RESERVED || idx >= nbufs) break; // never write outside this region
-    copy_small(base + <usize>idx * <usize>bsize, t, len);
-    if (vary) { step(g); patch(g, t); }
+    if (fill) {
+      copy_small(base + <usize>idx * <usize>bsize, t, len);
+      if (vary) { step(g); patch(g, t); }
+    }
     store<u16>(s, <u16>len, SLOT_LEN);
     store<u16>(s, sflags, SLOT_FLAGS);
     i = i + 1 == n ? 0 : i + 1;

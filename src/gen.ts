@@ -9,6 +9,7 @@ export interface GenOptions {
   src?: string; dst?: string;            // 'IP[-IP][:PORT[-PORT]]', default 10.0.0.1:1234 / 10.1.0.1:1234
   slotFlags?: number;      // flags on every tx slot (e.g. NS_NO_LEARN, or a port in the high byte)
   count?: number;          // frames to send at most (default unlimited)
+  rubbish?: boolean;       // pkt-gen -r: set lengths only, never write the frame into buffers
 }
 
 export function parseMac(s: string): Uint8Array {
@@ -58,6 +59,7 @@ export class Generator {
     dp.u8.set(parseMac(o.dstMac ?? 'ff:ff:ff:ff:ff:ff'), t);
     dp.u8.set(parseMac(o.srcMac ?? '02:00:00:00:00:01'), t + 6);
     const s = parseAddrRange(o.src ?? '10.0.0.1:1234'), d = parseAddrRange(o.dst ?? '10.1.0.1:1234');
+    if (o.rubbish) dp.setU32(this.g + a.G_FLAGS, a.GF_NOFILL);
     check(dp.fn.gen_init(this.g, this.len, s.ip[0], s.ip[1], d.ip[0], d.ip[1], s.port[0], s.port[1], d.port[0], d.port[1]), 'gen_init');
     dp.setU16(this.g + a.G_SLOT_FLAGS, o.slotFlags ?? 0);
     if (o.count !== undefined) this.budget = o.count;

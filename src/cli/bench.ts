@@ -17,6 +17,7 @@ Usage: wasmap bench [--only NAME] [--seconds N] [--runs N] [--json]
 
 Scenarios (all in one process, on one core; generators and sinks included in the time):
   pipe-60              zero-copy pipe, 60-byte frames (buffer indices swapped, no copy)
+  pipe-60-rubbish      the same without writing frames into buffers (pkt-gen -r)
   switch-2port-60      VALE switch, 2 ports, each sends to the other, 60-byte frames
   switch-2port-1514    the same with 1514-byte frames
   switch-8port-60      8 ports in 4 pairs (0<->1, 2<->3, ...), aggregate rate
@@ -67,10 +68,10 @@ function runSwitch(nports: number, len: number, batch: number, burst: number, se
   return { mpps: Number(rx) / secs / 1e6, sent: law.sent, received: law.received, drops: law.drops };
 }
 
-function runPipe(len: number, burst: number, seconds: number): RunOut {
+function runPipe(len: number, burst: number, seconds: number, rubbish = false): RunOut {
   const dp = new Datapath();
   const pipe = new Pipe(dp, { slots: 1024 });
-  const gen = new Generator(dp, { len }), sink = new Generator(dp);
+  const gen = new Generator(dp, { len, rubbish }), sink = new Generator(dp);
   const tx = pipe.master.tx.kring, rx = pipe.slave.rx.kring;
   dp.fn.pipe_run(gen.g, tx, sink.g, rx, burst, 200);
   const rx0 = sink.rxPackets;
@@ -99,7 +100,7 @@ function many(runs: number, f: () => RunOut): { mpps: number; last: RunOut } {
   return { mpps: median(outs.map((o) => o.mpps)), last: outs[outs.length - 1] };
 }
 
-const SCENARIOS = ['pipe-60', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60'];
+const SCENARIOS = ['pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60'];
 
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string', default: '2' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
@@ -140,7 +141,8 @@ export async function bench(argv: string[]): Promise<number> {
   }
   const summary = (outs: RunOut[]) => ({ mpps: median(outs.map((o) => o.mpps)), last: outs[outs.length - 1] });
   if (natives.length) add('native-2port-60', 60, 2, 1024, 512, summary(natives), 'C, cc -O2, same algorithm');
-  if (want('pipe-60')) add('pipe-60', 60, 2, 512, 512, many(runs, () => runPipe(60, 512, seconds)), 'zero-copy');
+  if (want('pipe-60')) add('pipe-60', 60, 2, 512, 512, many(runs, () => runPipe(60, 512, seconds)), 'zero-copy; every frame written');
+  if (want('pipe-60-rubbish')) add('pipe-60-rubbish', 60, 2, 512, 512, many(runs, () => runPipe(60, 512, seconds, true)), 'pkt-gen -r: lengths only');
   if (wasms.length) {
     const r = add('switch-2port-60', 60, 2, 1024, 512, summary(wasms));
     if (ratios.length) r.ratio = +median(ratios).toFixed(3);

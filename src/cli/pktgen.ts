@@ -28,6 +28,7 @@ Options:
   -S MAC  -D MAC source / destination MAC (default 02:00:00:00:00:01 -> ff:ff:ff:ff:ff:ff)
   -s IP[-IP][:PORT[-PORT]]   source addresses, a range varies per frame (default 10.0.0.1:1234)
   -d IP[-IP][:PORT[-PORT]]   destination addresses (default 10.1.0.1:1234)
+  -r             rubbish: do not write frames into buffers, only set lengths (ring speed)
   -T MS          report interval in milliseconds (default 1000)
   --seconds N    stop after N seconds (default 5 when no -n)
 Frames are UDP over IPv4 with valid IP and UDP checksums.
@@ -38,7 +39,7 @@ export async function pktgen(argv: string[]): Promise<number> {
     i: { type: 'string', multiple: true }, f: { type: 'string' }, l: { type: 'string', default: '60' }, n: { type: 'string' },
     R: { type: 'string' }, b: { type: 'string', default: '512' }, S: { type: 'string' }, D: { type: 'string' },
     s: { type: 'string' }, d: { type: 'string' }, T: { type: 'string', default: '1000' }, seconds: { type: 'string' },
-    help: { type: 'boolean', short: 'h' } } });
+    r: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(PKTGEN_HELP); return 0; }
   const ifs = values.i ?? [];
   if (ifs.length === 0 || ifs.length > 2) throw new WasmapError('EINVAL', 'give one or two ports with -i (see wasmap pkt-gen --help)');
@@ -56,7 +57,7 @@ export async function pktgen(argv: string[]): Promise<number> {
   const dp = new Datapath();
   // like pkt-gen, a bare name means netmap:NAME (so pipe{1 is netmap:pipe{1)
   const specs = ifs.map((s) => parsePortName(s.includes(':') ? s : `netmap:${s}`));
-  const gen = new Generator(dp, { len, srcMac: values.S, dstMac: values.D, src: values.s, dst: values.d, count });
+  const gen = new Generator(dp, { len, srcMac: values.S, dstMac: values.D, src: values.s, dst: values.d, count, rubbish: values.r });
   const sink = new Generator(dp);
   let run: (rounds: number) => number;
   let finish: () => { sent: bigint; received: bigint; drops: bigint };

@@ -9,6 +9,7 @@ import {
 } from './abi';
 import { csum_add, csum_fold } from './offload/csum';
 import { ring_dist } from './ring';
+import { copy_frag } from './switch/forward';
 
 const ETH: u32 = 14;
 const IP: u32 = 20;
@@ -83,11 +84,6 @@ export function gen_init(g: usize, len: u32, sip_lo: u32, sip_hi: u32, dip_lo: u
   return false;
 }
 
-@inline function copy_small(dst: usize, src: usize, len: u32): void {
-  if (len <= 256) { for (let o: usize = 0; o < <usize>len; o += 16) v128.store(dst + o, v128.load(src + o)); }
-  else memory.copy(dst, src, len);
-}
-
 /** Fill up to `max` free tx slots (and the budget) with frames; advance head and cur. */
 export function gen_tx(g: usize, k: usize, max: u32): u32 {
   const ring = <usize>load<u32>(k, KR_RING);
@@ -116,7 +112,7 @@ export function gen_tx(g: usize, k: usize, max: u32): u32 {
     const idx = load<u32>(s, SLOT_BUF_IDX);
     if (idx < BUF_RESERVED || idx >= nbufs) break; // never write outside this region
     if (fill) {
-      copy_small(base + <usize>idx * <usize>bsize, t, len);
+      copy_frag(base + <usize>idx * <usize>bsize, t, len);
       if (vary) { step(g); patch(g, t); }
     }
     store<u16>(s, <u16>len, SLOT_LEN);

@@ -87,9 +87,15 @@ export function sw_detach(sw: usize, i: u32): i32 {
   return E_OK;
 }
 
-/** Copy a frame fragment; short ones in 16-byte strides (buffers are multiples of 64 bytes). */
-@inline function copy_frag(dst: usize, src: usize, len: u32): void {
-  if (len <= 256) {
+/** Copy a frame fragment; short ones in 16-byte strides, rounded up (buffers are whole
+ *  multiples of 64 bytes, so the slack stays inside both buffers). */
+@inline export function copy_frag(dst: usize, src: usize, len: u32): void {
+  if (len <= 64) {
+    v128.store(dst, v128.load(src));
+    v128.store(dst, v128.load(src, 16), 16);
+    v128.store(dst, v128.load(src, 32), 32);
+    v128.store(dst, v128.load(src, 48), 48);
+  } else if (len <= 256) {
     for (let o: usize = 0; o < <usize>len; o += 16) v128.store(dst + o, v128.load(src + o));
   } else {
     memory.copy(dst, src, len);

@@ -33,6 +33,10 @@ const MAC48: u64 = 0xffffffffffff;
 /** What the lookup needs from the switch, read once per batch instead of once per frame. */
 // (module globals, not an object: the datapath allocates nothing)
 let c_table: usize = 0, c_mask: u32 = 0, c_now: u32 = 0, c_age: u32 = 0, c_ports: usize = 0, c_src_gen: u64 = 0;
+// A batch is mostly one flow: remember the last source found learned and the last
+// destination resolved, and skip the table while they repeat. Any table write forgets both.
+const NONE: u64 = 0xffffffffffffffff; // never a 48-bit MAC
+let c_last_smac: u64 = NONE, c_last_dmac: u64 = NONE, c_last_dst: u32 = 0;
 
 export function lookup_ctx(sw: usize, src: u32): void {
   c_table = <usize>load<u32>(sw, SW_TABLE);
@@ -41,6 +45,8 @@ export function lookup_ctx(sw: usize, src: u32): void {
   c_age = load<u32>(sw, SW_AGE);
   c_ports = <usize>load<u32>(sw, SW_PORTS);
   c_src_gen = <u64>(load<u32>(c_ports + <usize>PORT_SIZE * <usize>src, P_GEN) & 0xffff);
+  c_last_smac = NONE;
+  c_last_dmac = NONE;
 }
 
 /**
@@ -60,17 +66,27 @@ export function lookup_ctx(sw: usize, src: u32): void {
   const dmac = load<u64>(buf) & MAC48;
   const smac = load<u64>(buf, 4) >> 16;
   // learn: unicast sources only; write the entry only when something changed
-  if ((smac & 1) == 0 && (flags & NS_NO_LEARN) == 0) {
+  if ((smac & 1) == 0 && (flags & NS_NO_LEARN) == 0 && smac != c_last_smac) {
     const e = table + <usize>MAC_ENTRY_SIZE * <usize>(mac_hash(smac) & mask);
     const want = smac | (c_src_gen << 48);
     if (load<u64>(e) != want || load<u32>(e, 8) != src) {
       store<u64>(e, want);
       store<u32>(e, src, 8);
       store<u64>(sw, load<u64>(sw, SW_LEARNED) + 1, SW_LEARNED);
+      c_last_dmac = NONE;
     }
     if (load<u32>(e, 12) != now) store<u32>(e, now, 12);
+    c_last_smac = smac;
   }
   if (dmac & 1) return SW_DST_BCAST; // broadcast and multicast
+  if (dmac == c_last_dmac) return c_last_dst;
+  const dst = resolve(src, dmac, table, mask, now);
+  c_last_dmac = dmac;
+  c_last_dst = dst;
+  return dst;
+}
+
+@inline function resolve(src: u32, dmac: u64, table: usize, mask: u32, now: u32): u32 {
   const e = table + <usize>MAC_ENTRY_SIZE * <usize>(mac_hash(dmac) & mask);
   const ent = load<u64>(e);
   if ((ent & MAC48) != dmac) return SW_DST_BCAST;

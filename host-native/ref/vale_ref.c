@@ -78,30 +78,44 @@ static int tx_scan(struct kring *k, uint32_t from, uint32_t max) {
   return (int)done;
 }
 
+// the same per-batch memo as assembly/switch/learn.ts: last source found learned, last
+// destination resolved; any table write forgets both
+#define NONE UINT64_MAX
+static uint64_t last_smac = NONE, last_dmac = NONE;
+static uint32_t last_dst;
+
+static inline uint32_t resolve(uint32_t src, uint64_t dmac) {
+  struct ent *e = &table[mac_hash(dmac) & (BUCKETS - 1)];
+  if ((e->mac & 0xffffffffffffull) != dmac) return BCAST;
+  uint32_t p = e->port;
+  if (p >= MAX_PORTS || (e->mac >> 48) != (ports[p].gen & 0xffff) || !ports[p].tx.r) return BCAST;
+  if (now - e->ts > age) return BCAST;
+  return p == src ? DROP : p;
+}
+
 static inline uint32_t lookup(uint32_t src, const uint8_t *buf, uint16_t flags) {
   uint32_t explicit = flags >> 8;
   if (explicit) return explicit == 255 ? BCAST : explicit - 1;
   uint64_t dmac, smac;
   memcpy(&dmac, buf, 8); dmac &= 0xffffffffffffull;
   memcpy(&smac, buf + 4, 8); smac >>= 16;
-  if (!(smac & 1) && !(flags & 0x8)) {
+  if (!(smac & 1) && !(flags & 0x8) && smac != last_smac) {
     struct ent *e = &table[mac_hash(smac) & (BUCKETS - 1)];
     uint64_t want = smac | ((uint64_t)(ports[src].gen & 0xffff) << 48);
-    if (e->mac != want || e->port != src) { e->mac = want; e->port = src; }
+    if (e->mac != want || e->port != src) { e->mac = want; e->port = src; last_dmac = NONE; }
     if (e->ts != now) e->ts = now;
+    last_smac = smac;
   }
   if (dmac & 1) return BCAST;
-  struct ent *e = &table[mac_hash(dmac) & (BUCKETS - 1)];
-  if ((e->mac & 0xffffffffffffull) != dmac) return BCAST;
-  uint32_t p = e->port;
-  if (p >= MAX_PORTS || (e->mac >> 48) != (ports[p].gen & 0xffff)) return BCAST;
-  if (now - e->ts > age) return BCAST;
-  if (!ports[p].tx.r) return BCAST;
-  return p == src ? DROP : p;
+  if (dmac == last_dmac) return last_dst;
+  last_dst = resolve(src, dmac);
+  last_dmac = dmac;
+  return last_dst;
 }
 
 static inline void copy_frag(uint8_t *d, const uint8_t *s, uint32_t len) {
-  if (len <= 256) for (uint32_t o = 0; o < len; o += 16) memcpy(d + o, s + o, 16);
+  if (len <= 64) memcpy(d, s, 64);
+  else if (len <= 256) for (uint32_t o = 0; o < len; o += 16) memcpy(d + o, s + o, 16);
   else memcpy(d, s, len);
 }
 
@@ -140,6 +154,7 @@ static void forward_port(uint32_t src) {
   struct kring *tx = &sp->tx;
   if (prologue(tx, 1) < 0) return;
   uint32_t n = tx->r->n;
+  last_smac = last_dmac = NONE;
   for (;;) {
     uint32_t hwcur = tx->hwcur;
     int take = tx_scan(tx, hwcur, batch);

@@ -1,7 +1,7 @@
 import {
   SLOT_SIZE, RING_HEAD, RING_CUR, RING_TAIL, RING_SLOTS, KR_RING, KR_BUF_BASE, KR_BUF_SIZE,
   SW_PORTS, PORT_SIZE, P_TX_PKTS, P_RX_PKTS, P_DROP_FULL, P_DROP_LOOKUP, P_DROP_NODST,
-  SW_FLOOD_EXTRA, NS_MOREFRAG, DIR_TX, DIR_RX,
+  SW_FLOOD_EXTRA, NS_MOREFRAG, NS_NO_LEARN, DIR_TX, DIR_RX, SW_MAX_PORTS,
 } from '../../assembly/abi';
 import { region_span_size, region_priv_size, region_init, region_kring } from '../../assembly/region';
 import { sw_priv_size, sw_init, sw_attach, sw_detach, sw_round } from '../../assembly/switch/forward';
@@ -137,5 +137,57 @@ describe('VALE switch (wasm level)', () => {
     const drops = ctr(sw, b, P_DROP_FULL) + ctr(sw, c, P_DROP_FULL);
     expect(tx + load<u64>(sw, SW_FLOOD_EXTRA)).toBe(rx + drops);
     expect(rx).toBe(45);
+  });
+  it('sends broadcast to every port but the source', () => {
+    const sw = mksw();
+    const a = port(sw, 64), b = port(sw, 64), c = port(sw, 64), d = port(sw, 64);
+    send(b, 0xff, 2, 60, 0);
+    store<u8>(buf(b.tx, 0), 0xff); // ff:..:ff
+    sw_round(sw, 1);
+    expect(pending(a)).toBe(1);
+    expect(pending(c)).toBe(1);
+    expect(pending(d)).toBe(1);
+    expect(pending(b)).toBe(0);
+    expect(load<u64>(sw, SW_FLOOD_EXTRA)).toBe(2);
+  });
+  it('relearns a station that moved to another port', () => {
+    const sw = mksw();
+    const a = port(sw, 64), b = port(sw, 64), c = port(sw, 64);
+    send(b, 0xff, 7, 60, 0); // station 7 on b
+    sw_round(sw, 1); consume(a); consume(c);
+    send(a, 7, 1, 60, 0);
+    sw_round(sw, 1);
+    expect(pending(b)).toBe(1);
+    expect(pending(c)).toBe(0);
+    consume(b);
+    send(c, 0xff, 7, 60, 0); // station 7 moves to c
+    sw_round(sw, 1); consume(a); consume(b);
+    send(a, 7, 1, 60, 0);
+    sw_round(sw, 1);
+    expect(pending(c)).toBe(1);
+    expect(pending(b)).toBe(0);
+  });
+  it('does not learn from NS_NO_LEARN frames', () => {
+    const sw = mksw();
+    const a = port(sw, 64), b = port(sw, 64), c = port(sw, 64);
+    send(b, 0xff, 5, 60, NS_NO_LEARN);
+    sw_round(sw, 1); consume(a); consume(c);
+    send(a, 5, 1, 60, 0); // 5 unknown: floods
+    sw_round(sw, 1);
+    expect(pending(b)).toBe(1);
+    expect(pending(c)).toBe(1);
+  });
+  it('floods on request (high byte 255) without learning', () => {
+    const sw = mksw();
+    const a = port(sw, 64), b = port(sw, 64), c = port(sw, 64);
+    send(a, 2, 1, 60, <u16>(255 << 8));
+    sw_round(sw, 1);
+    expect(pending(b)).toBe(1);
+    expect(pending(c)).toBe(1);
+  });
+  it('takes 254 ports and refuses the 255th', () => {
+    const sw = mksw();
+    for (let i: u32 = 0; i < SW_MAX_PORTS; i++) expect(port(sw, 8).idx).toBe(<i32>i);
+    expect(port(sw, 8).idx).toBeLessThan(0);
   });
 });

@@ -154,6 +154,7 @@ export const P_QHEAD: u32 = 12; // u32: scratch, first packet queued to this por
 export const P_QTAIL: u32 = 16;
 export const P_RXOK: u32 = 20; // u32: scratch, rx ring validated this round
 export const P_LAST_ERR: u32 = 24; // i32: last error from this port's rings
+export const P_HDR_LEN: u32 = 28; // u32: virtio-net header in front of every frame (0, 10, 12)
 export const P_TX_PKTS: u32 = 32; // u64: frames taken from this port's tx ring
 export const P_TX_BYTES: u32 = 40;
 export const P_RX_PKTS: u32 = 48; // u64: frames delivered into this port's rx ring
@@ -164,6 +165,7 @@ export const P_DROP_NODST: u32 = 80; // u64: from this port, no destination (por
 export const P_DROP_LOOKUP: u32 = 88; // u64: from this port, lookup said drop (runt, to itself)
 export const P_DROP_SIZE: u32 = 96; // u64: to this port, a fragment larger than its buffers
 export const P_TX_ERRORS: u32 = 104; // u64: tx syncs rejected (ring broken by its user)
+export const P_DROP_HDR: u32 = 112; // u64: to this port, its virtio-net header length differs (conversion: offload work)
 
 export const PK_SIZE: u32 = 16; // per packet of a batch
 export const PK_FIRST: u32 = 0; // u32: index of its first fragment in the frag scratch

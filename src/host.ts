@@ -15,6 +15,17 @@ export interface NativeHost {
   closeFd(fd: number): void;
   pageSize(): number;
   version(): string;
+  /** Attach to TAP `name` or create it (IFF_TAP|IFF_NO_PI, virtio-net header of hdrLen bytes), non-blocking. */
+  tapOpen(name: string, hdrLen: number): { fd: number; name: string };
+  /** An AF_PACKET socket bound to an existing interface, non-blocking, qdisc bypass. */
+  packetOpen(ifname: string): number;
+  /** Read frames from fd into a tx ring (the ring's address in the memory); advances head. -errno if the fd died. */
+  fdToRing(view: Uint8Array, ring: number, fd: number, isSocket: boolean, max: number): number;
+  /** Write the frames of an rx ring's [head, tail) to fd; advances head; frames the kernel
+   *  refused are counted in dropped[0]. -errno if the fd died. */
+  ringToFd(view: Uint8Array, ring: number, fd: number, isSocket: boolean, dropped: Float64Array): number;
+  /** poll(2) for POLLIN on fds; returns each fd's revents. */
+  pollFds(fds: number[], timeoutMs: number): number[];
 }
 
 let cached: NativeHost | null | undefined;

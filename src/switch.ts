@@ -7,7 +7,7 @@ import { Region, RingView } from './port.js';
 export interface PortStats {
   name: string; index: number;
   txPackets: bigint; txBytes: bigint; rxPackets: bigint; rxBytes: bigint;
-  dropFull: bigint; dropBroken: bigint; dropNoDst: bigint; dropLookup: bigint; dropSize: bigint;
+  dropFull: bigint; dropBroken: bigint; dropNoDst: bigint; dropLookup: bigint; dropSize: bigint; dropHdr: bigint; hdrLen: number;
   txErrors: bigint; lastError: number;
 }
 export interface SwitchStats {
@@ -28,7 +28,8 @@ export class SwitchPort {
 
 export interface AttachOptions { slots?: number; bufSize?: number }
 
-const NAME_RE = /^[A-Za-z0-9_]+$/;
+// netmap's [A-Za-z0-9_] plus '-' and '.', which Linux interface names use (tap:veth-a)
+const NAME_RE = /^[A-Za-z0-9_.-]+$/;
 
 export class Switch {
   readonly dp: Datapath; readonly name: string; readonly sw: number;
@@ -54,7 +55,7 @@ export class Switch {
   attach(name: string, o: AttachOptions & { region?: Region } = {}): SwitchPort {
     this.live();
     if (!NAME_RE.test(name) || name.length > 15) {
-      throw new WasmapError('EINVAL', `bad port name '${name}': use letters, digits and '_' (at most 15 characters)`);
+      throw new WasmapError('EINVAL', `bad port name '${name}': use letters, digits, '_', '-' and '.' (at most 15 characters)`);
     }
     if (this.ports.has(name)) throw new WasmapError('EBUSY', `port ${this.name}:${name} is already attached`);
     const region = o.region ?? new Region(this.dp, { slots: o.slots ?? 1024, bufSize: o.bufSize, name: `${this.name}:${name}` });
@@ -84,6 +85,14 @@ export class Switch {
   port(name: string): SwitchPort | undefined { return this.ports.get(name); }
   list(): SwitchPort[] { return [...this.ports.values()].sort((a, b) => a.index - b.index); }
 
+  /** Frames of this port carry a virtio-net header of `len` bytes (0, 10 or 12; netmap's PORT_HDR_SET). */
+  setHeaderLength(name: string, len: number): void {
+    const port = this.ports.get(name);
+    if (!port) throw new WasmapError('ENOENT', `no port ${this.name}:${name}`);
+    if (len !== 0 && len !== 10 && len !== 12) throw new WasmapError('EINVAL', `virtio-net header length must be 0, 10 or 12, not ${len}`);
+    check(this.dp.fn.sw_set_hdr(this.sw, port.index, len), 'sw_set_hdr');
+  }
+
   /** One forwarding round; returns frames taken from tx rings. */
   round(now = Math.floor(Date.now() / 1000)): number { this.live(); return this.dp.fn.sw_round(this.sw, now >>> 0); }
 
@@ -102,7 +111,7 @@ export class Switch {
       name: p.name, index: p.index,
       txPackets: c(a.P_TX_PKTS), txBytes: c(a.P_TX_BYTES), rxPackets: c(a.P_RX_PKTS), rxBytes: c(a.P_RX_BYTES),
       dropFull: c(a.P_DROP_FULL), dropBroken: c(a.P_DROP_BROKEN), dropNoDst: c(a.P_DROP_NODST),
-      dropLookup: c(a.P_DROP_LOOKUP), dropSize: c(a.P_DROP_SIZE), txErrors: c(a.P_TX_ERRORS),
+      dropLookup: c(a.P_DROP_LOOKUP), dropSize: c(a.P_DROP_SIZE), dropHdr: c(a.P_DROP_HDR), hdrLen: this.dp.u32(base + a.P_HDR_LEN), txErrors: c(a.P_TX_ERRORS),
       lastError: this.dp.dv.getInt32(base + a.P_LAST_ERR, true),
     };
   }
@@ -125,7 +134,7 @@ export class Switch {
 
 /** Drops of every reason, summed over a set of port counters. */
 export function totalDrops(ports: PortStats[]): bigint {
-  return ports.reduce((n, p) => n + p.dropFull + p.dropBroken + p.dropNoDst + p.dropLookup + p.dropSize, 0n);
+  return ports.reduce((n, p) => n + p.dropFull + p.dropBroken + p.dropNoDst + p.dropLookup + p.dropSize + p.dropHdr, 0n);
 }
 
 /**

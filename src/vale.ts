@@ -13,22 +13,26 @@ export class Vale {
   readonly dp: Datapath;
   private readonly switches = new Map<string, Switch>();
   private readonly persistent = new Map<string, { region: Region; on: string | null }>();
+  private readonly pinned = new Set<string>(); // created on purpose (a daemon's switch): kept when empty
   constructor(dp: Datapath) { this.dp = dp; }
 
   private spec(name: string): NetmapPortSpec & { switchName: string; port: string } {
     const s = parsePortName(name);
-    if (s.kind !== 'vale' || !s.switchName || !s.port || s.pipe) {
+    if (s.kind !== 'vale' || !s.switchName || !s.port || s.pipe || s.mode !== 1 || s.flags || s.options) {
       throw new WasmapError('EINVAL', `'${name}' is not a VALE port name: write valeX:NAME, e.g. vale0:p1`);
     }
     return s as NetmapPortSpec & { switchName: string; port: string };
   }
 
-  /** The switch named `name`, created if it does not exist (as netmap does on first use). */
-  switch(name: string): Switch {
+  /** The switch named `name`, created if it does not exist (as netmap does on first use);
+   *  `pin` keeps it alive without ports (netmap's NM_BDG_ACTIVE). */
+  switch(name: string, pin = false): Switch {
     let sw = this.switches.get(name);
     if (!sw) { sw = new Switch(this.dp, name); this.switches.set(name, sw); }
+    if (pin) this.pinned.add(name);
     return sw;
   }
+  has(name: string): boolean { return this.switches.has(name); }
   switchNames(): string[] { return [...this.switches.keys()]; }
 
   /** Attach `valeX:NAME`: a persistent port NAME if one exists, else a new ephemeral port. */
@@ -58,7 +62,9 @@ export class Vale {
     return stats;
   }
 
-  private drop(name: string): void {
+  private drop(name: string, force = false): void {
+    if (this.pinned.has(name) && !force) return;
+    this.pinned.delete(name);
     this.switches.get(name)?.destroy();
     this.switches.delete(name);
   }
@@ -91,7 +97,7 @@ export class Vale {
   }
 
   close(): void {
-    for (const name of [...this.switches.keys()]) this.drop(name);
+    for (const name of [...this.switches.keys()]) this.drop(name, true);
     for (const p of this.persistent.values()) p.region.close();
     this.persistent.clear();
   }

@@ -11,7 +11,7 @@ import {
   SW_DSTS, SW_FLOOD_EXTRA, SW_ROUNDS, SW_FRAMES, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
   PORT_SIZE, P_TX, P_RX, P_GEN, P_QHEAD, P_QTAIL, P_RXOK, P_LAST_ERR, P_TX_PKTS, P_TX_BYTES,
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
-  P_TX_ERRORS, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
+  P_TX_ERRORS, P_HDR_LEN, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
   DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN,
 } from '../abi';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
@@ -104,7 +104,7 @@ export function sw_detach(sw: usize, i: u32): i32 {
 
 /** Deliver the queued packets of the current batch to port d (its own queue merged, in batch
  *  order, with the broadcast queue when `bcast`). */
-function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void {
+function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_hdr: u32): void {
   const p = sw_port(sw, d);
   const rx = <usize>load<u32>(p, P_RX);
   const frags = <usize>load<u32>(sw, SW_FRAGS);
@@ -112,6 +112,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void
   let qa = load<u32>(p, P_QHEAD); // unicast queue, PK index + 1
   let qb: u32 = bcast ? load<u32>(sw, SW_BCAST_HEAD) : 0;
   let ok = load<u32>(p, P_RXOK) != 0;
+  const hdr_ok = load<u32>(p, P_HDR_LEN) == src_hdr;
   const n = load<u32>(rx, KR_NSLOTS);
   const nbufs = load<u32>(rx, KR_NBUFS);
   const bsize = load<u32>(rx, KR_BUF_SIZE);
@@ -120,7 +121,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void
   const check_size = src_bsize > bsize;
   let room = ok ? rx_room(rx) : 0;
   let j = load<u32>(rx, KR_HWTAIL);
-  let delivered: u64 = 0, bytes: u64 = 0, full: u64 = 0, broken: u64 = 0, oversize: u64 = 0;
+  let delivered: u64 = 0, bytes: u64 = 0, full: u64 = 0, broken: u64 = 0, oversize: u64 = 0, hdrdrop: u64 = 0;
   while (qa != 0 || qb != 0) {
     let k: u32;
     if (qb == 0 || (qa != 0 && qa < qb)) { k = qa - 1; qa = load<u32>(pkts + <usize>PK_SIZE * <usize>k, PK_NEXT); }
@@ -128,6 +129,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     const nf = <u32>load<u16>(pk, PK_NFRAGS);
     if (!ok) { broken++; continue; }
+    if (!hdr_ok) { hdrdrop++; continue; }
     if (nf > room) { full++; continue; }
     const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
     if (check_size) {
@@ -169,6 +171,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32): void
   if (full) bump(p, P_DROP_FULL, full);
   if (broken) bump(p, P_DROP_BROKEN, broken);
   if (oversize) bump(p, P_DROP_SIZE, oversize);
+  if (hdrdrop) bump(p, P_DROP_HDR, hdrdrop);
   store<u32>(p, 0, P_QHEAD);
   store<u32>(p, 0, P_QTAIL);
 }
@@ -190,6 +193,7 @@ function forward_port(sw: usize, src: u32): i32 {
   const nports = load<u32>(sw, SW_NPORTS);
   const batch = load<u32>(sw, SW_BATCH);
   const bsize = load<u32>(tx, KR_BUF_SIZE);
+  const hdr = load<u32>(sp, P_HDR_LEN); // frames start with a virtio-net header this long
   let total: i32 = 0;
   lookup_ctx(sw, src);
   while (true) {
@@ -220,8 +224,8 @@ function forward_port(sw: usize, src: u32): i32 {
       bytes += plen;
       const fr = frags + 8 * <usize>first;
       let dst: u32;
-      if (<u32>load<u16>(fr, 4) < 14) dst = SW_DST_DROP;
-      else dst = learn_lookup(sw, src, <usize>load<u32>(fr), load<u16>(fr, 6));
+      if (<u32>load<u16>(fr, 4) < 14 + hdr) dst = SW_DST_DROP;
+      else dst = learn_lookup(sw, src, <usize>load<u32>(fr) + hdr, load<u16>(fr, 6));
       if (dst < SW_MAX_PORTS) {
         if (dst == src) { lookdrop++; continue; }
         const dp = sw_port(sw, dst);
@@ -245,10 +249,10 @@ function forward_port(sw: usize, src: u32): i32 {
     if (bq_head != 0) {
       for (let a: u32 = 0; a < nports; a++) {
         const d = <u32>load<u8>(active + a);
-        if (d != src) deliver(sw, src, d, true, bsize);
+        if (d != src) deliver(sw, src, d, true, bsize, hdr);
       }
     } else {
-      for (let a: u32 = 0; a < ndst; a++) deliver(sw, src, <u32>load<u8>(dsts + a), false, bsize);
+      for (let a: u32 = 0; a < ndst; a++) deliver(sw, src, <u32>load<u8>(dsts + a), false, bsize, hdr);
     }
     bump(sp, P_TX_PKTS, npk);
     bump(sp, P_TX_BYTES, bytes);
@@ -298,5 +302,12 @@ export function sw_configure(sw: usize, batch: u32, age: u32): i32 {
   if (batch < 1 || batch > SW_BATCH_MAX) return E_INVAL;
   store<u32>(sw, batch, SW_BATCH);
   store<u32>(sw, age, SW_AGE);
+  return E_OK;
+}
+
+/** Declare that port i's frames carry a virtio-net header of len bytes (0, 10 or 12). */
+export function sw_set_hdr(sw: usize, i: u32, len: u32): i32 {
+  if (i >= SW_MAX_PORTS || load<u32>(sw_port(sw, i), P_TX) == 0 || (len != 0 && len != 10 && len != 12)) return E_INVAL;
+  store<u32>(sw_port(sw, i), len, P_HDR_LEN);
   return E_OK;
 }

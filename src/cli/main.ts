@@ -2,6 +2,8 @@
 import { demo, DEMO_HELP } from './demo.js';
 import { bench, BENCH_HELP } from './bench.js';
 import { pktgen, PKTGEN_HELP } from './pktgen.js';
+import { switchd, SWITCH_HELP } from './switchd.js';
+import { ctl, CTL_HELP } from './ctl.js';
 import { WasmapError } from '../errors.js';
 import { loadHost, hostMissingReason } from '../host.js';
 
@@ -13,6 +15,8 @@ Commands:
   demo       a VALE switch with four ports and live traffic; accounts for every frame
   bench      packet rates of the datapath next to a native C build of the same switch
   pkt-gen    netmap's pkt-gen on wasmap ports (VALE ports and pipes)
+  switch     run a switch daemon: TAP and AF_PACKET ports, forwarding in a worker thread
+  ctl        control a running switch daemon (attach, detach, list, stats, newif, delif)
   doctor     what this machine offers wasmap (native host, privileges)
   help       this text
 
@@ -34,15 +38,19 @@ async function main(argv: string[]): Promise<number> {
     case 'demo': return demo(rest);
     case 'bench': return bench(rest);
     case 'pkt-gen': case 'pktgen': return pktgen(rest);
+    case 'switch': return switchd(rest);
+    case 'ctl': return ctl(rest);
     case 'doctor': return doctor();
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(HELP);
       if (rest[0] === 'demo') process.stdout.write('\n' + DEMO_HELP);
       if (rest[0] === 'bench') process.stdout.write('\n' + BENCH_HELP);
       if (rest[0] === 'pkt-gen') process.stdout.write('\n' + PKTGEN_HELP);
+      if (rest[0] === 'switch') process.stdout.write('\n' + SWITCH_HELP);
+      if (rest[0] === 'ctl') process.stdout.write('\n' + CTL_HELP);
       return 0;
     default:
-      throw new WasmapError('EINVAL', `unknown command '${cmd}'; commands: demo, bench, pkt-gen, doctor, help`);
+      throw new WasmapError('EINVAL', `unknown command '${cmd}'; commands: demo, bench, pkt-gen, switch, ctl, doctor, help`);
   }
 }
 

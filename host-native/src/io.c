@@ -1,0 +1,280 @@
+// Kernel packet endpoints and batched I/O between them and netmap rings in the wasm memory.
+// The host acts as the ring's *user*, exactly like a netmap application: it fills a tx ring
+// from an fd (advancing head/cur) and drains an rx ring to an fd; the switch (wasm) plays the
+// kernel's part. One call moves a whole batch, so JS crosses into C once per batch.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <node_api.h>
+
+#include "host.h"
+
+// netmap_ring (the user-visible ABI, sys/net/netmap.h): the only layout this file knows
+#define R_BUF_OFS 0
+#define R_NUM_SLOTS 8
+#define R_BUF_SIZE 12
+#define R_HEAD 20
+#define R_CUR 24
+#define R_TAIL 28
+#define R_SLOTS 256
+#define NS_MOREFRAG 0x20
+#define MAX_BATCH 256
+
+struct nm_slot { uint32_t buf_idx; uint16_t len, flags; uint64_t ptr; };
+
+struct ring_ref { uint8_t *mem; size_t memlen; uint8_t *ring; uint32_t n, bsize; int64_t buf_ofs; };
+
+// A ring inside the view, checked: header, slots and buffer pool must lie within the memory.
+static int ring_ref(napi_env env, napi_value view, int64_t off, struct ring_ref *r) {
+  napi_typedarray_type type; size_t length, bo; void *data; napi_value ab;
+  bool ta = false;
+  if (napi_is_typedarray(env, view, &ta) != napi_ok || !ta ||
+      napi_get_typedarray_info(env, view, &type, &length, &data, &ab, &bo) != napi_ok || type != napi_uint8_array) {
+    host_throw(env, "EINVAL", "expected a Uint8Array over the WebAssembly memory");
+    return -1;
+  }
+  if (off < 0 || (uint64_t)off + R_SLOTS > length) { host_throw(env, "EINVAL", "ring offset %lld outside memory", (long long)off); return -1; }
+  r->mem = data; r->memlen = length; r->ring = (uint8_t *)data + off;
+  memcpy(&r->n, r->ring + R_NUM_SLOTS, 4);
+  memcpy(&r->bsize, r->ring + R_BUF_SIZE, 4);
+  memcpy(&r->buf_ofs, r->ring + R_BUF_OFS, 8);
+  if (r->n < 2 || r->n > 65536 || (uint64_t)off + R_SLOTS + 16ull * r->n > length || r->bsize == 0) {
+    host_throw(env, "EINVAL", "ring at %lld is malformed (num_slots %u, buf_size %u)", (long long)off, r->n, r->bsize);
+    return -1;
+  }
+  return 0;
+}
+
+// The buffer of a slot, or NULL if the slot points outside the memory (never trust it).
+static uint8_t *slot_buf(struct ring_ref *r, struct nm_slot *s) {
+  int64_t at = (int64_t)(r->ring - r->mem) + r->buf_ofs + (int64_t)s->buf_idx * r->bsize;
+  if (s->buf_idx < 2 || at < 0 || (uint64_t)at + r->bsize > r->memlen) return NULL;
+  return r->mem + at;
+}
+static inline uint32_t rd32(uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline struct nm_slot *slot_at(struct ring_ref *r, uint32_t i) { return (struct nm_slot *)(r->ring + R_SLOTS + 16u * i); }
+
+// Errors after which the fd is useless (the device is gone); anything else costs one frame.
+static int fatal(int e) { return e == EBADF || e == EBADFD || e == ENODEV || e == ENXIO; }
+
+static napi_value ret_i64(napi_env env, int64_t v) { napi_value out; napi_create_int64(env, v, &out); return out; }
+
+// tapOpen(name, vnetHdrLen) -> { fd, name }: attach to the TAP NAME or create it.
+static napi_value tap_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2]; size_t argc = 2; char name[IFNAMSIZ + 1] = {0}; size_t n; int32_t hdr = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ)
+    return host_throw(env, "EINVAL", "tapOpen(name, vnetHdrLen): name is 1 to 15 characters");
+  if (argc > 1) napi_get_value_int32(env, argv[1], &hdr);
+  if (hdr != 0 && hdr != 10 && hdr != 12) return host_throw(env, "EINVAL", "virtio-net header length must be 0, 10 or 12, not %d", hdr);
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return host_throw(env, host_errno_name(errno), "open /dev/net/tun: %s%s", strerror(errno), errno == EACCES || errno == EPERM ? " (run as root or with CAP_NET_ADMIN)" : "");
+  struct ifreq ifr; memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (hdr ? IFF_VNET_HDR : 0);
+  memcpy(ifr.ifr_name, name, n);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno; close(fd);
+    return host_throw(env, host_errno_name(e), "TUNSETIFF %s: %s%s", name, strerror(e),
+                      e == EPERM ? " (run as root or with CAP_NET_ADMIN)" : e == EBUSY ? " (another program holds this TAP)" : e == EINVAL ? " (the name is in use by a device that is not a TAP)" : "");
+  }
+  if (hdr) {
+    int sz = hdr;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) { int e = errno; close(fd); return host_throw(env, host_errno_name(e), "TUNSETVNETHDRSZ: %s", strerror(e)); }
+    // the switch passes the header through: tell the kernel it may hand us checksum-partial and TSO frames
+    unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    if (ioctl(fd, TUNSETOFFLOAD, off) < 0) { int e = errno; close(fd); return host_throw(env, host_errno_name(e), "TUNSETOFFLOAD: %s", strerror(e)); }
+  }
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_int32(env, fd, &v); napi_set_named_property(env, out, "fd", v);
+  napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v); napi_set_named_property(env, out, "name", v);
+  return out;
+}
+
+// packetOpen(ifname) -> fd: an AF_PACKET socket bound to an existing interface.
+static napi_value packet_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1]; size_t argc = 1; char name[IFNAMSIZ + 1] = {0}; size_t n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ)
+    return host_throw(env, "EINVAL", "packetOpen(ifname): name is 1 to 15 characters");
+  unsigned idx = if_nametoindex(name);
+  if (!idx) return host_throw(env, "ENODEV", "no interface %s (create it first, e.g. a veth end)", name);
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_PACKET): %s%s", strerror(errno), errno == EPERM ? " (run as root or with CAP_NET_RAW)" : "");
+  struct sockaddr_ll sll; memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET; sll.sll_protocol = htons(ETH_P_ALL); sll.sll_ifindex = (int)idx;
+  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) { int e = errno; close(fd); return host_throw(env, host_errno_name(e), "bind to %s: %s", name, strerror(e)); }
+  int one = 1;
+  setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one); // best effort: skips the qdisc on send
+  int big = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  // frames we send must not come back to us as received ones
+  struct packet_mreq mr; memset(&mr, 0, sizeof mr);
+  mr.mr_ifindex = (int)idx; mr.mr_type = PACKET_MR_PROMISC;
+  setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr);
+  napi_value out; napi_create_int32(env, fd, &out);
+  return out;
+}
+
+// fdToRing(view, ringOffset, fd, isSocket, max) -> frames read into the tx ring (head advanced),
+// or -errno for a dead fd. EAGAIN ends the batch.
+static napi_value fd_to_ring(napi_env env, napi_callback_info info) {
+  napi_value argv[5]; size_t argc = 5; int64_t off; int32_t fd, max; bool sock;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5 || napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int32(env, argv[2], &fd) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &sock) != napi_ok || napi_get_value_int32(env, argv[4], &max) != napi_ok)
+    return host_throw(env, "EINVAL", "fdToRing(view, ringOffset, fd, isSocket, max)");
+  struct ring_ref r;
+  if (ring_ref(env, argv[0], off, &r)) return NULL;
+  uint32_t head = rd32(r.ring + R_HEAD), tail = rd32(r.ring + R_TAIL);
+  if (head >= r.n || tail >= r.n) return ret_i64(env, 0);
+  uint32_t space = tail >= head ? tail - head : tail + r.n - head, want = space < (uint32_t)max ? space : (uint32_t)max, got = 0;
+  if (sock) {
+    struct mmsghdr msgs[MAX_BATCH]; struct iovec iov[MAX_BATCH];
+    while (got < want) {
+      uint32_t b = want - got < MAX_BATCH ? want - got : MAX_BATCH, i = head;
+      for (uint32_t k = 0; k < b; k++) {
+        uint8_t *buf = slot_buf(&r, slot_at(&r, i));
+        if (!buf) { b = k; break; }
+        iov[k].iov_base = buf; iov[k].iov_len = r.bsize;
+        memset(&msgs[k], 0, sizeof msgs[k]);
+        msgs[k].msg_hdr.msg_iov = &iov[k]; msgs[k].msg_hdr.msg_iovlen = 1;
+        i = i + 1 == r.n ? 0 : i + 1;
+      }
+      if (b == 0) break;
+      int c = recvmmsg(fd, msgs, b, MSG_DONTWAIT, NULL);
+      if (c < 0) { if (errno == EAGAIN || errno == EINTR || !fatal(errno)) break; if (!got) return ret_i64(env, -errno); break; }
+      for (int k = 0; k < c; k++) {
+        struct nm_slot *s = slot_at(&r, head);
+        s->len = (uint16_t)(msgs[k].msg_len > r.bsize ? r.bsize : msgs[k].msg_len); s->flags = 0;
+        head = head + 1 == r.n ? 0 : head + 1;
+      }
+      got += (uint32_t)c;
+      if ((uint32_t)c < b) break;
+    }
+  } else {
+    // A TAP with offloads hands over frames up to 64 KiB (TSO): scatter each read over as
+    // many free slots as the largest frame needs and chain them with MOREFRAG. Read only while
+    // that many slots are free, so no frame is ever cut.
+    uint32_t per = (65536 + 12 + r.bsize - 1) / r.bsize;
+    if (per > 64) per = 64;
+    struct iovec iov[64];
+    while (space >= per && got < (uint32_t)max) {
+      uint32_t i = head;
+      for (uint32_t k = 0; k < per; k++) {
+        uint8_t *buf = slot_buf(&r, slot_at(&r, i));
+        if (!buf) return ret_i64(env, got); // a slot of ours points outside the memory: stop
+        iov[k].iov_base = buf; iov[k].iov_len = r.bsize;
+        i = i + 1 == r.n ? 0 : i + 1;
+      }
+      ssize_t c = readv(fd, iov, (int)per);
+      if (c < 0) { if (errno == EAGAIN || errno == EINTR || !fatal(errno)) break; if (!got) return ret_i64(env, -errno); break; }
+      if (c == 0) break;
+      uint32_t used = c == 0 ? 1 : (uint32_t)((c + r.bsize - 1) / r.bsize);
+      for (uint32_t k = 0; k < used; k++) {
+        struct nm_slot *s = slot_at(&r, head);
+        uint32_t len = k + 1 < used ? r.bsize : (uint32_t)(c - (ssize_t)k * r.bsize);
+        s->len = (uint16_t)len; s->flags = k + 1 < used ? NS_MOREFRAG : 0;
+        head = head + 1 == r.n ? 0 : head + 1;
+      }
+      space -= used;
+      got++;
+    }
+  }
+  wr32(r.ring + R_HEAD, head); wr32(r.ring + R_CUR, head);
+  return ret_i64(env, got);
+}
+
+// ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1)) -> frames taken from the rx
+// ring's [head, tail) (head advanced past them), or -errno for a dead fd. A full fd ends the
+// batch; a frame the kernel refuses (link down: EIO/ENETDOWN, too big) is dropped and counted
+// in dropped[0].
+static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[5]; size_t argc = 5; int64_t off; int32_t fd; bool sock;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_typedarray_type dt; size_t dlen, dbo; void *dd; napi_value dab; bool dta = false;
+  if (argc < 5 || napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int32(env, argv[2], &fd) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &sock) != napi_ok || napi_is_typedarray(env, argv[4], &dta) != napi_ok || !dta ||
+      napi_get_typedarray_info(env, argv[4], &dt, &dlen, &dd, &dab, &dbo) != napi_ok || dt != napi_float64_array || dlen < 1)
+    return host_throw(env, "EINVAL", "ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1))");
+  double *dropped = dd;
+  struct ring_ref r;
+  if (ring_ref(env, argv[0], off, &r)) return NULL;
+  uint32_t head = rd32(r.ring + R_HEAD), tail = rd32(r.ring + R_TAIL), sent = 0;
+  if (head >= r.n || tail >= r.n) return ret_i64(env, 0);
+  struct iovec iov[64];
+  while (head != tail) {
+    // gather one frame (its MOREFRAG chain)
+    uint32_t i = head, nf = 0; int complete = 0;
+    while (i != tail && nf < 64) {
+      struct nm_slot *s = slot_at(&r, i);
+      uint8_t *buf = slot_buf(&r, s);
+      iov[nf].iov_base = buf; iov[nf].iov_len = buf && s->len <= r.bsize ? s->len : 0;
+      nf++;
+      i = i + 1 == r.n ? 0 : i + 1;
+      if (!(s->flags & NS_MOREFRAG)) { complete = 1; break; }
+    }
+    if (!complete) break;
+    ssize_t c;
+    if (sock) { struct msghdr m; memset(&m, 0, sizeof m); m.msg_iov = iov; m.msg_iovlen = nf; c = sendmsg(fd, &m, MSG_DONTWAIT); }
+    else c = writev(fd, iov, (int)nf);
+    if (c < 0) {
+      if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) break;
+      if (fatal(errno)) { if (!sent) return ret_i64(env, -errno); break; }
+      head = i; sent++; (*dropped)++;
+      continue;
+    }
+    head = i; sent++;
+  }
+  wr32(r.ring + R_HEAD, head); wr32(r.ring + R_CUR, head);
+  return ret_i64(env, sent);
+}
+
+// pollFds(fds[], timeoutMs) -> array of revents (POLLIN 1, POLLERR 8, POLLHUP 16, POLLNVAL 32)
+static napi_value poll_fds(napi_env env, napi_callback_info info) {
+  napi_value argv[2]; size_t argc = 2; uint32_t n; int32_t timeout;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool arr = false;
+  if (argc < 2 || napi_is_array(env, argv[0], &arr) != napi_ok || !arr || napi_get_array_length(env, argv[0], &n) != napi_ok || n > 1024 ||
+      napi_get_value_int32(env, argv[1], &timeout) != napi_ok)
+    return host_throw(env, "EINVAL", "pollFds(fds[], timeoutMs): at most 1024 fds");
+  struct pollfd p[1024];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v; int32_t fd;
+    napi_get_element(env, argv[0], i, &v);
+    if (napi_get_value_int32(env, v, &fd) != napi_ok) return host_throw(env, "EINVAL", "fd %u is not a number", i);
+    p[i].fd = fd; p[i].events = POLLIN; p[i].revents = 0;
+  }
+  int rc = poll(p, n, timeout);
+  if (rc < 0 && errno != EINTR) return host_throw(env, host_errno_name(errno), "poll: %s", strerror(errno));
+  napi_value out; napi_create_array_with_length(env, n, &out);
+  for (uint32_t i = 0; i < n; i++) { napi_value v; napi_create_int32(env, p[i].revents, &v); napi_set_element(env, out, i, v); }
+  return out;
+}
+
+void host_register_io(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fdToRing", NULL, fd_to_ring, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ringToFd", NULL, ring_to_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollFds", NULL, poll_fds, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

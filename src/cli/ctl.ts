@@ -1,0 +1,66 @@
+// `wasmap ctl`: talk to a running switch daemon (valectl's job).
+import { parseArgs } from 'node:util';
+import { ctlRequest } from '../ctl/client.js';
+import { defaultSocket } from '../ctl/paths.js';
+import { prometheus } from '../ctl/metrics.js';
+import { WasmapError } from '../errors.js';
+import { table } from './format.js';
+
+export const CTL_HELP = `wasmap ctl — control a running switch daemon
+
+Usage: wasmap ctl [--socket PATH] [--json] VERB ...
+  attach NAME PORT [--vnet-hdr 0|10|12]   PORT: tap:IF (created if missing), af_packet:IF
+                                          (an existing interface) or a virtual port name
+  detach NAME PORT
+  list [NAME]                             ports, their kind and state
+  stats [NAME] [--prometheus]             counters: packets, bytes, drops by reason
+  newif NAME:PORT | PORT                  a persistent virtual port
+  delif NAME:PORT | PORT
+valectl's flags work too: -a valeX:IF (attach tap:IF), -d valeX:IF, -l [valeX], -n IF, -r IF.
+The socket defaults to the one of switch NAME (vale0 if none is named): see wasmap switch --help.
+`;
+
+type Row = Record<string, unknown>;
+
+export async function ctl(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+    socket: { type: 'string' }, json: { type: 'boolean', default: false }, prometheus: { type: 'boolean', default: false },
+    'vnet-hdr': { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
+    help: { type: 'boolean', short: 'h' } } });
+  if (values.help) { process.stdout.write(CTL_HELP); return 0; }
+  let [verb, ...rest] = positionals;
+  const split = (s: string) => { const i = s.indexOf(':'); if (i < 0) throw new WasmapError('EINVAL', `expected valeX:PORT, not '${s}'`); return [s.slice(0, i), s.slice(i + 1)]; };
+  if (values.a) { const [sw, p] = split(values.a); verb = 'attach'; rest = [sw, p.includes(':') ? p : `tap:${p}`]; }
+  else if (values.d) { verb = 'detach'; rest = split(values.d); }
+  else if (values.l) { verb = 'list'; }
+  else if (values.n) { verb = 'newif'; rest = [values.n]; }
+  else if (values.r) { verb = 'delif'; rest = [values.r]; }
+  if (!verb) throw new WasmapError('EINVAL', 'give a verb: attach, detach, list, stats, newif, delif (wasmap ctl --help)');
+  const swArg = rest[0] && /^vale/.test(rest[0]) ? rest[0].split(':')[0] : undefined;
+  const socket = values.socket ?? defaultSocket(swArg ?? 'vale0');
+  const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
+  let result: unknown;
+  switch (verb) {
+    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: rest[0], port: rest[1], vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined }); break;
+    case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: rest[0], port: rest[1] }); break;
+    case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: rest[0] } : {}); break;
+    case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: rest[0] } : {}); break;
+    case 'newif': need(1, 'newif NAME:PORT'); result = await ctlRequest(socket, 'newif', { name: rest[0].split(':').pop() }); break;
+    case 'delif': need(1, 'delif NAME:PORT'); result = await ctlRequest(socket, 'delif', { name: rest[0].split(':').pop() }); break;
+    default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, newif, delif`);
+  }
+  if (verb === 'stats' && values.prometheus) { process.stdout.write(prometheus(result as Parameters<typeof prometheus>[0])); return 0; }
+  if (values.json) { console.log(JSON.stringify(result, null, 2)); return 0; }
+  if (verb === 'list') {
+    const rows = result as Row[];
+    console.log(rows.length ? table(['port', 'index', 'kind', 'state'], rows.map((r) => [String(r.name), String(r.index), String(r.kind), r.down ? `down: ${String(r.down)}` : 'up'])) : 'no ports');
+  } else if (verb === 'stats') {
+    for (const s of result as (Row & { ports: Row[] })[]) {
+      console.log(`switch ${String(s.name)}: ${String(s.rounds)} rounds, ${String(s.frames)} frames, ${String(s.floodExtra)} flood copies`);
+      console.log(table(['port', 'tx pkts', 'tx bytes', 'rx pkts', 'rx bytes', 'drop full', 'drop other', 'state'], s.ports.map((p) => [
+        String(p.name), String(p.txPackets), String(p.txBytes), String(p.rxPackets), String(p.rxBytes), String(p.dropFull),
+        String(Number(p.dropBroken) + Number(p.dropNoDst) + Number(p.dropLookup) + Number(p.dropSize) + Number(p.dropHdr)), p.down ? 'down' : 'up'])));
+    }
+  } else console.log(JSON.stringify(result));
+  return 0;
+}

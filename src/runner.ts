@@ -1,0 +1,152 @@
+// The forwarding loop and the control operations it serialises with. It owns the Datapath
+// (one shared memory), the VALE registry and the host ports; it runs in a worker thread of
+// the switch daemon, or in-process for tests. Busy while there is work, then it sleeps in
+// poll(2) on the host ports' fds so an idle switch costs ~0 % CPU.
+import { Datapath } from './datapath.js';
+import { WasmapError } from './errors.js';
+import { loadHost, requireHost, NativeHost } from './host.js';
+import { parsePortName } from './portname.js';
+import { Vale } from './vale.js';
+import { HostPort, HostKind } from './backends/hostport.js';
+import { PortStats } from './switch.js';
+
+export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
+export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
+
+const num = (b: bigint) => Number(b);
+
+export class Runner {
+  readonly dp = new Datapath();
+  readonly vale = new Vale(this.dp);
+  private readonly hostPorts = new Map<string, HostPort>(); // 'vale0:IF' -> host port
+  private readonly gone: PortStats[] = [];
+  private idleRounds = 0;
+  readonly started = Date.now();
+  stopping = false;
+
+  constructor(readonly switchNames: string[] = []) {
+    for (const n of switchNames) this.vale.switch(n, true);
+  }
+
+  private host(): NativeHost { return requireHost(); }
+
+  /** One pass: kernel → rings, forward on every switch, rings → kernel. Returns frames moved. */
+  step(): number {
+    const u8 = this.dp.u8;
+    let moved = 0;
+    for (const hp of this.hostPorts.values()) moved += hp.pull(u8);
+    const now = Math.floor(Date.now() / 1000);
+    for (const name of this.vale.switchNames()) moved += this.vale.switch(name).round(now);
+    for (const hp of this.hostPorts.values()) moved += hp.push(u8);
+    return moved;
+  }
+
+  /** Step, and when nothing moved for a while, sleep up to `maxSleepMs` waiting for input. */
+  stepOrSleep(maxSleepMs = 10): number {
+    const moved = this.step();
+    if (moved > 0) { this.idleRounds = 0; return moved; }
+    if (++this.idleRounds < 32) return 0;
+    const fds = [...this.hostPorts.values()].filter((h) => !h.down).map((h) => h.fd);
+    const host = loadHost();
+    if (fds.length && host) host.pollFds(fds, maxSleepMs);
+    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, maxSleepMs);
+    return 0;
+  }
+
+  handle(req: Request): Reply {
+    try {
+      return { id: req.id, ok: true, result: this.dispatch(req.verb, req.args ?? {}) };
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      return { id: req.id, ok: false, error: { code: err instanceof WasmapError ? err.code : (err.code ?? 'EINTERNAL'), message: err.message } };
+    }
+  }
+
+  private str(args: Record<string, unknown>, key: string, what: string): string {
+    const v = args[key];
+    if (typeof v !== 'string' || !v) throw new WasmapError('EINVAL', `missing ${what} ('${key}')`);
+    return v;
+  }
+
+  private swName(args: Record<string, unknown>): string {
+    const name = this.str(args, 'switch', 'switch name');
+    if (!this.vale.has(name)) throw new WasmapError('ENOENT', `no switch ${name} in this daemon; it runs: ${this.vale.switchNames().join(', ') || 'none'}`);
+    return name;
+  }
+
+  private dispatch(verb: string, args: Record<string, unknown>): unknown {
+    switch (verb) {
+      case 'ping': return { pong: true, pid: process.pid, uptimeMs: Date.now() - this.started };
+      case 'attach': return this.attach(this.swName(args), this.str(args, 'port', 'port (tap:IF, af_packet:IF or a virtual port name)'), args);
+      case 'detach': return this.detach(this.swName(args), this.str(args, 'port', 'port'));
+      case 'list': return this.list(typeof args.switch === 'string' ? this.swName(args) : undefined);
+      case 'stats': return this.stats(typeof args.switch === 'string' ? this.swName(args) : undefined);
+      case 'newif': { const r = this.vale.newif(this.str(args, 'name', 'port name')); return { name: this.str(args, 'name', ''), slots: r.slots }; }
+      case 'delif': this.vale.delif(this.str(args, 'name', 'port name')); return { deleted: args.name };
+      default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, newif, delif, ping`);
+    }
+  }
+
+  attach(sw: string, port: string, args: Record<string, unknown> = {}): unknown {
+    const hdr = args.vnetHdr === undefined ? 0 : Number(args.vnetHdr);
+    if (![0, 10, 12].includes(hdr)) throw new WasmapError('EINVAL', `vnet header length must be 0, 10 or 12, not ${String(args.vnetHdr)}`);
+    if (port.startsWith('tap:') || port.startsWith('af_packet:')) {
+      const spec = parsePortName(port);
+      const kind = spec.kind as HostKind;
+      const full = `${sw}:${spec.name}`;
+      if (this.hostPorts.has(full)) throw new WasmapError('EBUSY', `${port} is already attached to ${sw}`);
+      for (const [k, hp] of this.hostPorts) if (hp.ifname === spec.name) throw new WasmapError('EBUSY', `${spec.name} is already attached as ${k}`);
+      const hp = HostPort.open(this.host(), kind, spec.name, hdr, () => this.vale.attach(full));
+      if (hdr) this.vale.switch(sw).setHeaderLength(spec.name, hdr);
+      this.hostPorts.set(full, hp);
+      return { name: full, kind, ifname: spec.name, index: hp.port.index, vnetHdr: hdr };
+    }
+    const name = port.includes(':') ? port : `${sw}:${port}`;
+    if (!name.startsWith(`${sw}:`)) throw new WasmapError('EINVAL', `port ${port} names another switch than ${sw}`);
+    const p = this.vale.attach(name);
+    if (hdr) this.vale.switch(sw).setHeaderLength(p.name, hdr);
+    return { name, kind: 'virtual', index: p.index, vnetHdr: hdr };
+  }
+
+  detach(sw: string, port: string): unknown {
+    const short = port.replace(/^(tap|af_packet):/, '').replace(new RegExp(`^${sw}:`), '');
+    const full = `${sw}:${short}`;
+    const hp = this.hostPorts.get(full);
+    const stats = this.vale.detach(full);
+    this.gone.push(stats);
+    if (hp) { hp.close(); this.hostPorts.delete(full); }
+    return { name: full, stats: this.plain(stats) };
+  }
+
+  private plain(p: PortStats): Record<string, number | string> {
+    const out: Record<string, number | string> = {};
+    for (const [k, v] of Object.entries(p)) out[k] = typeof v === 'bigint' ? num(v) : v;
+    return out;
+  }
+
+  list(only?: string): unknown {
+    return this.vale.list().filter((e) => !only || e.switchName === only).map((e) => {
+      const hp = this.hostPorts.get(e.name);
+      return { ...e, kind: hp?.kind ?? 'virtual', ifname: hp?.ifname, down: hp?.down ?? null };
+    });
+  }
+
+  stats(only?: string): unknown {
+    return this.vale.switchNames().filter((n) => !only || n === only).map((n) => {
+      const s = this.vale.switch(n).stats();
+      return {
+        name: n, rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), learned: num(s.learned),
+        ports: s.ports.map((p) => {
+          const hp = this.hostPorts.get(`${n}:${p.name}`);
+          return { ...this.plain(p), kind: hp?.kind ?? 'virtual', down: hp?.down ?? null, kernelRx: hp?.rxFrames ?? 0, kernelTx: hp?.txFrames ?? 0, kernelDrops: hp?.kernelDrops ?? 0 };
+        }),
+      };
+    });
+  }
+
+  close(): void {
+    for (const hp of this.hostPorts.values()) hp.close();
+    this.hostPorts.clear();
+    this.vale.close();
+  }
+}

@@ -9,6 +9,7 @@ import { parsePortName } from './portname.js';
 import { Vale } from './vale.js';
 import { HostPort, HostKind } from './backends/hostport.js';
 import { PortStats } from './switch.js';
+import { PcapWriter } from './backends/capture.js';
 
 export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
 export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
@@ -20,6 +21,7 @@ export class Runner {
   readonly vale = new Vale(this.dp);
   private readonly hostPorts = new Map<string, HostPort>(); // 'vale0:IF' -> host port
   private readonly gone: PortStats[] = [];
+  private readonly captures = new Map<string, PcapWriter>(); // 'vale0:port' -> its pcap
   private idleRounds = 0;
   readonly started = Date.now();
   stopping = false;
@@ -36,9 +38,36 @@ export class Runner {
     let moved = 0;
     for (const hp of this.hostPorts.values()) moved += hp.pull(u8);
     const now = Math.floor(Date.now() / 1000);
+    const marks = this.captures.size ? this.captureBefore() : null;
     for (const name of this.vale.switchNames()) moved += this.vale.switch(name).round(now);
+    if (marks) this.captureAfter(marks);
     for (const hp of this.hostPorts.values()) moved += hp.push(u8);
     return moved;
+  }
+
+  private portOf(full: string) {
+    const i = full.indexOf(':');
+    return this.vale.has(full.slice(0, i)) ? this.vale.switch(full.slice(0, i)).port(full.slice(i + 1)) : undefined;
+  }
+
+  // frames the port sends this round are [hwcur, head) of its tx ring; frames it receives
+  // appear between the rx ring's hwtail before and after the round
+  private captureBefore(): Map<string, number> {
+    const marks = new Map<string, number>();
+    for (const [full, pcap] of this.captures) {
+      const p = this.portOf(full);
+      if (!p) continue;
+      pcap.frames(p.tx, p.tx.hwcur, p.tx.head);
+      marks.set(full, p.rx.hwtail);
+    }
+    return marks;
+  }
+  private captureAfter(marks: Map<string, number>): void {
+    for (const [full, pcap] of this.captures) {
+      const p = this.portOf(full), from = marks.get(full);
+      if (p && from !== undefined) pcap.frames(p.rx, from, p.rx.hwtail);
+      if (pcap.done) { pcap.close(); this.captures.delete(full); }
+    }
   }
 
   /** Step, and when nothing moved for a while, sleep up to `maxSleepMs` waiting for input. */
@@ -83,6 +112,9 @@ export class Runner {
       case 'stats': return this.stats(typeof args.switch === 'string' ? this.swName(args) : undefined);
       case 'newif': { const r = this.vale.newif(this.str(args, 'name', 'port name')); return { name: this.str(args, 'name', ''), slots: r.slots }; }
       case 'delif': this.vale.delif(this.str(args, 'name', 'port name')); return { deleted: args.name };
+      case 'capture': return this.capture(this.swName(args), this.str(args, 'port', 'port'), this.str(args, 'file', 'pcap file path'), Number(args.count ?? 0));
+      case 'capture-status': return this.captureStatus(this.swName(args), this.str(args, 'port', 'port'));
+      case 'capture-stop': return this.captureStop(this.swName(args), this.str(args, 'port', 'port'));
       default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, newif, delif, ping`);
     }
   }
@@ -108,10 +140,36 @@ export class Runner {
     return { name, kind: 'virtual', index: p.index, vnetHdr: hdr };
   }
 
+  private full(sw: string, port: string): string {
+    return `${sw}:${port.replace(/^(tap|af_packet):/, '').replace(new RegExp(`^${sw}:`), '')}`;
+  }
+
+  capture(sw: string, port: string, file: string, count: number): unknown {
+    const full = this.full(sw, port);
+    const p = this.portOf(full);
+    if (!p) throw new WasmapError('ENOENT', `no port ${full}`);
+    if (this.captures.has(full)) throw new WasmapError('EBUSY', `${full} is already being captured`);
+    if (!Number.isInteger(count) || count < 0) throw new WasmapError('EINVAL', `count must be a whole number ≥ 0, not ${count}`);
+    const hdr = this.vale.switch(sw).stats().ports.find((x) => x.name === p.name)?.hdrLen ?? 0;
+    try { this.captures.set(full, new PcapWriter(file, count, hdr)); } catch (e) { throw new WasmapError('EIO', `cannot write ${file}: ${(e as Error).message}`); }
+    return { port: full, file, count };
+  }
+  captureStatus(sw: string, port: string): unknown {
+    const pcap = this.captures.get(this.full(sw, port));
+    return pcap ? { active: true, frames: pcap.count } : { active: false };
+  }
+  captureStop(sw: string, port: string): unknown {
+    const full = this.full(sw, port), pcap = this.captures.get(full);
+    if (!pcap) throw new WasmapError('ENOENT', `no capture on ${full}`);
+    pcap.close(); this.captures.delete(full);
+    return { port: full, frames: pcap.count };
+  }
+
   detach(sw: string, port: string): unknown {
-    const short = port.replace(/^(tap|af_packet):/, '').replace(new RegExp(`^${sw}:`), '');
-    const full = `${sw}:${short}`;
+    const full = this.full(sw, port);
     const hp = this.hostPorts.get(full);
+    const pcap = this.captures.get(full);
+    if (pcap) { pcap.close(); this.captures.delete(full); }
     const stats = this.vale.detach(full);
     this.gone.push(stats);
     if (hp) { hp.close(); this.hostPorts.delete(full); }
@@ -145,6 +203,8 @@ export class Runner {
   }
 
   close(): void {
+    for (const pcap of this.captures.values()) pcap.close();
+    this.captures.clear();
     for (const hp of this.hostPorts.values()) hp.close();
     this.hostPorts.clear();
     this.vale.close();

@@ -4,6 +4,7 @@ import { bench, BENCH_HELP } from './bench.js';
 import { pktgen, PKTGEN_HELP } from './pktgen.js';
 import { switchd, SWITCH_HELP } from './switchd.js';
 import { ctl, CTL_HELP } from './ctl.js';
+import { capture, CAPTURE_HELP } from './capture.js';
 import { WasmapError } from '../errors.js';
 import { loadHost, hostMissingReason } from '../host.js';
 
@@ -17,6 +18,7 @@ Commands:
   pkt-gen    netmap's pkt-gen on wasmap ports (VALE ports and pipes)
   switch     run a switch daemon: TAP and AF_PACKET ports, forwarding in a worker thread
   ctl        control a running switch daemon (attach, detach, list, stats, newif, delif)
+  capture    mirror a port of a running switch into a pcap file
   doctor     what this machine offers wasmap (native host, privileges)
   help       this text
 
@@ -40,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     case 'pkt-gen': case 'pktgen': return pktgen(rest);
     case 'switch': return switchd(rest);
     case 'ctl': return ctl(rest);
+    case 'capture': return capture(rest);
     case 'doctor': return doctor();
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(HELP);
@@ -48,9 +51,10 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === 'pkt-gen') process.stdout.write('\n' + PKTGEN_HELP);
       if (rest[0] === 'switch') process.stdout.write('\n' + SWITCH_HELP);
       if (rest[0] === 'ctl') process.stdout.write('\n' + CTL_HELP);
+      if (rest[0] === 'capture') process.stdout.write('\n' + CAPTURE_HELP);
       return 0;
     default:
-      throw new WasmapError('EINVAL', `unknown command '${cmd}'; commands: demo, bench, pkt-gen, switch, ctl, doctor, help`);
+      throw new WasmapError('EINVAL', `unknown command '${cmd}'; commands: demo, bench, pkt-gen, switch, ctl, capture, doctor, help`);
   }
 }
 

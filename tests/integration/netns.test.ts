@@ -164,6 +164,27 @@ test('garbage on the control socket gets an error reply; the daemon goes on', { 
   assert.deepEqual(((await ctlRequest(sock, 'ping')) as { pong: boolean }).pong, true);
 });
 
+test('wasmap capture writes a pcap that tcpdump reads back with the expected count', { skip, timeout: 30000 }, async () => {
+  const cli = findBuildFile('cli.mjs')!;
+  const file = `/tmp/wasmap-test-${P}.pcap`;
+  // static neighbours, so no ARP frame can take one of the six places
+  const mac = (n: string, d: string) => (JSON.parse(inNs(n, `ip -j link show ${d}`)) as { address: string }[])[0].address;
+  inNs(nsA, `ip neigh replace 10.91.0.2 lladdr ${mac(nsB, `${P}t2`)} dev ${P}t1 nud permanent`);
+  inNs(nsB, `ip neigh replace 10.91.0.1 lladdr ${mac(nsA, `${P}t1`)} dev ${P}t2 nud permanent`);
+  const cap = spawn(process.execPath, [cli, 'capture', 'vale0', `${P}t2`, '-w', file, '-c', '6', '--socket', sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const done = new Promise<string>((resolve) => { let out = ''; cap.stdout!.on('data', (d) => { out += d; }); cap.once('exit', () => resolve(out)); });
+  await new Promise((r) => setTimeout(r, 500));
+  inNs(nsA, 'ping -c 3 -i 0.2 -W 2 10.91.0.2');   // 3 requests to t2, 3 replies from t2
+  const out = await done;
+  assert.match(out, /6 frames captured/);
+  const read = sh(`tcpdump -nn -r ${file} 2>/dev/null`);
+  try {
+    assert.equal(read.trim().split('\n').length, 6, read);
+    assert.equal((read.match(/ICMP echo request/g) ?? []).length, 3);
+    assert.equal((read.match(/ICMP echo reply/g) ?? []).length, 3);
+  } finally { sh(`rm -f ${file}`, false); }
+});
+
 test('stats in Prometheus text format', { skip }, () => {
   const cli = findBuildFile('cli.mjs')!;
   const out = sh(`${process.execPath} ${cli} ctl --socket ${sock} stats vale0 --prometheus`);

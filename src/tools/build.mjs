@@ -34,9 +34,9 @@ if (all || want.has('native')) {
   if (npmGyp) run(process.execPath, [npmGyp, ...gypArgs]);
   else run('npm', ['exec', '--yes', '--', 'node-gyp', ...gypArgs]);
   copyFileSync(join(root, 'host-native/build/Release/wasmap_host.node'), join(out, 'wasmap_host.node'));
-  if (existsSync(join(root, 'host-native/ref/vale_ref.c'))) {
-    run(process.env.CC || 'cc', ['-O2', '-Wall', '-o', join(out, 'vale-ref'), 'host-native/ref/vale_ref.c']);
-  }
+  // the native references the benchmarks compare against
+  run(process.env.CC || 'cc', ['-O2', '-Wall', '-o', join(out, 'vale-ref'), 'host-native/ref/vale_ref.c']);
+  run(process.env.CC || 'cc', ['-O2', '-Wall', '-o', join(out, 'tapfwd'), 'host-native/ref/tapfwd.c']);
 }
 
 if (all || want.has('js')) {

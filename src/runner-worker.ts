@@ -3,7 +3,7 @@
 import { workerData, receiveMessageOnPort, MessagePort } from 'node:worker_threads';
 import { Runner, Request } from './runner.js';
 
-const { port, switches } = workerData as { port: MessagePort; switches: string[] };
+const { port, switches, spinUs } = workerData as { port: MessagePort; switches: string[]; spinUs: number };
 let runner: Runner;
 try {
   runner = new Runner(switches);
@@ -24,5 +24,5 @@ for (;;) {
     }
     port.postMessage(runner.handle(req));
   }
-  runner.stepOrSleep(5);
+  runner.stepOrSleep(5, spinUs);
 }

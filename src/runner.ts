@@ -22,7 +22,7 @@ export class Runner {
   private readonly hostPorts = new Map<string, HostPort>(); // 'vale0:IF' -> host port
   private readonly gone: PortStats[] = [];
   private readonly captures = new Map<string, PcapWriter>(); // 'vale0:port' -> its pcap
-  private idleRounds = 0;
+  private lastWork = 0;
   readonly started = Date.now();
   stopping = false;
 
@@ -70,11 +70,14 @@ export class Runner {
     }
   }
 
-  /** Step, and when nothing moved for a while, sleep up to `maxSleepMs` waiting for input. */
-  stepOrSleep(maxSleepMs = 10): number {
+  /** Step; when nothing moved for `spinUs`, sleep up to `maxSleepMs` waiting for input. The
+   *  short spin after traffic catches the answer to what was just forwarded (a ping reply, a
+   *  TCP ack) without a sleep/wake-up on each side; an idle switch sleeps in poll(2). */
+  stepOrSleep(maxSleepMs = 10, spinUs = 300): number {
     const moved = this.step();
-    if (moved > 0) { this.idleRounds = 0; return moved; }
-    if (++this.idleRounds < 32) return 0;
+    const now = performance.now();
+    if (moved > 0) { this.lastWork = now; return moved; }
+    if ((now - this.lastWork) * 1000 < spinUs) return 0;
     const fds = [...this.hostPorts.values()].filter((h) => !h.down).map((h) => h.fd);
     const host = loadHost();
     if (fds.length && host) host.pollFds(fds, maxSleepMs);

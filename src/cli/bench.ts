@@ -10,10 +10,12 @@ import { Generator, TrafficPlan } from '../gen.js';
 import { findBuildFile } from '../paths.js';
 import { WasmapError } from '../errors.js';
 import { c, median, norm, table } from './format.js';
+import { benchNetns } from './bench-netns.js';
 
 export const BENCH_HELP = `wasmap bench — packet rates of the wasm datapath, with a native C reference
 
 Usage: wasmap bench [--only NAME] [--seconds N] [--runs N] [--json]
+       wasmap bench --netns [--only PATH] [--seconds N] [--json]     (root)
 
 Scenarios (all in one process, on one core; generators and sinks included in the time):
   pipe-60              zero-copy pipe, 60-byte frames (buffer indices swapped, no copy)
@@ -25,6 +27,11 @@ Scenarios (all in one process, on one core; generators and sinks included in the
   native-2port-60      the same learning switch written in C (build/vale-ref, cc -O2)
 switch-2port-60 carries ratio = wasm Mpps / native Mpps: the two alternate in slices of\n--seconds/4, 4 × --runs pairs, and the ratio is the median of the pair ratios.
 Each scenario runs --runs times (default 3) for --seconds each (default 2); the median is shown.
+
+With --netns: two network namespaces, and between them in turn the Linux bridge (veth),
+a C TAP<->TAP forwarder with the virtio-net header (build/tapfwd), wasmap with TAP ports and
+wasmap with AF_PACKET ports on veth: ping RTT, iperf3 TCP (--seconds, default 5) and iperf3
+UDP with 60-byte frames; ratios of TCP Gbit/s to the bridge and to the C forwarder.
 
 Options:
   --only NAME   run one scenario (or a comma-separated list)
@@ -103,8 +110,15 @@ function many(runs: number, f: () => RunOut): { mpps: number; last: RunOut } {
 const SCENARIOS = ['pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60'];
 
 export async function bench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string', default: '2' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(BENCH_HELP); return 0; }
+  if (values.netns) {
+    const secs = Number(values.seconds ?? 5);
+    if (!(secs >= 1)) throw new WasmapError('EINVAL', `--seconds must be ≥ 1 with --netns, not '${values.seconds}'`);
+    await benchNetns(secs, values.json, values.only?.split(','));
+    return 0;
+  }
+  values.seconds ??= '2';
   const seconds = Number(values.seconds), runs = Number(values.runs);
   if (!(seconds > 0)) throw new WasmapError('EINVAL', `--seconds must be positive, not '${values.seconds}'`);
   if (!Number.isInteger(runs) || runs < 1) throw new WasmapError('EINVAL', `--runs must be a whole number ≥ 1, not '${values.runs}'`);

@@ -9,7 +9,7 @@ import { WasmapError } from '../errors.js';
 import { findBuildFile } from '../paths.js';
 import type { Request, Reply } from '../runner.js';
 
-export interface DaemonOptions { switches: string[]; socket: string; log?: (s: string) => void }
+export interface DaemonOptions { switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void }
 
 async function socketInUse(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -50,7 +50,7 @@ export class Daemon {
     if (!script) throw new WasmapError('NO_MODULE', 'build/runner.mjs not found: run `npm run build`');
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches }, transferList: [port2] });
+    this.worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000 }, transferList: [port2] });
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error) => reject(new WasmapError('EWORKER', `the forwarding worker failed to start: ${e.message}`));
       this.worker.once('error', onErr);

@@ -2,15 +2,17 @@
 // when it was not: in-process ports work without it; fd-backed memory needs it.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { WasmapError } from './errors.js';
 import { findBuildFile } from './paths.js';
 
 export interface NativeHost {
-  /** memfd_create + ftruncate; returns the fd. */
+  /** memfd_create(MFD_CLOEXEC) + ftruncate; returns the fd. */
   memfdCreate(name: string, size: number): number;
-  /** mmap(MAP_SHARED|MAP_FIXED) the fd over [offset, offset+length) of the memory behind `view`. */
+  /** mmap(MAP_SHARED|MAP_FIXED) the fd over [offset, offset+length) of the memory behind `view`
+   *  (a Uint8Array over a WebAssembly.Memory's buffer); offsets and length page-aligned. */
   mapFd(view: Uint8Array, offset: number, length: number, fd: number, fdOffset?: number): void;
-  /** Put fresh zeroed anonymous pages back over a mapped span (never a hole). */
+  /** Put fresh zeroed anonymous pages back over a span (never a hole, whatever was there). */
   unmap(view: Uint8Array, offset: number, length: number): void;
   closeFd(fd: number): void;
   pageSize(): number;
@@ -28,32 +30,58 @@ export interface NativeHost {
   pollFds(fds: number[], timeoutMs: number): number[];
 }
 
+// Every function the interface promises. An addon built from older sources loads fine but
+// lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
+const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'pageSize', 'version',
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds'] as const satisfies readonly (keyof NativeHost)[];
+
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;
 
-export function loadHost(): NativeHost | null {
-  if (cached !== undefined) return cached;
-  const path = process.env.WASMAP_HOST_ADDON ?? findBuildFile('wasmap_host.node');
-  if (!path || !existsSync(path)) {
-    reason = `native host not found (looked for ${path ?? 'build/wasmap_host.node'})`;
-    cached = null;
-    return null;
-  }
-  try {
-    cached = createRequire(import.meta.url)(path) as NativeHost;
-    reason = null;
-  } catch (err) {
-    reason = `native host at ${path} failed to load: ${(err as Error).message}`;
-    cached = null;
-  }
-  return cached;
+function asHost(mod: unknown): NativeHost | string {
+  if (typeof mod !== 'object' || mod === null) return 'it exports no object';
+  const missing = FUNCTIONS.filter((f) => typeof (mod as Record<string, unknown>)[f] !== 'function');
+  if (missing.length) return `it lacks ${missing.join(', ')} (built from older sources?)`;
+  return mod as NativeHost;
 }
 
+/** The native host, or null when it is not built or does not load (see hostMissingReason). */
+export function loadHost(): NativeHost | null {
+  if (cached !== undefined) return cached;
+  const fromEnv = process.env.WASMAP_HOST_ADDON;
+  // resolved against the working directory, as a user typing the variable expects
+  const path = fromEnv ? resolve(fromEnv) : findBuildFile('wasmap_host.node');
+  cached = null;
+  if (!path || !existsSync(path)) {
+    reason = fromEnv
+      ? `native host not found at ${path} (from WASMAP_HOST_ADDON)`
+      : `native host not found (looked for build/wasmap_host.node above ${new URL('.', import.meta.url).pathname})`;
+    return null;
+  }
+  let mod: unknown;
+  try {
+    mod = createRequire(import.meta.url)(path) as unknown;
+  } catch (err) {
+    reason = `native host at ${path} failed to load: ${err instanceof Error ? err.message : String(err)}`;
+    return null;
+  }
+  const host = asHost(mod);
+  if (typeof host === 'string') {
+    reason = `native host at ${path} is unusable: ${host}`;
+    return null;
+  }
+  reason = null;
+  cached = host;
+  return host;
+}
+
+/** Why loadHost() returns null (the path tried and the load error); null when it loaded. */
 export function hostMissingReason(): string | null {
   loadHost();
   return reason;
 }
 
+/** The native host; throws WasmapError('HOST_MISSING') saying why and how to build it. */
 export function requireHost(): NativeHost {
   const h = loadHost();
   if (!h) throw new WasmapError('HOST_MISSING', `${reason}; build it with \`npm run build:native\` (needs python3, make, a C compiler and Node headers)`);

@@ -1,13 +1,19 @@
 // wasmap's native host: the few system calls the datapath cannot make itself. Thin on
 // purpose: it maps file descriptors into the WebAssembly memory and opens kernel objects;
-// every policy decision stays in TypeScript.
+// every policy decision stays in TypeScript. What it does check is what would otherwise
+// crash the process (a hole or a SIGBUS page inside the wasm memory) or silently map the
+// wrong bytes.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <node_api.h>
 
@@ -21,8 +27,9 @@
     }                                                                          \
   } while (0)
 
+// Throws a JS Error whose `code` is CODE. Returns NULL so callers can `return host_throw(...)`.
 napi_value host_throw(napi_env env, const char *code, const char *fmt, ...) {
-  char msg[512];
+  char msg[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
@@ -31,10 +38,16 @@ napi_value host_throw(napi_env env, const char *code, const char *fmt, ...) {
   return NULL;
 }
 
-const char *host_host_errno_name(int e) {
+// The errno's symbolic name, as Node's own fs errors spell it ('EBADF', 'ENODEV', ...).
+const char *host_errno_name(int e) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *name = strerrorname_np(e);
+  if (name) return name;
+#endif
   switch (e) {
   case EBADF: return "EBADF";
   case EACCES: return "EACCES";
+  case EAGAIN: return "EAGAIN";
   case EINVAL: return "EINVAL";
   case ENODEV: return "ENODEV";
   case ENOMEM: return "ENOMEM";
@@ -46,70 +59,117 @@ const char *host_host_errno_name(int e) {
   case ENXIO: return "ENXIO";
   case ENOENT: return "ENOENT";
   case ENETDOWN: return "ENETDOWN";
+  case EOVERFLOW: return "EOVERFLOW";
+  case ETXTBSY: return "ETXTBSY";
+  case EFBIG: return "EFBIG";
   default: return "EIO";
   }
 }
 
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
+static long page_bytes(void) {
+  static long page;
+  if (!page) page = sysconf(_SC_PAGESIZE);
+  return page;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, size_t max, napi_value *argv,
+                    size_t *got, const char *usage) {
+  size_t argc = max;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    host_throw(env, "EINVAL", "expected %zu arguments", want);
+    host_throw(env, "EINVAL", "expected at least %zu arguments: %s", want, usage);
     return -1;
   }
+  if (got) *got = argc;
   return 0;
 }
 
-static int get_i64(napi_env env, napi_value v, const char *name, int64_t *out) {
-  if (napi_get_value_int64(env, v, out) != napi_ok) {
-    host_throw(env, "EINVAL", "%s must be a number", name);
+// A whole number in [lo, hi]. napi_get_value_int64 alone would turn NaN, Infinity and 1.5
+// into 0 or 1 and map somewhere nobody asked for.
+static int get_int(napi_env env, napi_value v, const char *fn, const char *name, int64_t lo, int64_t hi,
+                   int64_t *out) {
+  napi_valuetype t;
+  double d;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) {
+    host_throw(env, "EINVAL", "%s: %s must be a number", fn, name);
     return -1;
   }
+  if (!isfinite(d) || d != trunc(d) || d < (double)lo || d > (double)hi) {
+    host_throw(env, "EINVAL", "%s: %s must be a whole number in %lld..%lld, not %.17g", fn, name, (long long)lo,
+               (long long)hi, d);
+    return -1;
+  }
+  *out = (int64_t)d;
   return 0;
 }
 
-// The memory behind a Uint8Array over a WebAssembly.Memory. Node 20's
-// napi_get_arraybuffer_info refuses a SharedArrayBuffer, the typed-array path does not.
-static int get_span(napi_env env, napi_value view, int64_t off, int64_t len, uint8_t **at) {
+#define MAX_SAFE ((int64_t)9007199254740991LL) /* Number.MAX_SAFE_INTEGER */
+
+// The page-aligned span [off, off+len) of the memory behind a Uint8Array view of a
+// WebAssembly.Memory. Node 20's napi_get_arraybuffer_info refuses a SharedArrayBuffer, the
+// typed-array path does not (and returns the data pointer including the view's byteOffset).
+static int get_span(napi_env env, const char *fn, napi_value view, napi_value voff, napi_value vlen, uint8_t **at,
+                    int64_t *off, int64_t *len) {
   napi_typedarray_type type;
   size_t length, byte_offset;
   void *data;
   napi_value ab;
   bool is_ta = false;
+  long page = page_bytes();
   if (napi_is_typedarray(env, view, &is_ta) != napi_ok || !is_ta ||
       napi_get_typedarray_info(env, view, &type, &length, &data, &ab, &byte_offset) != napi_ok ||
-      type != napi_uint8_array) {
-    host_throw(env, "EINVAL", "the first argument must be a Uint8Array over the WebAssembly memory");
+      type != napi_uint8_array || data == NULL) {
+    host_throw(env, "EINVAL", "%s: the first argument must be a Uint8Array over the WebAssembly memory "
+               "(new Uint8Array(memory.buffer))", fn);
     return -1;
   }
-  long page = sysconf(_SC_PAGESIZE);
-  uintptr_t base = (uintptr_t)data;
-  if (off < 0 || len <= 0 || (uint64_t)off + (uint64_t)len > length) {
-    host_throw(env, "EINVAL", "span [%lld, +%lld) is outside the %zu-byte memory view",
-               (long long)off, (long long)len, length);
+  if (get_int(env, voff, fn, "offset", 0, MAX_SAFE, off) || get_int(env, vlen, fn, "length", 0, MAX_SAFE, len))
+    return -1;
+  if (*len == 0) {
+    host_throw(env, "EINVAL", "%s: length must be > 0", fn);
     return -1;
   }
-  if ((base + (uintptr_t)off) % (uintptr_t)page || (uint64_t)len % (uint64_t)page) {
-    host_throw(env, "EINVAL", "offset %lld and length %lld must be multiples of the %ld-byte page",
-               (long long)off, (long long)len, page);
+  if (*off % page || *len % page) {
+    host_throw(env, "EINVAL", "%s: offset %lld and length %lld must be multiples of the %ld-byte host page "
+               "(any 64 KiB wasm-page boundary is)", fn, (long long)*off, (long long)*len, page);
     return -1;
   }
-  *at = (uint8_t *)data + off;
+  if ((uint64_t)*off + (uint64_t)*len > length) {
+    host_throw(env, "EINVAL", "%s: span [%lld, %lld) ends beyond the %zu-byte view; grow the memory first and "
+               "pass a view over the current memory.buffer", fn, (long long)*off, (long long)(*off + *len), length);
+    return -1;
+  }
+  if ((uintptr_t)data % (uintptr_t)page) {
+    host_throw(env, "EINVAL", "%s: the view starts at byte %zu of its buffer, not on a page; pass "
+               "new Uint8Array(memory.buffer)", fn, byte_offset);
+    return -1;
+  }
+  *at = (uint8_t *)data + *off;
   return 0;
 }
 
 static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
+  static const char *fn = "memfdCreate(name, size)";
   napi_value argv[2], out;
-  char name[64];
+  char name[250]; // the kernel's limit is 249 bytes plus the NUL
   size_t n;
+  napi_valuetype t;
   int64_t size;
-  if (get_args(env, info, 2, argv)) return NULL;
-  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok)
-    return host_throw(env, "EINVAL", "name must be a string");
-  if (get_i64(env, argv[1], "size", &size)) return NULL;
-  if (size < 0) return host_throw(env, "EINVAL", "size must be >= 0");
+  if (get_args(env, info, 2, 2, argv, NULL, fn)) return NULL;
+  CALL(env, napi_typeof(env, argv[0], &t));
+  if (t != napi_string) return host_throw(env, "EINVAL", "%s: name must be a string", fn);
+  CALL(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &n));
+  if (n >= sizeof name)
+    return host_throw(env, "EINVAL", "%s: name is %zu bytes; memfd names are at most %zu", fn, n, sizeof name - 1);
+  CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  if (strlen(name) != n) return host_throw(env, "EINVAL", "%s: name must not contain NUL characters", fn);
+  if (get_int(env, argv[1], fn, "size", 0, MAX_SAFE, &size)) return NULL;
   int fd = memfd_create(name, MFD_CLOEXEC);
-  if (fd < 0) return host_throw(env, host_errno_name(errno), "memfd_create(%s): %s", name, strerror(errno));
-  if (ftruncate(fd, size) < 0) {
+  if (fd < 0) {
+    int e = errno;
+    return host_throw(env, host_errno_name(e), "memfd_create(%s): %s%s", name, strerror(e),
+                      e == EMFILE || e == ENFILE ? "; close unused descriptors or raise `ulimit -n`" : "");
+  }
+  if (ftruncate(fd, (off_t)size) < 0) {
     int e = errno;
     close(fd);
     return host_throw(env, host_errno_name(e), "ftruncate(memfd %s, %lld): %s", name, (long long)size, strerror(e));
@@ -119,61 +179,89 @@ static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
 }
 
 static napi_value map_fd(napi_env env, napi_callback_info info) {
+  static const char *fn = "mapFd(view, offset, length, fd, fdOffset?)";
   napi_value argv[5];
-  size_t argc = 5;
+  size_t argc;
   int64_t off, len, fd, fdoff = 0;
   uint8_t *at;
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return host_throw(env, "EINVAL", "mapFd(view, offset, length, fd[, fdOffset])");
-  if (get_i64(env, argv[1], "offset", &off) || get_i64(env, argv[2], "length", &len) ||
-      get_i64(env, argv[3], "fd", &fd))
-    return NULL;
+  struct stat st;
+  if (get_args(env, info, 4, 5, argv, &argc, fn)) return NULL;
+  if (get_span(env, fn, argv[0], argv[1], argv[2], &at, &off, &len)) return NULL;
+  if (get_int(env, argv[3], fn, "fd", 0, INT_MAX, &fd)) return NULL;
   if (argc > 4) {
     napi_valuetype t;
     CALL(env, napi_typeof(env, argv[4], &t));
-    if (t != napi_undefined && get_i64(env, argv[4], "fdOffset", &fdoff)) return NULL;
+    if (t != napi_undefined && get_int(env, argv[4], fn, "fdOffset", 0, MAX_SAFE, &fdoff)) return NULL;
   }
-  if (fdoff < 0 || fdoff % sysconf(_SC_PAGESIZE))
-    return host_throw(env, "EINVAL", "fdOffset %lld must be a page multiple", (long long)fdoff);
-  if (get_span(env, argv[0], off, len, &at)) return NULL;
+  if (fdoff % page_bytes())
+    return host_throw(env, "EINVAL", "%s: fdOffset %lld must be a multiple of the %ld-byte page", fn,
+                      (long long)fdoff, page_bytes());
+  if (fstat((int)fd, &st) < 0) {
+    int e = errno;
+    return host_throw(env, host_errno_name(e), "%s: fd %lld: %s; pass an open descriptor (a memfd from "
+                      "memfdCreate, a file or an mmap-able device)", fn, (long long)fd, strerror(e));
+  }
+  // Pages past the end of a file map fine but raise SIGBUS when touched, which V8's trap
+  // handler does not catch: the whole process would die on the first wasm access.
+  if (S_ISREG(st.st_mode) && fdoff + len > (int64_t)st.st_size)
+    return host_throw(env, "EINVAL", "%s: fd %lld is %lld bytes, too short for [%lld, %lld); ftruncate it to at "
+                      "least %lld bytes first", fn, (long long)fd, (long long)st.st_size, (long long)fdoff,
+                      (long long)(fdoff + len), (long long)(fdoff + len));
   void *p = mmap(at, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, (int)fd, (off_t)fdoff);
   if (p == MAP_FAILED) {
     int e = errno;
-    return host_throw(env, host_errno_name(e), "mmap of fd %lld over wasm memory [%lld, +%lld): %s",
-                      (long long)fd, (long long)off, (long long)len, strerror(e));
+    const char *hint = e == ENODEV  ? "; this kind of descriptor cannot be memory-mapped (use a memfd, a file or a "
+                                      "device with an mmap ring)"
+                       : e == EACCES ? "; the descriptor must be open read-write for a shared writable mapping"
+                       : e == ENOMEM ? "; the process is out of mappings or memory (see vm.max_map_count)"
+                                     : "";
+    // Argument errors leave the old pages alone, but a driver's mmap failing after the
+    // kernel cleared the range leaves a hole (msync says ENOMEM over unmapped pages). Fill
+    // it with zeroed pages: wasm touching a hole would kill the process.
+    bool hole = msync(at, (size_t)len, MS_ASYNC) < 0 && errno == ENOMEM;
+    if (hole) mmap(at, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    return host_throw(env, host_errno_name(e), "%s: mmap of fd %lld (offset %lld) over wasm memory [%lld, %lld): "
+                      "%s%s%s", fn, (long long)fd, (long long)fdoff, (long long)off, (long long)(off + len),
+                      strerror(e), hint, hole ? " (the span now holds zeros)" : "");
   }
   return NULL;
 }
 
+// Never leaves a hole (wasm would fault on it): fresh zeroed anonymous pages replace the
+// span, whatever it held, mapped or not.
 static napi_value unmap(napi_env env, napi_callback_info info) {
+  static const char *fn = "unmap(view, offset, length)";
   napi_value argv[3];
   int64_t off, len;
   uint8_t *at;
-  if (get_args(env, info, 3, argv)) return NULL;
-  if (get_i64(env, argv[1], "offset", &off) || get_i64(env, argv[2], "length", &len)) return NULL;
-  if (get_span(env, argv[0], off, len, &at)) return NULL;
-  // never leave a hole: wasm would fault on it; put fresh zeroed anonymous pages back
+  if (get_args(env, info, 3, 3, argv, NULL, fn)) return NULL;
+  if (get_span(env, fn, argv[0], argv[1], argv[2], &at, &off, &len)) return NULL;
   void *p = mmap(at, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED) {
     int e = errno;
-    return host_throw(env, host_errno_name(e), "restoring anonymous memory over [%lld, +%lld): %s",
-                      (long long)off, (long long)len, strerror(e));
+    return host_throw(env, host_errno_name(e), "%s: restoring anonymous memory over [%lld, %lld): %s", fn,
+                      (long long)off, (long long)(off + len), strerror(e));
   }
   return NULL;
 }
 
 static napi_value close_fd(napi_env env, napi_callback_info info) {
+  static const char *fn = "closeFd(fd)";
   napi_value argv[1];
   int64_t fd;
-  if (get_args(env, info, 1, argv) || get_i64(env, argv[0], "fd", &fd)) return NULL;
-  if (close((int)fd) < 0) return host_throw(env, host_errno_name(errno), "close(%lld): %s", (long long)fd, strerror(errno));
+  if (get_args(env, info, 1, 1, argv, NULL, fn) || get_int(env, argv[0], fn, "fd", 0, INT_MAX, &fd)) return NULL;
+  // EINTR still closes the fd on Linux; retrying could close someone else's.
+  if (close((int)fd) < 0 && errno != EINTR) {
+    int e = errno;
+    return host_throw(env, host_errno_name(e), "%s: close(%lld): %s", fn, (long long)fd, strerror(e));
+  }
   return NULL;
 }
 
 static napi_value page_size(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
-  CALL(env, napi_create_int64(env, sysconf(_SC_PAGESIZE), &out));
+  CALL(env, napi_create_int64(env, page_bytes(), &out));
   return out;
 }
 

@@ -1,61 +1,227 @@
 // The native host maps a memfd into the shared WebAssembly memory: wasm, JavaScript and the
-// fd see the same bytes, the mapping survives memory.grow, and unmapping leaves zeroed pages.
+// fd see the same bytes, the mapping survives memory.grow, and unmapping leaves zeroed,
+// writable pages. Bad arguments are refused with a code, and leave the memory as it was.
+// Real system calls, no mocks; skipped only when the addon is not built and
+// WASMAP_REQUIRE_NET is not 1 (then a missing addon fails every test instead).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readSync, writeSync } from 'node:fs';
-import { loadHost, hostMissingReason, requireHost } from '../../src/host.js';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadHost, hostMissingReason, requireHost, type NativeHost } from '../../src/host.js';
 
 const required = process.env.WASMAP_REQUIRE_NET === '1';
 const host = loadHost();
-const skip = !host && !required ? `native host not built (${hostMissingReason()})` : false;
+const skip = !host && !required ? `native host unavailable: ${hostMissingReason()}` : false;
 
-// (module (import "env" "memory" (memory 1 1024 shared)) (func (export "load8") (param i32) (result i32) local.get 0 i32.load8_u))
-const LOAD8 = Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0, 1, 6, 1, 96, 1, 127, 1, 127, 2, 17, 1, 3, 101, 110, 118, 6, 109, 101, 109, 111, 114, 121, 2, 3, 1, 128, 8, 3, 2, 1, 0, 7, 9, 1, 5, 108, 111, 97, 100, 56, 0, 0, 10, 9, 1, 7, 0, 32, 0, 45, 0, 0, 11]);
+const WASM_PAGE = 65536;
 
-test('memfd mapped into wasm memory is shared both ways and survives grow', { skip }, () => {
-  const h = requireHost();
-  const mem = new WebAssembly.Memory({ initial: 64, maximum: 1024, shared: true });
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(LOAD8), { env: { memory: mem } });
-  const load8 = inst.exports.load8 as (a: number) => number;
-  const len = 65536, off = 4 * 65536;
-  const fd = h.memfdCreate('wasmap-test', len);
+// A module importing the shared memory, assembled by hand:
+//   (module (import "env" "memory" (memory 1 1024 shared))
+//     (func (export "load8") (param i32) (result i32) local.get 0 i32.load8_u)
+//     (func (export "store8") (param i32 i32) local.get 0 local.get 1 i32.store8))
+const vec = (items: number[][]): number[] => [items.length, ...items.flat()]; // counts < 128: one LEB byte
+const str = (s: string): number[] => [s.length, ...Buffer.from(s)];
+const section = (id: number, body: number[]): number[] => [id, body.length, ...body]; // bodies < 128 bytes
+const MODULE = Uint8Array.from([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
+  ...section(1, vec([[0x60, 1, 0x7f, 1, 0x7f], [0x60, 2, 0x7f, 0x7f, 0]])), // types: (i32)->i32, (i32 i32)->()
+  ...section(2, vec([[...str('env'), ...str('memory'), 0x02, 0x03, 1, 0x80, 0x08]])), // memory, flags max|shared, 1..1024
+  ...section(3, vec([[0], [1]])), // two functions of types 0 and 1
+  ...section(7, vec([[...str('load8'), 0x00, 0], [...str('store8'), 0x00, 1]])),
+  ...section(10, vec([
+    [7, 0, 0x20, 0, 0x2d, 0, 0, 0x0b], // no locals; local.get 0; i32.load8_u align=0 offset=0; end
+    [9, 0, 0x20, 0, 0x20, 1, 0x3a, 0, 0, 0x0b], // local.get 0; local.get 1; i32.store8; end
+  ])),
+]);
+
+interface Wasm { mem: WebAssembly.Memory; load8(addr: number): number; store8(addr: number, v: number): void }
+function instantiate(mem = new WebAssembly.Memory({ initial: 64, maximum: 1024, shared: true })): Wasm {
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(MODULE), { env: { memory: mem } });
+  const { load8, store8 } = inst.exports as { load8: (a: number) => number; store8: (a: number, v: number) => void };
+  return { mem, load8, store8 };
+}
+
+function pattern(len: number, seed: number): Buffer {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) b[i] = (i * 13 + seed + (i >> 8)) & 255;
+  return b;
+}
+
+/** A memfd holding `content`, closed after `body` whatever happens. */
+function withMemfd(h: NativeHost, content: Buffer, body: (fd: number) => void): void {
+  const fd = h.memfdCreate('wasmap-test', content.length);
   try {
-    const pattern = Buffer.alloc(len);
-    for (let i = 0; i < len; i++) pattern[i] = (i * 13 + 7) & 255;
-    writeSync(fd, pattern, 0, len, 0);
-    h.mapFd(new Uint8Array(mem.buffer), off, len, fd, 0);
-    const view = new Uint8Array(mem.buffer);
-    assert.equal(view[off + 1000], pattern[1000]);
-    assert.equal(load8(off + 4321), pattern[4321], 'wasm sees the fd contents');
-    view[off + 77] = 0xab;
-    const back = Buffer.alloc(1);
-    readSync(fd, back, 0, 1, 77);
-    assert.equal(back[0], 0xab, 'the fd sees writes made through the memory');
-    mem.grow(10);
-    assert.equal(new Uint8Array(mem.buffer)[off + 4321], pattern[4321], 'mapping survives grow');
-    h.unmap(new Uint8Array(mem.buffer), off, len);
-    const after = new Uint8Array(mem.buffer);
-    assert.equal(after[off + 4321], 0, 'unmapped span reads zeros');
-    after[off + 5] = 9;
-    assert.equal(load8(off + 5), 9, 'unmapped span is writable memory again');
+    assert.equal(writeSync(fd, content, 0, content.length, 0), content.length);
+    body(fd);
   } finally {
     h.closeFd(fd);
   }
+}
+
+function readAt(fd: number, pos: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  assert.equal(readSync(fd, b, 0, len, pos), len);
+  return b;
+}
+
+const bytes = (mem: WebAssembly.Memory, off: number, len: number): Buffer => Buffer.from(mem.buffer, off, len);
+
+test('the addon loads and describes itself', { skip }, () => {
+  const h = requireHost();
+  assert.equal(hostMissingReason(), null);
+  assert.match(h.version(), /^wasmap_host \d+\.\d+\.\d+/);
+  const page = h.pageSize();
+  assert.ok(page >= 4096 && (page & (page - 1)) === 0 && WASM_PAGE % page === 0, `page size ${page}`);
 });
 
-test('bad arguments are refused with a code', { skip }, () => {
+test('a memfd mapped into the shared wasm memory: JS, wasm and the fd see the same bytes', { skip }, () => {
   const h = requireHost();
-  const mem = new WebAssembly.Memory({ initial: 16, maximum: 64, shared: true });
-  const fd = h.memfdCreate('wasmap-test', 65536);
+  const w = instantiate();
+  const off = 4 * WASM_PAGE, len = 2 * WASM_PAGE;
+  const view = new Uint8Array(w.mem.buffer);
+  view[off - 1] = 0x11; // neighbours of the span must not change
+  view[off + len] = 0x22;
+  const pat = pattern(len, 7);
+  withMemfd(h, pat, (fd) => {
+    h.mapFd(view, off, len, fd, 0);
+    assert.ok(bytes(w.mem, off, len).equals(pat), 'JS sees the fd contents over the whole span');
+    for (const i of [0, 1, 4321, WASM_PAGE - 1, WASM_PAGE, len - 1]) assert.equal(w.load8(off + i), pat[i], `wasm sees byte ${i}`);
+    assert.equal(view[off - 1], 0x11);
+    assert.equal(view[off + len], 0x22);
+
+    view[off + 77] = 0xab;
+    assert.equal(readAt(fd, 77, 1)[0], 0xab, 'the fd sees a write made through the JS view');
+    w.store8(off + WASM_PAGE + 5, 0xcd);
+    assert.equal(readAt(fd, WASM_PAGE + 5, 1)[0], 0xcd, 'the fd sees a write made by wasm');
+    writeSync(fd, Buffer.from([0xee, 0xef]), 0, 2, 9000);
+    assert.equal(view[off + 9000], 0xee, 'JS sees a write made through the fd');
+    assert.equal(w.load8(off + 9001), 0xef, 'wasm sees a write made through the fd');
+  });
+});
+
+test('the mapping survives memory.grow', { skip }, () => {
+  const h = requireHost();
+  const w = instantiate();
+  const off = 8 * WASM_PAGE, len = WASM_PAGE;
+  const pat = pattern(len, 3);
+  withMemfd(h, pat, (fd) => {
+    h.mapFd(new Uint8Array(w.mem.buffer), off, len, fd);
+    const before = w.mem.buffer.byteLength;
+    assert.equal(w.mem.grow(10), 64);
+    assert.equal(w.mem.buffer.byteLength, before + 10 * WASM_PAGE);
+    assert.ok(bytes(w.mem, off, len).equals(pat), 'a view on the grown buffer still sees the fd');
+    assert.equal(w.load8(off + 1234), pat[1234]);
+    w.store8(off + 99, 0x5a);
+    assert.equal(readAt(fd, 99, 1)[0], 0x5a, 'writes still reach the fd after grow');
+    // the new pages are ordinary memory
+    const grown = new Uint8Array(w.mem.buffer);
+    grown[before + 3] = 7;
+    assert.equal(w.load8(before + 3), 7);
+  });
+});
+
+test('fdOffset maps a later part of the fd; one memfd mapped twice aliases', { skip }, () => {
+  const h = requireHost();
+  const w = instantiate();
+  const pat = pattern(2 * WASM_PAGE, 11);
+  withMemfd(h, pat, (fd) => {
+    const view = new Uint8Array(w.mem.buffer);
+    const a = 16 * WASM_PAGE, b = 20 * WASM_PAGE;
+    h.mapFd(view, a, WASM_PAGE, fd, WASM_PAGE);
+    assert.ok(bytes(w.mem, a, WASM_PAGE).equals(pat.subarray(WASM_PAGE)), 'the second page of the fd');
+    h.mapFd(view, b, WASM_PAGE, fd, WASM_PAGE);
+    w.store8(a + 10, 0x99);
+    assert.equal(view[b + 10], 0x99, 'two spans over the same fd pages are one memory');
+    assert.equal(readAt(fd, WASM_PAGE + 10, 1)[0], 0x99);
+    assert.ok(readAt(fd, 0, WASM_PAGE).equals(pat.subarray(0, WASM_PAGE)), 'the first page of the fd is untouched');
+  });
+});
+
+test('the mapping outlives closing the fd', { skip }, () => {
+  const h = requireHost();
+  const w = instantiate();
+  const off = 2 * WASM_PAGE;
+  const pat = pattern(WASM_PAGE, 5);
+  withMemfd(h, pat, (fd) => h.mapFd(new Uint8Array(w.mem.buffer), off, WASM_PAGE, fd));
+  assert.ok(bytes(w.mem, off, WASM_PAGE).equals(pat));
+  w.store8(off, 1);
+  assert.equal(w.load8(off), 1);
+});
+
+test('unmap puts zeroed, writable, private memory back', { skip }, () => {
+  const h = requireHost();
+  const w = instantiate();
+  const off = 4 * WASM_PAGE, len = 2 * WASM_PAGE;
+  const pat = pattern(len, 9);
+  withMemfd(h, pat, (fd) => {
+    const view = new Uint8Array(w.mem.buffer);
+    view[off - 1] = 0x11;
+    view[off + len] = 0x22;
+    h.mapFd(view, off, len, fd);
+    assert.equal(w.load8(off + 4321), pat[4321]);
+    h.unmap(new Uint8Array(w.mem.buffer), off, len);
+    assert.ok(bytes(w.mem, off, len).equals(Buffer.alloc(len)), 'the span reads zeros');
+    assert.equal(w.load8(off + 4321), 0, 'wasm reads zeros too');
+    view[off + 5] = 9;
+    assert.equal(w.load8(off + 5), 9, 'JS writes land in the memory');
+    w.store8(off + len - 1, 8);
+    assert.equal(view[off + len - 1], 8, 'wasm writes land in the memory');
+    assert.ok(readAt(fd, 0, len).equals(pat), 'the fd no longer sees the memory');
+    assert.equal(view[off - 1], 0x11);
+    assert.equal(view[off + len], 0x22);
+  });
+});
+
+test('bad arguments are refused with a code and leave the memory as it was', { skip }, () => {
+  const h = requireHost();
+  const w = instantiate(new WebAssembly.Memory({ initial: 16, maximum: 64, shared: true }));
+  const view = new Uint8Array(w.mem.buffer);
+  const end = view.byteLength;
+  const before = pattern(end, 1);
+  view.set(before);
+  const dir = mkdtempSync(join(tmpdir(), 'wasmap-host-'));
+  const ro = join(dir, 'ro');
+  writeFileSync(ro, Buffer.alloc(WASM_PAGE));
+  const roFd = openSync(ro, 'r');
+  const nullFd = openSync('/dev/null', 'r+');
   try {
-    const view = new Uint8Array(mem.buffer);
-    assert.throws(() => h.mapFd(view, 100, 65536, fd), { code: 'EINVAL' });
-    assert.throws(() => h.mapFd(view, 15 * 65536, 2 * 65536, fd), { code: 'EINVAL' });
-    assert.throws(() => h.mapFd(view, 0, 65536, 987654), { code: 'EBADF' });
-    assert.throws(() => h.mapFd(new Uint8Array(8) as Uint8Array, 0, 4096, fd), { code: 'EINVAL' });
+    withMemfd(h, Buffer.alloc(WASM_PAGE), (fd) => {
+      const refused = (f: () => void, code: string, msg: RegExp) =>
+        assert.throws(f, (e: unknown) => {
+          assert.ok(e instanceof Error, 'a JS Error');
+          assert.equal((e as Error & { code?: unknown }).code, code, e.message);
+          assert.match(e.message, msg);
+          return true;
+        });
+      refused(() => h.mapFd(view, 100, WASM_PAGE, fd), 'EINVAL', /multiples of the \d+-byte host page/);
+      refused(() => h.mapFd(view, 0, 100, fd), 'EINVAL', /multiples of the/);
+      refused(() => h.mapFd(view, 0, 0, fd), 'EINVAL', /length must be > 0/);
+      refused(() => h.mapFd(view, 15 * WASM_PAGE, 2 * WASM_PAGE, fd), 'EINVAL', /beyond the \d+-byte view; grow the memory/);
+      refused(() => h.mapFd(view, -WASM_PAGE, WASM_PAGE, fd), 'EINVAL', /offset must be a whole number/);
+      refused(() => h.mapFd(view, NaN, WASM_PAGE, fd), 'EINVAL', /offset must be a whole number/);
+      refused(() => h.mapFd(view, 0, WASM_PAGE, fd, 100), 'EINVAL', /fdOffset 100 must be a multiple/);
+      refused(() => h.mapFd(view, 0, 2 * WASM_PAGE, fd), 'EINVAL', /too short .*ftruncate it/);
+      refused(() => h.mapFd(view, 0, WASM_PAGE, fd, WASM_PAGE), 'EINVAL', /too short/);
+      refused(() => h.mapFd(view, 0, WASM_PAGE, 987654), 'EBADF', /pass an open descriptor/);
+      refused(() => h.mapFd(view, 0, WASM_PAGE, nullFd), 'ENODEV', /cannot be memory-mapped/);
+      refused(() => h.mapFd(view, 0, WASM_PAGE, roFd), 'EACCES', /read-write/);
+      refused(() => h.mapFd(new Float64Array(w.mem.buffer) as unknown as Uint8Array, 0, WASM_PAGE, fd), 'EINVAL', /Uint8Array/);
+      refused(() => h.mapFd(new Uint8Array(8), 0, 4096, fd), 'EINVAL', /beyond/);
+      refused(() => h.mapFd(view.subarray(1), 0, WASM_PAGE, fd), 'EINVAL', /not on a page/);
+      refused(() => h.unmap(view, 4096 + 1, 4096), 'EINVAL', /multiples/);
+      refused(() => h.unmap(view, 0, end + WASM_PAGE), 'EINVAL', /beyond/);
+      refused(() => h.memfdCreate('x', -1), 'EINVAL', /size must be a whole number/);
+      refused(() => h.memfdCreate(42 as unknown as string, 1), 'EINVAL', /name must be a string/);
+    });
+    assert.ok(Buffer.from(w.mem.buffer).equals(before), 'failed calls changed no byte of the memory');
+    assert.equal(w.load8(12345), before[12345]);
   } finally {
-    h.closeFd(fd);
+    closeSync(roFd);
+    closeSync(nullFd);
+    rmSync(dir, { recursive: true, force: true });
   }
+  const fd = h.memfdCreate('wasmap-test', 0);
+  h.closeFd(fd);
   assert.throws(() => h.closeFd(fd), { code: 'EBADF' });
-  assert.equal(h.pageSize() % 4096, 0);
 });

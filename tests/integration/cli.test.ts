@@ -53,7 +53,7 @@ test('pkt-gen alone on a switch: every frame dropped and counted', () => {
 test('bad input gets a clear error and exit code 2', () => {
   let r = wasmap('pkt-gen', '-i', 'vale0:no such');
   assert.equal(r.code, 2);
-  assert.match(r.err, /bad port name 'vale0:no such'/);
+  assert.match(r.err, /port name 'vale0:no such'/);
   r = wasmap('pkt-gen', '-i', 'vale0:a', '-l', '10');
   assert.equal(r.code, 2);
   assert.match(r.err, /-l must be 42\.\.2048/);

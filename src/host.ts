@@ -28,12 +28,17 @@ export interface NativeHost {
   ringToFd(view: Uint8Array, ring: number, fd: number, isSocket: boolean, dropped: Float64Array): number;
   /** poll(2) for POLLIN on fds; returns each fd's revents. */
   pollFds(fds: number[], timeoutMs: number): number[];
+  /** AF_PACKET socket with TPACKET_V2 rx and tx rings (frames × 2048 bytes each) mapped over
+   *  [offset, offset + bytes) of the memory behind `view`, rx ring first. */
+  packetRingOpen(ifname: string, view: Uint8Array, offset: number, frames: number): { fd: number; rx: number; tx: number; frames: number; frameSize: number; bytes: number };
+  /** Ask the kernel to send what the tx ring holds; -errno when the socket is dead. */
+  packetKick(fd: number): number;
 }
 
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

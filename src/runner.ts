@@ -131,7 +131,7 @@ export class Runner {
       const full = `${sw}:${spec.name}`;
       if (this.hostPorts.has(full)) throw new WasmapError('EBUSY', `${port} is already attached to ${sw}`);
       for (const [k, hp] of this.hostPorts) if (hp.ifname === spec.name) throw new WasmapError('EBUSY', `${spec.name} is already attached as ${k}`);
-      const hp = HostPort.open(this.host(), kind, spec.name, hdr, () => this.vale.attach(full));
+      const hp = HostPort.open(this.host(), this.dp, kind, spec.name, hdr, () => this.vale.attach(full));
       if (hdr) this.vale.switch(sw).setHeaderLength(spec.name, hdr);
       this.hostPorts.set(full, hp);
       return { name: full, kind, ifname: spec.name, index: hp.port.index, vnetHdr: hdr };

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -268,6 +269,78 @@ static napi_value poll_fds(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// packetRingOpen(ifname, view, offset, frames) -> { fd, rx, tx, frames, frameSize, bytes }:
+// an AF_PACKET socket on IFNAME with TPACKET_V2 rx and tx rings of FRAMES 2048-byte frames
+// each, mmapped MAP_FIXED over [offset, offset+bytes) of the wasm memory (rx ring first), so
+// the datapath reads and writes the kernel's frames in place.
+static napi_value packet_ring_open(napi_env env, napi_callback_info info) {
+  napi_value argv[4]; size_t argc = 4; char name[IFNAMSIZ + 1] = {0}; size_t n; int64_t off; int32_t frames;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
+      napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int32(env, argv[3], &frames) != napi_ok)
+    return host_throw(env, "EINVAL", "packetRingOpen(ifname, view, offset, frames)");
+  const unsigned fsize = 2048, bsize = 65536, per = bsize / fsize;
+  if (frames < (int32_t)per || frames > 65536 || frames % per)
+    return host_throw(env, "EINVAL", "frames must be a multiple of %u between %u and 65536, not %d", per, per, frames);
+  napi_typedarray_type type; size_t length, bo; void *data; napi_value ab; bool ta = false;
+  if (napi_is_typedarray(env, argv[1], &ta) != napi_ok || !ta ||
+      napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &bo) != napi_ok || type != napi_uint8_array)
+    return host_throw(env, "EINVAL", "packetRingOpen: expected a Uint8Array over the WebAssembly memory");
+  size_t bytes = 2ull * (size_t)frames * fsize;
+  long page = sysconf(_SC_PAGESIZE);
+  if (off < 0 || (uint64_t)off + bytes > length || ((uintptr_t)data + (uintptr_t)off) % (uintptr_t)page)
+    return host_throw(env, "EINVAL", "span [%lld, +%zu) must be page-aligned and inside the %zu-byte memory", (long long)off, bytes, length);
+  unsigned idx = if_nametoindex(name);
+  if (!idx) return host_throw(env, "ENODEV", "no interface %s (create it first, e.g. a veth end)", name);
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_PACKET): %s%s", strerror(errno), errno == EPERM ? " (run as root or with CAP_NET_RAW)" : "");
+  int v = TPACKET_V2, one = 1;
+  struct tpacket_req req = { bsize, (unsigned)frames * fsize / bsize, fsize, (unsigned)frames };
+  const char *step = "PACKET_VERSION";
+  if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) goto fail;
+  step = "PACKET_RX_RING";
+  if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) goto fail;
+  step = "PACKET_TX_RING";
+  if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) < 0) goto fail;
+  setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+  step = "mmap";
+  if (mmap((uint8_t *)data + off, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) goto fail;
+  struct sockaddr_ll sll; memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET; sll.sll_protocol = htons(ETH_P_ALL); sll.sll_ifindex = (int)idx;
+  step = "bind";
+  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+    int e = errno;
+    mmap((uint8_t *)data + off, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    errno = e;
+    goto fail;
+  }
+  struct packet_mreq mr; memset(&mr, 0, sizeof mr);
+  mr.mr_ifindex = (int)idx; mr.mr_type = PACKET_MR_PROMISC;
+  setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr);
+  napi_value out, x;
+  napi_create_object(env, &out);
+  napi_create_int32(env, fd, &x); napi_set_named_property(env, out, "fd", x);
+  napi_create_int64(env, off, &x); napi_set_named_property(env, out, "rx", x);
+  napi_create_int64(env, off + (int64_t)bytes / 2, &x); napi_set_named_property(env, out, "tx", x);
+  napi_create_int32(env, frames, &x); napi_set_named_property(env, out, "frames", x);
+  napi_create_int32(env, (int32_t)fsize, &x); napi_set_named_property(env, out, "frameSize", x);
+  napi_create_int64(env, (int64_t)bytes, &x); napi_set_named_property(env, out, "bytes", x);
+  return out;
+fail: {
+    int e = errno; close(fd);
+    return host_throw(env, host_errno_name(e), "AF_PACKET ring on %s: %s: %s", name, step, strerror(e));
+  }
+}
+
+// packetKick(fd) -> 0, or -errno when the socket is dead: send what the tx ring holds.
+static napi_value packet_kick(napi_env env, napi_callback_info info) {
+  napi_value argv[1]; size_t argc = 1; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return host_throw(env, "EINVAL", "packetKick(fd)");
+  if (send(fd, NULL, 0, MSG_DONTWAIT) < 0 && fatal(errno)) return ret_i64(env, -errno);
+  return ret_i64(env, 0);
+}
+
 void host_register_io(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -275,6 +348,8 @@ void host_register_io(napi_env env, napi_value exports) {
       {"fdToRing", NULL, fd_to_ring, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringToFd", NULL, ring_to_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollFds", NULL, poll_fds, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetRingOpen", NULL, packet_ring_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetKick", NULL, packet_kick, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

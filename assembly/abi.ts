@@ -143,6 +143,11 @@ export const SW_FLOOD_EXTRA: u32 = 48; // u64: copies made by flooding beyond th
 export const SW_ROUNDS: u32 = 56; // u64: forwarding rounds run
 export const SW_FRAMES: u32 = 64; // u64: frames taken from tx rings, all ports
 export const SW_LEARNED: u32 = 72; // u64: table writes (new or moved MACs)
+export const SW_SEG_EXTRA: u32 = 80; // u64: frames made by segmentation beyond the first
+export const SW_VN_IN: u32 = 88; // u32: scratch, a frame gathered for header conversion
+export const SW_VN_OUT: u32 = 92; // u32: scratch, the converted frame(s)
+export const SW_VN_LENS: u32 = 96; // u32: scratch, their lengths
+export const SW_VN_IN_MAX: u32 = 69632; // the largest frame the conversion takes (64 KiB + headers)
 export const SW_TABLE_BUCKETS: u32 = 4096;
 export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32 port, u32 time
 
@@ -165,7 +170,7 @@ export const P_DROP_NODST: u32 = 80; // u64: from this port, no destination (por
 export const P_DROP_LOOKUP: u32 = 88; // u64: from this port, lookup said drop (runt, to itself)
 export const P_DROP_SIZE: u32 = 96; // u64: to this port, a fragment larger than its buffers
 export const P_TX_ERRORS: u32 = 104; // u64: tx syncs rejected (ring broken by its user)
-export const P_DROP_HDR: u32 = 112; // u64: to this port, its virtio-net header length differs (conversion: offload work)
+export const P_DROP_HDR: u32 = 112; // u64: to this port, a virtio-net header that could not be converted for it (malformed, UFO, too big)
 
 export const PK_SIZE: u32 = 16; // per packet of a batch
 export const PK_FIRST: u32 = 0; // u32: index of its first fragment in the frag scratch

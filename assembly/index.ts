@@ -14,3 +14,4 @@ export { gen_size, gen_init, gen_tx, gen_rx } from './gen';
 export { plan_size, traffic_run, pipe_run } from './loop';
 export { csum_add, csum_fold } from './offload/csum';
 export { TPK_SIZE, tpk_pull, tpk_push } from './tpacket';
+export { vnet_convert, vnet_out_room, VN_MAX_OUT } from './offload/vnet';

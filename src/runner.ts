@@ -196,7 +196,7 @@ export class Runner {
     return this.vale.switchNames().filter((n) => !only || n === only).map((n) => {
       const s = this.vale.switch(n).stats();
       return {
-        name: n, rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), learned: num(s.learned),
+        name: n, rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
         ports: s.ports.map((p) => {
           const hp = this.hostPorts.get(`${n}:${p.name}`);
           return { ...this.plain(p), kind: hp?.kind ?? 'virtual', down: hp?.down ?? null, kernelRx: hp?.rxFrames ?? 0, kernelTx: hp?.txFrames ?? 0, kernelDrops: hp?.kernelDrops ?? 0 };

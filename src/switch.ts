@@ -11,7 +11,7 @@ export interface PortStats {
   txErrors: bigint; lastError: number;
 }
 export interface SwitchStats {
-  name: string; ports: PortStats[]; rounds: bigint; frames: bigint; floodExtra: bigint; learned: bigint;
+  name: string; ports: PortStats[]; rounds: bigint; frames: bigint; floodExtra: bigint; segExtra: bigint; learned: bigint;
 }
 
 /** A port on a switch: its region and the JS ring views its user works with. */
@@ -120,7 +120,7 @@ export class Switch {
     const a = this.dp.abi, c = (off: number) => this.dp.u64(this.sw + off);
     return {
       name: this.name, ports: this.list().map((p) => this.portStats(p)),
-      rounds: c(a.SW_ROUNDS), frames: c(a.SW_FRAMES), floodExtra: c(a.SW_FLOOD_EXTRA), learned: c(a.SW_LEARNED),
+      rounds: c(a.SW_ROUNDS), frames: c(a.SW_FRAMES), floodExtra: c(a.SW_FLOOD_EXTRA), segExtra: c(a.SW_SEG_EXTRA), learned: c(a.SW_LEARNED),
     };
   }
 
@@ -139,13 +139,14 @@ export function totalDrops(ports: PortStats[]): bigint {
 
 /**
  * The conservation law every test and benchmark checks: every frame taken from a tx ring
- * became a delivery or a counted drop (a flooded frame is one delivery per port reached).
+ * became a delivery or a counted drop (a flooded frame is one delivery per port reached, a
+ * segmented TSO frame one delivery per segment).
  * Counters of ports detached since must be passed in `gone`.
  */
-export function conservation(s: SwitchStats, gone: PortStats[] = []): { sent: bigint; received: bigint; drops: bigint; floodExtra: bigint; ok: boolean } {
+export function conservation(s: SwitchStats, gone: PortStats[] = []): { sent: bigint; received: bigint; drops: bigint; floodExtra: bigint; segExtra: bigint; ok: boolean } {
   const all = [...s.ports, ...gone];
   const sent = all.reduce((n, p) => n + p.txPackets, 0n);
   const received = all.reduce((n, p) => n + p.rxPackets, 0n);
   const drops = totalDrops(all);
-  return { sent, received, drops, floodExtra: s.floodExtra, ok: sent + s.floodExtra === received + drops };
+  return { sent, received, drops, floodExtra: s.floodExtra, segExtra: s.segExtra, ok: sent + s.floodExtra + s.segExtra === received + drops };
 }

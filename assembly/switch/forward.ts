@@ -8,7 +8,7 @@ import {
   KR_HWCUR, KR_HWTAIL, KR_RHEAD, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, KR_OWNER, KR_ERR,
   SW_MAX_PORTS, SW_BATCH_MAX, SW_DST_BCAST, SW_DST_DROP, SW_HDR_SIZE, SW_NPORTS, SW_NOW, SW_AGE,
   SW_BATCH, SW_TABLE_MASK, SW_TABLE, SW_PORTS, SW_FRAGS, SW_PKTS, SW_ACTIVE, SW_BCAST_HEAD,
-  SW_DSTS, SW_FLOOD_EXTRA, SW_ROUNDS, SW_FRAMES, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
+  SW_DSTS, SW_FLOOD_EXTRA, SW_SEG_EXTRA, SW_VN_IN, SW_VN_OUT, SW_VN_LENS, SW_VN_IN_MAX, SW_ROUNDS, SW_FRAMES, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
   PORT_SIZE, P_TX, P_RX, P_GEN, P_QHEAD, P_QTAIL, P_RXOK, P_LAST_ERR, P_TX_PKTS, P_TX_BYTES,
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
   P_TX_ERRORS, P_HDR_LEN, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
@@ -17,12 +17,14 @@ import {
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
+import { vnet_convert, vnet_out_room, VN_MAX_OUT } from '../offload/vnet';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
 
 export function sw_priv_size(): u32 {
   return SW_HDR_SIZE + PORT_SIZE * SW_MAX_PORTS + 256 /* active list */ +
-    MAC_ENTRY_SIZE * SW_TABLE_BUCKETS + 8 * (SW_BATCH_MAX + FRAG_SLACK) + PK_SIZE * (SW_BATCH_MAX + FRAG_SLACK) + 256;
+    MAC_ENTRY_SIZE * SW_TABLE_BUCKETS + 8 * (SW_BATCH_MAX + FRAG_SLACK) + PK_SIZE * (SW_BATCH_MAX + FRAG_SLACK) + 256 +
+    SW_VN_IN_MAX + vnet_out_room(SW_VN_IN_MAX) + 4 * VN_MAX_OUT + 64;
 }
 
 /** Lay out a switch in a zeroed span of sw_priv_size() bytes. */
@@ -34,7 +36,10 @@ export function sw_init(sw: usize): void {
   store<u32>(sw, <u32>p, SW_TABLE); p += MAC_ENTRY_SIZE * SW_TABLE_BUCKETS;
   store<u32>(sw, <u32>p, SW_FRAGS); p += 8 * (SW_BATCH_MAX + FRAG_SLACK);
   store<u32>(sw, <u32>p, SW_PKTS); p += PK_SIZE * (SW_BATCH_MAX + FRAG_SLACK);
-  store<u32>(sw, <u32>p, SW_DSTS);
+  store<u32>(sw, <u32>p, SW_DSTS); p += 256;
+  store<u32>(sw, <u32>p, SW_VN_IN); p += SW_VN_IN_MAX;
+  store<u32>(sw, <u32>p, SW_VN_OUT); p += vnet_out_room(SW_VN_IN_MAX);
+  store<u32>(sw, <u32>p, SW_VN_LENS);
   store<u32>(sw, SW_TABLE_BUCKETS - 1, SW_TABLE_MASK);
   store<u32>(sw, 300, SW_AGE);
   store<u32>(sw, SW_BATCH_MAX, SW_BATCH);
@@ -129,7 +134,16 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     const nf = <u32>load<u16>(pk, PK_NFRAGS);
     if (!ok) { broken++; continue; }
-    if (!hdr_ok) { hdrdrop++; continue; }
+    if (!hdr_ok) { // header conversion: gather, convert, deliver what comes out
+      const r = convert_deliver(sw, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room);
+      if (r < 0) { if (r == -1) hdrdrop++; else if (r == -2) full++; else { broken++; ok = false; store<u32>(p, 0, P_RXOK); } continue; }
+      const used = <u32>r;
+      j = ring_add(j, used, n);
+      room -= used;
+      delivered += conv_frames;
+      bytes += conv_bytes;
+      continue;
+    }
     if (nf > room) { full++; continue; }
     const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
     if (check_size) {
@@ -174,6 +188,61 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
   if (hdrdrop) bump(p, P_DROP_HDR, hdrdrop);
   store<u32>(p, 0, P_QHEAD);
   store<u32>(p, 0, P_QTAIL);
+}
+
+let conv_frames: u64 = 0, conv_bytes: u64 = 0;
+
+/** Convert one packet for a port with another header length and write the result into the
+ *  rx ring from slot j. Returns slots used, or -1 (cannot convert), -2 (no room), -3 (the
+ *  receiver's slots are corrupted). Sets conv_frames / conv_bytes. */
+function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u32, rx: usize, j: u32, room: u32): i32 {
+  const total = load<u32>(pk, PK_BYTES);
+  if (total > SW_VN_IN_MAX) return -1;
+  const vin = <usize>load<u32>(sw, SW_VN_IN), vout = <usize>load<u32>(sw, SW_VN_OUT), lens = <usize>load<u32>(sw, SW_VN_LENS);
+  const nf = <u32>load<u16>(pk, PK_NFRAGS);
+  const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
+  let at: u32 = 0;
+  for (let f: u32 = 0; f < nf; f++) {
+    const fr = first + 8 * <usize>f;
+    const l = <u32>load<u16>(fr, 4);
+    memory.copy(vin + at, <usize>load<u32>(fr), l);
+    at += l;
+  }
+  const bsize = load<u32>(rx, KR_BUF_SIZE);
+  const nout = vnet_convert(vin, total, shdr, dhdr, vout, lens, bsize * 64);
+  if (nout < 0) return -1;
+  let need: u32 = 0;
+  for (let i: u32 = 0; i < <u32>nout; i++) {
+    const l = load<u32>(lens + 4 * <usize>i);
+    const k = l == 0 ? 1 : (l + bsize - 1) / bsize;
+    if (k > 64) return -1;
+    need += k;
+  }
+  if (need > room) return -2;
+  const n = load<u32>(rx, KR_NSLOTS), nbufs = load<u32>(rx, KR_NBUFS);
+  const base = <usize>load<u32>(rx, KR_BUF_BASE);
+  const slots = <usize>load<u32>(rx, KR_RING) + RING_SLOTS;
+  let src = vout, jj = j, bytes: u64 = 0;
+  for (let i: u32 = 0; i < <u32>nout; i++) {
+    let rem = load<u32>(lens + 4 * <usize>i);
+    bytes += rem;
+    const k: u32 = rem == 0 ? 1 : (rem + bsize - 1) / bsize;
+    for (let f: u32 = 0; f < k; f++) {
+      const s = slots + <usize>(SLOT_SIZE * jj);
+      const didx = load<u32>(s, SLOT_BUF_IDX);
+      if (didx < BUF_RESERVED || didx >= nbufs) { ring_break(rx, E_BUF_IDX); return -3; }
+      const c = rem < bsize ? rem : bsize;
+      memory.copy(base + <usize>didx * <usize>bsize, src, c);
+      store<u16>(s, <u16>c, SLOT_LEN);
+      store<u16>(s, <u16>((k << 8) | (f + 1 < k ? NS_MOREFRAG : 0)), SLOT_FLAGS);
+      src += c; rem -= c;
+      jj = ring_next(jj, n);
+    }
+  }
+  conv_frames = <u64>nout;
+  conv_bytes = bytes;
+  if (nout > 1) store<u64>(sw, load<u64>(sw, SW_SEG_EXTRA) + <u64>(nout - 1), SW_SEG_EXTRA);
+  return <i32>need;
 }
 
 /** Forward what port `src` has pending; returns frames taken, or an error if its ring is broken. */

@@ -12,6 +12,6 @@ export { sw_priv_size, sw_init, sw_attach, sw_detach, sw_round, sw_configure, sw
 export { mac_hash } from './switch/learn';
 export { gen_size, gen_init, gen_tx, gen_rx } from './gen';
 export { plan_size, traffic_run, pipe_run } from './loop';
-export { csum_add, csum_fold } from './offload/csum';
+export { csum_add, csum_fold, csum_bytes } from './offload/csum';
 export { TPK_SIZE, tpk_pull, tpk_push } from './tpacket';
 export { vnet_convert, vnet_out_room, VN_MAX_OUT } from './offload/vnet';

@@ -18,7 +18,7 @@ export interface WasmapFunctions {
   sw_priv_size: Fn<[]>; sw_init: Fn<number[], void>; sw_attach: Fn; sw_detach: Fn; sw_round: Fn; sw_configure: Fn; sw_set_hdr: Fn;
   mac_hash: Fn<[bigint]>;
   gen_size: Fn<[]>; gen_init: Fn; gen_tx: Fn; gen_rx: Fn;
-  tpk_pull: Fn; tpk_push: Fn; vnet_convert: Fn; vnet_out_room: Fn;
+  tpk_pull: Fn; tpk_push: Fn; vnet_convert: Fn; vnet_out_room: Fn; csum_bytes: Fn;
   plan_size: Fn<[]>; traffic_run: Fn<number[], bigint>; pipe_run: Fn<number[], bigint>;
   [name: string]: unknown;
 }

@@ -24,6 +24,8 @@ Scenarios (all in one process, on one core; generators and sinks included in the
   switch-2port-1514    the same with 1514-byte frames
   switch-8port-60      8 ports in 4 pairs (0<->1, 2<->3, ...), aggregate rate
   switch-batch-sweep   switch-2port-60 with batch = burst = 1, 2, 4 ... 1024
+  tso-segment          software TSO of 64 KiB TCP frames to 1514-byte frames (Gbit/s of input)
+  csum-1500            the Internet checksum of 1500-byte buffers (Gbit/s)
   native-2port-60      the same learning switch written in C (build/vale-ref, cc -O2)
 switch-2port-60 carries ratio = wasm Mpps / native Mpps: the two alternate in slices of\n--seconds/4, 4 × --runs pairs, and the ratio is the median of the pair ratios.
 Each scenario runs --runs times (default 3) for --seconds each (default 2); the median is shown.
@@ -93,6 +95,34 @@ function runPipe(len: number, burst: number, seconds: number, rubbish = false): 
   return { mpps: Number(got) / secs / 1e6, sent: gen.txPackets, received: sink.rxPackets, drops: 0n };
 }
 
+/** Software TSO: one 64 KiB TCP/IPv4 frame (virtio-net header, gso_size 1448) cut into
+ *  1514-byte frames with every header and checksum fixed. Returns Gbit/s of input. */
+function runTso(seconds: number): number {
+  const dp = new Datapath();
+  const len = 12 + 54 + 65000, IN = dp.alloc(len, 64), room = dp.fn.vnet_out_room(len), OUT = dp.alloc(room, 64), LENS = dp.alloc(1024, 64);
+  const u8 = dp.u8;
+  u8.set([1, 1, 0, 0, 0xa8, 0x05, 34, 0, 16, 0], IN); // NEEDS_CSUM, TCPV4, gso_size 1448, csum at 34+16
+  const f = IN + 12;
+  u8.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2], f);
+  u8[f + 34 + 12] = 0x50; u8[f + 34 + 13] = 0x18;
+  const n = dp.fn.vnet_convert(IN, len, 12, 0, OUT, LENS, 65535);
+  if (n !== Math.ceil(65000 / 1448)) throw new WasmapError('EBENCH', `tso-segment made ${n} segments`);
+  let frames = 0;
+  const secs = timed(seconds, () => { for (let i = 0; i < 100; i++) frames += dp.fn.vnet_convert(IN, len, 12, 0, OUT, LENS, 65535) > 0 ? 1 : 0; });
+  return frames * len * 8 / secs / 1e9;
+}
+
+/** Checksum of 1500-byte buffers (SIMD). Returns Gbit/s. */
+function runCsum(seconds: number): number {
+  const dp = new Datapath();
+  const P = dp.alloc(1500 * 64, 64);
+  for (let i = 0; i < 1500 * 64; i++) dp.u8[P + i] = (i * 7) & 255;
+  let bytes = 0, sink = 0;
+  const secs = timed(seconds, () => { for (let i = 0; i < 64; i++) sink ^= dp.fn.csum_bytes(P + 1500 * i, 1500); bytes += 64 * 1500; });
+  if (sink < 0) throw new Error('unreachable');
+  return bytes * 8 / secs / 1e9;
+}
+
 function runNative(nports: number, len: number, batch: number, burst: number, seconds: number): RunOut {
   const exe = findBuildFile('vale-ref');
   if (!exe) throw new WasmapError('NO_NATIVE', 'build/vale-ref is missing: run `npm run build:native` (needs a C compiler)');
@@ -107,7 +137,7 @@ function many(runs: number, f: () => RunOut): { mpps: number; last: RunOut } {
   return { mpps: median(outs.map((o) => o.mpps)), last: outs[outs.length - 1] };
 }
 
-const SCENARIOS = ['pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60'];
+const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60'];
 
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
@@ -172,6 +202,13 @@ export async function bench(argv: string[]): Promise<number> {
     const r = add('switch-8port-60', 60, 8, 1024, 512, many(runs, () => runSwitch(8, 60, 1024, 512, seconds)), 'pairs 0<->1 … 6<->7, aggregate; ratio = / 2-port');
     const two = results.find((x) => x.name === 'switch-2port-60');
     if (two) r.ratio = +(r.mpps / two.mpps).toFixed(3);
+  }
+  for (const [name, f, note] of [['tso-segment', runTso, '64 KiB TCPv4 TSO frame -> 45 x 1514-byte frames, input Gbit/s'], ['csum-1500', runCsum, 'SIMD Internet checksum of 1500-byte buffers']] as const) {
+    if (!want(name)) continue;
+    const g = median(Array.from({ length: runs }, () => f(seconds)));
+    const frame = name === 'tso-segment' ? 65066 : 1500;
+    results.push({ name, mpps: +(g * 1e3 / 8 / frame).toFixed(4), gbps: +g.toFixed(2), frame, ports: 0, batch: 1, burst: 1, runs, seconds, sent: 0, received: 0, drops: 0, note });
+    log(`  ${name}: ${g.toFixed(2)} Gbit/s`);
   }
   if (want('switch-batch-sweep')) {
     for (let b = 1; b <= 1024; b *= 2) add('switch-batch-sweep', 60, 2, b, b, many(runs, () => runSwitch(2, 60, b, b, Math.min(seconds, 1))));

@@ -4,6 +4,8 @@
 //   c-tap              TAP <-> TAP through a trivial C forwarder with the virtio-net header
 //   wasmap-tap         TAP ports on a wasmap switch daemon, virtio-net header passed through
 //   wasmap-af_packet   veth pairs with AF_PACKET ports (no offloads: whole, checksummed frames)
+//   wasmap-tap-af_packet  TAP with TSO on one side, veth/AF_PACKET without on the other: the
+//                      switch segments and checksums in wasm
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { WasmapError } from '../errors.js';
 import { findBuildFile } from '../paths.js';
@@ -97,6 +99,17 @@ const PATHS: Path[] = [
       place(ns, inner, ip);
       inNs(ns, `ethtool -K ${inner} tx off tso off gso off gro off`, false);
     }
+  } },
+  { name: 'wasmap-tap-af_packet', note: 'TAP with TSO -> AF_PACKET without: segmented in wasm', setup: async (procs) => {
+    await daemon(procs);
+    await ctlRequest(sock, 'attach', { switch: 'vale0', port: `tap:${P}t1`, vnetHdr: 12 });
+    place(A, `${P}t1`, '10.93.0.1');
+    const [outer, inner] = vethPair('b');
+    sh(`ip link set ${outer} up`);
+    sh(`ethtool -K ${outer} tx off tso off gso off gro off`, false);
+    await ctlRequest(sock, 'attach', { switch: 'vale0', port: `af_packet:${outer}` });
+    place(B, inner, '10.93.0.2');
+    inNs(B, `ethtool -K ${inner} tx off tso off gso off gro off`, false);
   } },
 ];
 

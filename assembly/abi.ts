@@ -160,6 +160,7 @@ export const P_QTAIL: u32 = 16;
 export const P_RXOK: u32 = 20; // u32: scratch, rx ring validated this round
 export const P_LAST_ERR: u32 = 24; // i32: last error from this port's rings
 export const P_HDR_LEN: u32 = 28; // u32: virtio-net header in front of every frame (0, 10, 12)
+export const P_ACCEPT: u32 = 120; // u32: offloads a port with a header accepts (ACCEPT_* in offload/vnet.ts)
 export const P_TX_PKTS: u32 = 32; // u64: frames taken from this port's tx ring
 export const P_TX_BYTES: u32 = 40;
 export const P_RX_PKTS: u32 = 48; // u64: frames delivered into this port's rx ring

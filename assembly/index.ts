@@ -8,10 +8,10 @@ export { pipe_link, pipe_txsync, rxsync } from './pipe';
 
 /** First free byte after the module's static data: the control plane allocates above it. */
 export function heap_base(): usize { return __heap_base; }
-export { sw_priv_size, sw_init, sw_attach, sw_detach, sw_round, sw_configure, sw_set_hdr } from './switch/forward';
+export { sw_priv_size, sw_init, sw_attach, sw_detach, sw_round, sw_configure, sw_set_hdr, sw_set_accept } from './switch/forward';
 export { mac_hash } from './switch/learn';
 export { gen_size, gen_init, gen_tx, gen_rx } from './gen';
 export { plan_size, traffic_run, pipe_run } from './loop';
 export { csum_add, csum_fold, csum_bytes } from './offload/csum';
 export { TPK_SIZE, tpk_pull, tpk_push } from './tpacket';
-export { vnet_convert, vnet_out_room, VN_MAX_OUT } from './offload/vnet';
+export { vnet_convert, vnet_out_room, VN_MAX_OUT, ACCEPT_CSUM, ACCEPT_TSO4, ACCEPT_TSO6, ACCEPT_USO, ACCEPT_ALL } from './offload/vnet';

@@ -15,7 +15,7 @@ export interface WasmapFunctions {
   pool_alloc: Fn; pool_free: Fn; pool_free_count: Fn;
   ring_space: Fn; sync_prologue: Fn; kring_reset: Fn<number[], void>;
   pipe_link: Fn; pipe_txsync: Fn; rxsync: Fn;
-  sw_priv_size: Fn<[]>; sw_init: Fn<number[], void>; sw_attach: Fn; sw_detach: Fn; sw_round: Fn; sw_configure: Fn; sw_set_hdr: Fn;
+  sw_priv_size: Fn<[]>; sw_init: Fn<number[], void>; sw_attach: Fn; sw_detach: Fn; sw_round: Fn; sw_configure: Fn; sw_set_hdr: Fn; sw_set_accept: Fn;
   mac_hash: Fn<[bigint]>;
   gen_size: Fn<[]>; gen_init: Fn; gen_tx: Fn; gen_rx: Fn;
   tpk_pull: Fn; tpk_push: Fn; vnet_convert: Fn; vnet_out_room: Fn; csum_bytes: Fn;

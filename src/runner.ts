@@ -133,6 +133,7 @@ export class Runner {
       for (const [k, hp] of this.hostPorts) if (hp.ifname === spec.name) throw new WasmapError('EBUSY', `${spec.name} is already attached as ${k}`);
       const hp = HostPort.open(this.host(), this.dp, kind, spec.name, hdr, () => this.vale.attach(full));
       if (hdr) this.vale.switch(sw).setHeaderLength(spec.name, hdr);
+      if (hdr && typeof args.accept === 'string') this.vale.switch(sw).setAccept(spec.name, args.accept.split(',').filter(Boolean));
       this.hostPorts.set(full, hp);
       return { name: full, kind, ifname: spec.name, index: hp.port.index, vnetHdr: hdr };
     }

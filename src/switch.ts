@@ -93,6 +93,20 @@ export class Switch {
     check(this.dp.fn.sw_set_hdr(this.sw, port.index, len), 'sw_set_hdr');
   }
 
+  /** What a port with a header accepts: any of 'csum', 'tso4', 'tso6', 'uso' (default all).
+   *  Frames asking for more are segmented / completed by the switch for it. */
+  setAccept(name: string, offloads: string[]): void {
+    const port = this.ports.get(name);
+    if (!port) throw new WasmapError('ENOENT', `no port ${this.name}:${name}`);
+    const bits: Record<string, number> = { csum: this.dp.abi.ACCEPT_CSUM, tso4: this.dp.abi.ACCEPT_TSO4, tso6: this.dp.abi.ACCEPT_TSO6, uso: this.dp.abi.ACCEPT_USO };
+    let mask = 0;
+    for (const o of offloads) {
+      if (!(o in bits)) throw new WasmapError('EINVAL', `unknown offload '${o}': use csum, tso4, tso6, uso`);
+      mask |= bits[o];
+    }
+    check(this.dp.fn.sw_set_accept(this.sw, port.index, mask), 'sw_set_accept');
+  }
+
   /** One forwarding round; returns frames taken from tx rings. */
   round(now = Math.floor(Date.now() / 1000)): number { this.live(); return this.dp.fn.sw_round(this.sw, now >>> 0); }
 

@@ -25,6 +25,22 @@ const GSO_UDP_L4: u8 = 5; // USO
 const GSO_ECN: u8 = 0x80;
 
 export const VN_MAX_OUT: u32 = 256; // output frames per input frame
+// what a receiving port with a header accepts (netmap's ports with a header take them all)
+export const ACCEPT_CSUM: u32 = 1;
+export const ACCEPT_TSO4: u32 = 2;
+export const ACCEPT_TSO6: u32 = 4;
+export const ACCEPT_USO: u32 = 8;
+export const ACCEPT_ALL: u32 = 15;
+
+/** Does a frame with this header need converting for a port that accepts `accept`? */
+@inline export function vnet_needs(hdr: usize, accept: u32): bool {
+  const gso = load<u8>(hdr, VH_GSO_TYPE) & ~GSO_ECN;
+  if (gso != GSO_NONE) return (accept & gso_bit(gso)) == 0;
+  return (load<u8>(hdr, VH_FLAGS) & F_NEEDS_CSUM) != 0 && (accept & ACCEPT_CSUM) == 0;
+}
+@inline function gso_bit(gso: u8): u32 {
+  return gso == GSO_TCPV4 ? ACCEPT_TSO4 : gso == GSO_TCPV6 ? ACCEPT_TSO6 : gso == GSO_UDP_L4 ? ACCEPT_USO : 0;
+}
 export const E_VN_HDR: i32 = -1; // malformed or unsupported header
 export const E_VN_PARSE: i32 = -2; // the frame's headers do not match what the header says
 export const E_VN_SIZE: i32 = -3; // a segment would not fit
@@ -40,7 +56,7 @@ export const E_VN_SIZE: i32 = -3; // a segment would not fit
  * lengths go to `lens` (u32 each). Returns the number of output frames or an E_VN_* error.
  * `out` must have room for len + dhdr + VN_MAX_OUT * 200 bytes.
  */
-export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: usize, lens: usize, max_frame: u32): i32 {
+export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: usize, lens: usize, max_frame: u32, accept: u32): i32 {
   if (len < shdr) return E_VN_PARSE;
   const frame = src + shdr;
   const flen = len - shdr;
@@ -54,7 +70,18 @@ export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: us
   const gso = load<u8>(src, VH_GSO_TYPE) & ~GSO_ECN;
   if ((flags & ~(F_NEEDS_CSUM | F_DATA_VALID)) != 0) return E_VN_HDR;
   if (gso != GSO_NONE && gso != GSO_TCPV4 && gso != GSO_TCPV6 && gso != GSO_UDP_L4) return E_VN_HDR;
-  if (dhdr != 0) { // 10 <-> 12: the receiver takes offloads too; keep the first 10 bytes
+  if (dhdr != 0 && gso != GSO_NONE && (accept & gso_bit(gso)) == 0) { // segment, a plain header on each
+    return segment(frame, flen, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, lens, max_frame, dhdr);
+  }
+  if (dhdr != 0 && gso == GSO_NONE && (flags & F_NEEDS_CSUM) && (accept & ACCEPT_CSUM) == 0) {
+    const r = vnet_convert(src, len, shdr, 0, out + dhdr, lens, max_frame, accept); // complete it, then a plain header
+    if (r < 0) return r;
+    memory.fill(out, 0, dhdr);
+    if (dhdr == 12) store<u16>(out, 1, 10);
+    store<u32>(lens, load<u32>(lens) + dhdr);
+    return r;
+  }
+  if (dhdr != 0) { // 10 <-> 12 (or equal): the receiver takes what is asked; keep the first 10 bytes
     memory.fill(out, 0, dhdr);
     memory.copy(out, src, 10);
     if (dhdr == 12) store<u16>(out, 1, 10); // num_buffers
@@ -73,10 +100,12 @@ export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: us
     store<u32>(lens, flen);
     return 1;
   }
-  return segment(frame, flen, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, lens, max_frame);
+  return segment(frame, flen, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, lens, max_frame, 0);
 }
 
-function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, lens: usize, max_frame: u32): i32 {
+// Cut a GSO frame into segments; each output frame starts with `pre` bytes of a plain
+// (no-offload) virtio-net header when the receiver has one.
+function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, lens: usize, max_frame: u32, pre: u32): i32 {
   // L2: Ethernet, any number of 802.1Q / 802.1ad tags
   let l3: u32 = 14;
   if (flen < 14) return E_VN_PARSE;
@@ -112,6 +141,7 @@ function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, lens: u
   const tflags = tcp ? <u32>load<u8>(frame + l4 + 13) : 0;
   let o = out;
   for (let i: u32 = 0; i < nseg; i++) {
+    if (pre) { memory.fill(o, 0, pre); if (pre == 12) store<u16>(o, 1, 10); o += pre; }
     const off = i * mss;
     const plen = payload - off < mss ? payload - off : mss;
     const last = i + 1 == nseg;
@@ -145,11 +175,11 @@ function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, lens: u
       let c = ~csum_fold(csum_add(o + l4, seglen - l4, ps)) & 0xffff;
       put16(o + l4 + 6, c == 0 ? 0xffff : c);
     }
-    store<u32>(lens + 4 * <usize>i, seglen);
+    store<u32>(lens + 4 * <usize>i, seglen + pre);
     o += seglen;
   }
   return <i32>nseg;
 }
 
 /** The bytes vnet_convert may write for an input of len bytes. */
-export function vnet_out_room(len: u32): u32 { return len + 16 + VN_MAX_OUT * 200; }
+export function vnet_out_room(len: u32): u32 { return len + 16 + VN_MAX_OUT * 216; }

@@ -11,13 +11,13 @@ import {
   SW_DSTS, SW_FLOOD_EXTRA, SW_SEG_EXTRA, SW_VN_IN, SW_VN_OUT, SW_VN_LENS, SW_VN_IN_MAX, SW_ROUNDS, SW_FRAMES, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
   PORT_SIZE, P_TX, P_RX, P_GEN, P_QHEAD, P_QTAIL, P_RXOK, P_LAST_ERR, P_TX_PKTS, P_TX_BYTES,
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
-  P_TX_ERRORS, P_HDR_LEN, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
+  P_TX_ERRORS, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
   DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN,
 } from '../abi';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
-import { vnet_convert, vnet_out_room, VN_MAX_OUT } from '../offload/vnet';
+import { vnet_convert, vnet_out_room, vnet_needs, VN_MAX_OUT, ACCEPT_ALL } from '../offload/vnet';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
 
@@ -118,6 +118,8 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
   let qb: u32 = bcast ? load<u32>(sw, SW_BCAST_HEAD) : 0;
   let ok = load<u32>(p, P_RXOK) != 0;
   const hdr_ok = load<u32>(p, P_HDR_LEN) == src_hdr;
+  const accept = load<u32>(p, P_ACCEPT);
+  const check_accept = hdr_ok && src_hdr != 0 && accept != ACCEPT_ALL; // look at each frame's header
   const n = load<u32>(rx, KR_NSLOTS);
   const nbufs = load<u32>(rx, KR_NBUFS);
   const bsize = load<u32>(rx, KR_BUF_SIZE);
@@ -134,8 +136,9 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     const nf = <u32>load<u16>(pk, PK_NFRAGS);
     if (!ok) { broken++; continue; }
-    if (!hdr_ok) { // header conversion: gather, convert, deliver what comes out
-      const r = convert_deliver(sw, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room);
+    if (!hdr_ok || (check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
+      // header conversion: gather, convert, deliver what comes out
+      const r = convert_deliver(sw, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
       if (r < 0) { if (r == -1) hdrdrop++; else if (r == -2) full++; else { broken++; ok = false; store<u32>(p, 0, P_RXOK); } continue; }
       const used = <u32>r;
       j = ring_add(j, used, n);
@@ -195,7 +198,7 @@ let conv_frames: u64 = 0, conv_bytes: u64 = 0;
 /** Convert one packet for a port with another header length and write the result into the
  *  rx ring from slot j. Returns slots used, or -1 (cannot convert), -2 (no room), -3 (the
  *  receiver's slots are corrupted). Sets conv_frames / conv_bytes. */
-function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u32, rx: usize, j: u32, room: u32): i32 {
+function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u32, rx: usize, j: u32, room: u32, accept: u32): i32 {
   const total = load<u32>(pk, PK_BYTES);
   if (total > SW_VN_IN_MAX) return -1;
   const vin = <usize>load<u32>(sw, SW_VN_IN), vout = <usize>load<u32>(sw, SW_VN_OUT), lens = <usize>load<u32>(sw, SW_VN_LENS);
@@ -209,7 +212,7 @@ function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u3
     at += l;
   }
   const bsize = load<u32>(rx, KR_BUF_SIZE);
-  const nout = vnet_convert(vin, total, shdr, dhdr, vout, lens, bsize * 64);
+  const nout = vnet_convert(vin, total, shdr, dhdr, vout, lens, bsize * 64, accept);
   if (nout < 0) return -1;
   let need: u32 = 0;
   for (let i: u32 = 0; i < <u32>nout; i++) {
@@ -378,5 +381,13 @@ export function sw_configure(sw: usize, batch: u32, age: u32): i32 {
 export function sw_set_hdr(sw: usize, i: u32, len: u32): i32 {
   if (i >= SW_MAX_PORTS || load<u32>(sw_port(sw, i), P_TX) == 0 || (len != 0 && len != 10 && len != 12)) return E_INVAL;
   store<u32>(sw_port(sw, i), len, P_HDR_LEN);
+  store<u32>(sw_port(sw, i), ACCEPT_ALL, P_ACCEPT);
+  return E_OK;
+}
+
+/** What port i takes as offloads when its frames carry a header (ACCEPT_* bits). */
+export function sw_set_accept(sw: usize, i: u32, accept: u32): i32 {
+  if (i >= SW_MAX_PORTS || load<u32>(sw_port(sw, i), P_TX) == 0 || accept > ACCEPT_ALL) return E_INVAL;
+  store<u32>(sw_port(sw, i), accept, P_ACCEPT);
   return E_OK;
 }

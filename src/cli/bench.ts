@@ -105,10 +105,10 @@ function runTso(seconds: number): number {
   const f = IN + 12;
   u8.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2], f);
   u8[f + 34 + 12] = 0x50; u8[f + 34 + 13] = 0x18;
-  const n = dp.fn.vnet_convert(IN, len, 12, 0, OUT, LENS, 65535);
+  const n = dp.fn.vnet_convert(IN, len, 12, 0, OUT, LENS, 65535, 15);
   if (n !== Math.ceil(65000 / 1448)) throw new WasmapError('EBENCH', `tso-segment made ${n} segments`);
   let frames = 0;
-  const secs = timed(seconds, () => { for (let i = 0; i < 100; i++) frames += dp.fn.vnet_convert(IN, len, 12, 0, OUT, LENS, 65535) > 0 ? 1 : 0; });
+  const secs = timed(seconds, () => { for (let i = 0; i < 100; i++) frames += dp.fn.vnet_convert(IN, len, 12, 0, OUT, LENS, 65535, 15) > 0 ? 1 : 0; });
   return frames * len * 8 / secs / 1e9;
 }
 

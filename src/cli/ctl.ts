@@ -9,7 +9,8 @@ import { table } from './format.js';
 export const CTL_HELP = `wasmap ctl — control a running switch daemon
 
 Usage: wasmap ctl [--socket PATH] [--json] VERB ...
-  attach NAME PORT [--vnet-hdr 0|10|12]   PORT: tap:IF (created if missing), af_packet:IF
+  attach NAME PORT [--vnet-hdr 0|10|12] [--accept csum,tso4,tso6,uso]
+                                          PORT: tap:IF (created if missing), af_packet:IF
                                           (an existing interface) or a virtual port name
   detach NAME PORT
   list [NAME]                             ports, their kind and state
@@ -25,7 +26,7 @@ type Row = Record<string, unknown>;
 export async function ctl(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     socket: { type: 'string' }, json: { type: 'boolean', default: false }, prometheus: { type: 'boolean', default: false },
-    'vnet-hdr': { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
+    'vnet-hdr': { type: 'string' }, accept: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
     help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(CTL_HELP); return 0; }
   let [verb, ...rest] = positionals;
@@ -41,7 +42,7 @@ export async function ctl(argv: string[]): Promise<number> {
   const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
   let result: unknown;
   switch (verb) {
-    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: rest[0], port: rest[1], vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined }); break;
+    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: rest[0], port: rest[1], vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept }); break;
     case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: rest[0], port: rest[1] }); break;
     case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: rest[0] } : {}); break;
     case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: rest[0] } : {}); break;

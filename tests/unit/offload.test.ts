@@ -49,9 +49,9 @@ function vhdr(len: number, f: { flags?: number; gso?: number; gsoSize?: number; 
   dv.setUint16(4, f.gsoSize ?? 0, true); dv.setUint16(6, f.start ?? 0, true); dv.setUint16(8, f.offset ?? 0, true);
   return h;
 }
-function convert(input: Uint8Array, shdr: number, dhdr: number, maxFrame = 65535): Uint8Array[] | number {
+function convert(input: Uint8Array, shdr: number, dhdr: number, maxFrame = 65535, accept = 15): Uint8Array[] | number {
   dp.u8.set(input, IN);
-  const n = dp.fn.vnet_convert(IN, input.length, shdr, dhdr, OUT, LENS, maxFrame);
+  const n = dp.fn.vnet_convert(IN, input.length, shdr, dhdr, OUT, LENS, maxFrame, accept);
   if (n < 0) return n;
   const out: Uint8Array[] = [];
   let at = OUT;
@@ -164,4 +164,56 @@ test('the SIMD checksum equals RFC 1071 for every length 0..600 and random bytes
       assert.equal(dp.fn.csum_bytes(P + off, len), csum(b), `len ${len} at offset ${off}`);
     }
   }
+});
+
+test('a receiver with a header that does not accept TSO gets segments, each with a plain header', () => {
+  const f = frame({ payload: 3000 });
+  const segs = convert(cat(vhdr(12, { flags: 1, gso: 1, gsoSize: 1448, start: f.l4, offset: 16 }), f.bytes), 12, 12, 65535, 1 /* csum only */) as Uint8Array[];
+  assert.equal(segs.length, 3);
+  for (const s of segs) {
+    assert.deepEqual(s.subarray(0, 10), new Uint8Array(10), 'no offload asked of the receiver');
+    assert.equal(new DataView(s.buffer).getUint16(10, true), 1);
+    const body = s.subarray(12);
+    assert.equal(csum(body.subarray(f.l4), pseudo(body, f, false, 6)), 0xffff);
+  }
+  // and one that accepts TSO4 gets the frame as it is
+  const same = convert(cat(vhdr(12, { flags: 1, gso: 1, gsoSize: 1448, start: f.l4, offset: 16 }), f.bytes), 12, 12, 65535, 2) as Uint8Array[];
+  assert.equal(same.length, 1);
+  assert.equal(same[0][1], 1, 'gso_type kept');
+});
+
+test('a receiver that does not accept checksum offload gets the checksum completed', () => {
+  const f = frame({ payload: 200 });
+  const b = f.bytes.slice();
+  const ps = csum(b.subarray(f.l3 + 12, f.l3 + 20), 6 + (b.length - f.l4));
+  b[f.l4 + 16] = ps >> 8; b[f.l4 + 17] = ps & 255;
+  const out = convert(cat(vhdr(10, { flags: 1, start: f.l4, offset: 16 }), b), 10, 10, 65535, 0) as Uint8Array[];
+  assert.equal(out.length, 1);
+  assert.equal(out[0][0], 0, 'NEEDS_CSUM cleared');
+  const body = out[0].subarray(10);
+  assert.equal(csum(body.subarray(f.l4), pseudo(body, f, false, 6)), 0xffff);
+});
+
+test('through the switch: TSO frames segmented for a port without a header or without TSO, passed whole otherwise', async () => {
+  const { Switch, conservation } = await import('../../src/switch.js');
+  const sw = new Switch(dp, 'vale5');
+  const src = sw.attach('src'), plain = sw.attach('plain'), noTso = sw.attach('notso'), full = sw.attach('full');
+  sw.setHeaderLength('src', 12); sw.setHeaderLength('notso', 12); sw.setHeaderLength('full', 12);
+  sw.setAccept('notso', ['csum']);
+  const f = frame({ payload: 4000 });
+  f.bytes.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0); // broadcast: every port gets it
+  const input = cat(vhdr(12, { flags: 1, gso: 1, gsoSize: 1448, start: f.l4, offset: 16 }), f.bytes);
+  assert.equal(src.send([input]), 1);
+  sw.round();
+  const a = plain.recv(), b = noTso.recv(), c = full.recv();
+  assert.equal(a.length, 3, 'no header: 3 segments');
+  assert.ok(a.every((s) => csum(s.subarray(f.l4), pseudo(s, f, false, 6)) === 0xffff));
+  assert.equal(b.length, 3, 'header but no TSO: 3 segments');
+  assert.ok(b.every((s) => s[1] === 0 && csum(s.subarray(12 + f.l4), pseudo(s.subarray(12), f, false, 6)) === 0xffff));
+  assert.equal(c.length, 1, 'TSO accepted: the frame as it is');
+  assert.deepEqual(c[0], input);
+  const law = conservation(sw.stats());
+  assert.equal(law.segExtra, 4n);
+  assert.ok(law.ok, JSON.stringify(law, (_, v) => (typeof v === 'bigint' ? String(v) : v)));
+  sw.destroy();
 });

@@ -67,11 +67,12 @@ export let scan_pkts: u32 = 0;
  * range and not reserved, every len within the buffer, MOREFRAG chains of at most 64 slots.
  * Returns how many slots form whole packets (an unfinished chain at head is held back, not an
  * error, as netmap pipes do), or an error after breaking the ring. Packets are never split
- * by max_slots: a batch ends before a packet that does not fit. With `rec` != 0 the checked
+ * by max_slots: a batch ends before a packet that does not fit (with `overshoot`, the first
+ * packet is taken whole even if larger than max_slots). With `rec` != 0 the checked
  * values are recorded there, 8 bytes a slot (buffer address u32, len u16, flags u16), so the
  * caller uses exactly what was checked even if the ring's owner rewrites the slot meanwhile.
  */
-export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0): i32 {
+export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0, overshoot: bool = false): i32 {
   const n = load<u32>(k, KR_NSLOTS);
   const avail = ring_dist(from, load<u32>(k, KR_RHEAD), n);
   const nbufs = load<u32>(k, KR_NBUFS);
@@ -99,7 +100,9 @@ export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0): i3
     if (flags & NS_MOREFRAG) {
       if (frags >= NETMAP_MAX_FRAGS || frags >= n - 1) return ring_break(k, E_FRAGS);
     } else {
-      if (c + 1 > max_slots) break;
+      // a batch may end past max_slots by one packet's fragments when that packet is its
+      // first (the switch keeps room for it), else a packet larger than a batch never moves
+      if (c + 1 > max_slots && !(overshoot && done == 0)) break;
       done = c + 1;
       frags = 0;
       pkts++;

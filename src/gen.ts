@@ -28,7 +28,11 @@ function ipToInt(s: string, whole: string): number {
 
 /** 'IP[-IP][:PORT[-PORT]]' → inclusive ranges (host order). */
 export function parseAddrRange(s: string): { ip: [number, number]; port: [number, number] } {
-  const [ips, ports] = s.split(':') as [string, string | undefined];
+  const parts = s.split(':');
+  if (parts.length > 2 || parts.some((p) => p.split('-').length > 2)) {
+    throw new WasmapError('EINVAL', `bad address range '${s}': write IP[-IP][:PORT[-PORT]], e.g. 10.0.0.1-10.0.0.9:1234-1240`);
+  }
+  const [ips, ports] = parts as [string, string | undefined];
   const [a, b] = ips.split('-');
   const ip: [number, number] = [ipToInt(a, s), ipToInt(b ?? a, s)];
   let port: [number, number] = [1234, 1234];
@@ -53,14 +57,21 @@ export class Generator {
     if (!Number.isInteger(this.len) || this.len < 42 || this.len > 9216) {
       throw new WasmapError('EINVAL', `frame length ${o.len} is out of range: 42 (Ethernet+IPv4+UDP headers) to 9216`);
     }
+    // parse everything first, so a refused generator allocates nothing
+    const dmac = parseMac(o.dstMac ?? 'ff:ff:ff:ff:ff:ff'), smac = parseMac(o.srcMac ?? '02:00:00:00:00:01');
+    const s = parseAddrRange(o.src ?? '10.0.0.1:1234'), d = parseAddrRange(o.dst ?? '10.1.0.1:1234');
     this.size = dp.fn.gen_size();
     this.g = dp.alloc(this.size, 64);
     const a = dp.abi, t = this.g + a.G_TEMPLATE;
-    dp.u8.set(parseMac(o.dstMac ?? 'ff:ff:ff:ff:ff:ff'), t);
-    dp.u8.set(parseMac(o.srcMac ?? '02:00:00:00:00:01'), t + 6);
-    const s = parseAddrRange(o.src ?? '10.0.0.1:1234'), d = parseAddrRange(o.dst ?? '10.1.0.1:1234');
+    dp.u8.set(dmac, t);
+    dp.u8.set(smac, t + 6);
     if (o.rubbish) dp.setU32(this.g + a.G_FLAGS, a.GF_NOFILL);
-    check(dp.fn.gen_init(this.g, this.len, s.ip[0], s.ip[1], d.ip[0], d.ip[1], s.port[0], s.port[1], d.port[0], d.port[1]), 'gen_init');
+    try {
+      check(dp.fn.gen_init(this.g, this.len, s.ip[0], s.ip[1], d.ip[0], d.ip[1], s.port[0], s.port[1], d.port[0], d.port[1]), 'gen_init');
+    } catch (e) {
+      dp.release(this.g, this.size);
+      throw e;
+    }
     dp.setU16(this.g + a.G_SLOT_FLAGS, o.slotFlags ?? 0);
     if (o.count !== undefined) this.budget = o.count;
   }

@@ -270,7 +270,7 @@ function forward_port(sw: usize, src: u32): i32 {
   lookup_ctx(sw, src);
   while (true) {
     const hwcur = load<u32>(tx, KR_HWCUR);
-    const take = tx_scan(tx, hwcur, batch, frags);
+    const take = tx_scan(tx, hwcur, batch, frags, true);
     if (take < 0) { store<i32>(sp, take, P_LAST_ERR); bump(sp, P_TX_ERRORS, 1); break; }
     if (take == 0) break;
     const npk = scan_pkts;
@@ -336,7 +336,7 @@ function forward_port(sw: usize, src: u32): i32 {
     store<u32>(tx, next, KR_HWCUR);
     store<u32>(tx, ring_prev(next, n), KR_HWTAIL);
     total += <i32>npk;
-    if (<u32>take < batch) break;
+    if (<u32>take < batch || scan_pkts == 0) break;
   }
   sync_finalize(tx);
   return total;

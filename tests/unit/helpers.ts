@@ -91,7 +91,7 @@ export function assertWasmapError(fn: () => unknown, code: string, ...parts: str
     assert.equal(e.code, code, `code of: ${e.message}`);
     for (const p of parts) assert.ok(e.message.includes(p), `message '${e.message}' should mention '${p}'`);
     return true;
-  });
+  }, `expected a WasmapError ${code}${parts.length ? ` mentioning ${parts.join(', ')}` : ''}`);
 }
 
 /** A port's counters as plain numbers (only the non-zero ones), for exact deepEqual checks. */

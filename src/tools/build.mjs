@@ -23,6 +23,8 @@ const bin = (name) => join(root, 'node_modules', '.bin', name);
 if (all || want.has('wasm')) {
   run(bin('asc'), ['assembly/index.ts', '--target', 'release']);
   run(bin('asc'), ['assembly/index.ts', '--target', 'debug']);
+  // the same datapath as a WASI command with a self-test (@assemblyscript/wasi-shim)
+  run(bin('asc'), ['assembly/wasi.ts', '--config', 'asconfig.wasi.json', '--target', 'release']);
 }
 
 if (all || want.has('native')) {

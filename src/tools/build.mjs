@@ -53,6 +53,12 @@ if (all || want.has('js')) {
     if (!existsSync(join(root, dir))) continue;
     for (const f of readdirSync(join(root, dir))) if (f.endsWith('.test.ts')) tests.push(join(dir, f));
   }
-  await esbuild.build({ ...common, entryPoints: tests, outdir: join(out, 'tests'), outbase: 'tests', outExtension: { '.js': '.mjs' } });
-  console.log(`build: esbuild cli, library and ${tests.length} test bundles → ${relative(root, out)}/`);
+  await esbuild.build({ ...common, entryPoints: tests, outdir: join(out, 'tests'), outbase: 'tests', outExtension: { '.js': '.mjs' }, external: ['playwright-core'] });
+  // the host-neutral loader for browsers and other hosts, and the browser test page
+  const web = { bundle: true, platform: 'browser', format: 'esm', target: 'es2022', logLevel: 'warning' };
+  await esbuild.build({ ...web, entryPoints: { 'wasmap.browser': 'src/embed/index.ts' }, outdir: out, outExtension: { '.js': '.mjs' } });
+  await esbuild.build({ ...web, entryPoints: { page: 'tests/browser/page.ts', worker: 'tests/browser/worker.ts' }, outdir: join(out, 'browser'), outExtension: { '.js': '.mjs' } });
+  copyFileSync(join(root, 'tests/browser/index.html'), join(out, 'browser/index.html'));
+  if (existsSync(join(out, 'wasmap.wasm'))) copyFileSync(join(out, 'wasmap.wasm'), join(out, 'browser/wasmap.wasm'));
+  console.log(`build: esbuild cli, library, browser bundle and ${tests.length} test bundles → ${relative(root, out)}/`);
 }

@@ -17,6 +17,7 @@ export type Reply = { id?: number | string; ok: true; result: unknown } | { id?:
 const num = (b: bigint) => Number(b);
 
 export class Runner {
+  private static readonly nap = new Int32Array(new SharedArrayBuffer(4)); // a word nobody changes: a plain sleep
   readonly dp = new Datapath();
   readonly vale = new Vale(this.dp);
   private readonly hostPorts = new Map<string, HostPort>(); // 'vale0:IF' -> host port
@@ -81,7 +82,7 @@ export class Runner {
     const fds = [...this.hostPorts.values()].filter((h) => !h.down).map((h) => h.fd);
     const host = loadHost();
     if (fds.length && host) host.pollFds(fds, maxSleepMs);
-    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, maxSleepMs);
+    else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
     return 0;
   }
 

@@ -3,7 +3,7 @@
 import { workerData, receiveMessageOnPort, MessagePort } from 'node:worker_threads';
 import { Runner, Request } from './runner.js';
 
-const { port, switches, spinUs } = workerData as { port: MessagePort; switches: string[]; spinUs: number };
+const { port, switches, spinUs, wakeFd } = workerData as { port: MessagePort; switches: string[]; spinUs: number; wakeFd: number };
 let runner: Runner;
 try {
   runner = new Runner(switches);
@@ -24,5 +24,6 @@ for (;;) {
     }
     port.postMessage(runner.handle(req));
   }
-  runner.stepOrSleep(5, spinUs);
+  // with a wake-up fd, control requests end the sleep at once, so it can be long (~0 % CPU)
+  runner.stepOrSleep(wakeFd >= 0 ? 1000 : 5, spinUs, wakeFd);
 }

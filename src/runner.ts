@@ -74,15 +74,18 @@ export class Runner {
   /** Step; when nothing moved for `spinUs`, sleep up to `maxSleepMs` waiting for input. The
    *  short spin after traffic catches the answer to what was just forwarded (a ping reply, a
    *  TCP ack) without a sleep/wake-up on each side; an idle switch sleeps in poll(2). */
-  stepOrSleep(maxSleepMs = 10, spinUs = 300): number {
+  stepOrSleep(maxSleepMs = 10, spinUs = 300, wakeFd = -1): number {
     const moved = this.step();
     const now = performance.now();
     if (moved > 0) { this.lastWork = now; return moved; }
     if ((now - this.lastWork) * 1000 < spinUs) return 0;
     const fds = [...this.hostPorts.values()].filter((h) => !h.down).map((h) => h.fd);
+    if (wakeFd >= 0) fds.push(wakeFd); // another thread signals it when a request waits
     const host = loadHost();
-    if (fds.length && host) host.pollFds(fds, maxSleepMs);
-    else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
+    if (fds.length && host) {
+      host.pollFds(fds, maxSleepMs);
+      if (wakeFd >= 0) host.eventfdDrain(wakeFd);
+    } else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
     return 0;
   }
 

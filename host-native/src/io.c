@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -341,6 +342,27 @@ static napi_value packet_kick(napi_env env, napi_callback_info info) {
   return ret_i64(env, 0);
 }
 
+// eventfdCreate() -> fd; eventfdSignal(fd); eventfdDrain(fd): a wake-up another thread can
+// give the forwarding loop while it sleeps in poll(2) (control requests).
+static napi_value eventfd_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return host_throw(env, host_errno_name(errno), "eventfd: %s", strerror(errno));
+  napi_value out; napi_create_int32(env, fd, &out);
+  return out;
+}
+static napi_value eventfd_op(napi_env env, napi_callback_info info, int signal) {
+  napi_value argv[1]; size_t argc = 1; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return host_throw(env, "EINVAL", "expected an eventfd");
+  uint64_t v = 1;
+  ssize_t r = signal ? write(fd, &v, sizeof v) : read(fd, &v, sizeof v);
+  if (r < 0 && errno != EAGAIN) return host_throw(env, host_errno_name(errno), "eventfd %s: %s", signal ? "write" : "read", strerror(errno));
+  return NULL;
+}
+static napi_value eventfd_signal(napi_env env, napi_callback_info info) { return eventfd_op(env, info, 1); }
+static napi_value eventfd_drain(napi_env env, napi_callback_info info) { return eventfd_op(env, info, 0); }
+
 void host_register_io(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -350,6 +372,9 @@ void host_register_io(napi_env env, napi_value exports) {
       {"pollFds", NULL, poll_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetRingOpen", NULL, packet_ring_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetKick", NULL, packet_kick, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"eventfdCreate", NULL, eventfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"eventfdSignal", NULL, eventfd_signal, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"eventfdDrain", NULL, eventfd_drain, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { WasmapError } from '../errors.js';
 import { findBuildFile } from '../paths.js';
 import type { Request, Reply } from '../runner.js';
+import { loadHost, NativeHost } from '../host.js';
 
 export interface DaemonOptions { switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void }
 
@@ -26,6 +27,8 @@ export class Daemon {
   private seq = 0;
   private readonly pending = new Map<number, (r: Reply) => void>();
   private readonly clients = new Set<Socket>();
+  private host: NativeHost | null = null;
+  private wakeFd = -1; // wakes the forwarding thread out of poll(2) for a request
   private constructor(readonly opts: DaemonOptions) {}
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -50,7 +53,9 @@ export class Daemon {
     if (!script) throw new WasmapError('NO_MODULE', 'build/runner.mjs not found: run `npm run build`');
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000 }, transferList: [port2] });
+    this.host = loadHost();
+    if (this.host) this.wakeFd = this.host.eventfdCreate();
+    this.worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, wakeFd: this.wakeFd }, transferList: [port2] });
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error) => reject(new WasmapError('EWORKER', `the forwarding worker failed to start: ${e.message}`));
       this.worker.once('error', onErr);
@@ -76,6 +81,7 @@ export class Daemon {
     return new Promise((resolve) => {
       this.pending.set(id, (r) => resolve({ ...r, id: req.id }));
       this.port.postMessage({ ...req, id });
+      if (this.wakeFd >= 0) this.host!.eventfdSignal(this.wakeFd);
     });
   }
 
@@ -113,9 +119,11 @@ export class Daemon {
     if (this.worker) {
       const exited = new Promise((r) => this.worker.once('exit', r));
       this.port.postMessage({ id: ++this.seq, stop: true, verb: 'stop' });
+      if (this.wakeFd >= 0) this.host!.eventfdSignal(this.wakeFd);
       const t = setTimeout(() => void this.worker.terminate(), 2000);
       await exited;
       clearTimeout(t);
+      if (this.wakeFd >= 0) { this.host!.closeFd(this.wakeFd); this.wakeFd = -1; }
     }
   }
 }

@@ -127,5 +127,5 @@ export function kring_reset(k: usize): void {
   store<u32>(k, hwcur, KR_RCUR);
   store<u32>(k, load<u32>(k, KR_FLAGS) & ~KRF_BROKEN, KR_FLAGS);
   store<i32>(k, 0, KR_ERR);
-  region_repair(<usize>load<u32>(k, KR_REGION));
+  region_repair(<usize>load<u32>(k, KR_REGION), k);
 }

@@ -59,7 +59,7 @@ function run(): i32 {
   for (let i: u32 = 0; i < NPORTS; i++) {
     const desc = <usize>load<u32>(descs + 4 * i);
     const before = pool_free_count(desc);
-    if (region_repair(desc) != 0 || pool_free_count(desc) != before) return fail('buffer audit');
+    if (region_repair(desc, 0) != 0 || pool_free_count(desc) != before) return fail('buffer audit');
   }
   console.log('ok: every frame accounted for, every buffer in its place');
   return 0;

@@ -1,4 +1,4 @@
-import { new_region, kring_ring, slot, audit } from './helpers';
+import { hx_region, hx_ring, hx_slot, hx_audit } from './helpers.include';
 import {
   RING_BUF_OFS, RING_NUM_SLOTS, RING_BUF_SIZE, RING_DIR, RING_HEAD, RING_CUR, RING_TAIL, IF_TX_RINGS, IF_RX_RINGS,
   IF_RING_OFS, RGN_IF, RGN_NBUFS, RGN_BUF_BASE, KR_RING, E_INVAL, E_NOFIT, DIR_TX, DIR_RX,
@@ -15,7 +15,7 @@ describe('region', () => {
     expect(region_span_size(65, 1, 64, 2048, 0)).toBe(0);
   });
   it('lays out netmap_if, rings and buffers', () => {
-    const desc = new_region(2, 1, 32, 2048, 4);
+    const desc = hx_region(2, 1, 32, 2048, 4);
     const nifp = <usize>load<u32>(desc, RGN_IF);
     expect(load<u32>(nifp, IF_TX_RINGS)).toBe(2);
     expect(load<u32>(nifp, IF_RX_RINGS)).toBe(1);
@@ -28,7 +28,7 @@ describe('region', () => {
     expect(<usize>(ring + <usize>load<i64>(ring, RING_BUF_OFS))).toBe(<usize>load<u32>(desc, RGN_BUF_BASE));
   });
   it('starts tx rings all free and rx rings empty', () => {
-    const desc = new_region(1, 1, 16, 2048, 0);
+    const desc = hx_region(1, 1, 16, 2048, 0);
     const tx = <usize>load<u32>(region_kring(desc, DIR_TX, 0), KR_RING);
     const rx = <usize>load<u32>(region_kring(desc, DIR_RX, 0), KR_RING);
     expect(load<u32>(tx, RING_HEAD)).toBe(0);
@@ -37,12 +37,12 @@ describe('region', () => {
     expect(load<u32>(rx, RING_TAIL)).toBe(0);
   });
   it('gives every slot its own buffer and the rest to the pool', () => {
-    const desc = new_region(1, 1, 16, 2048, 7);
+    const desc = hx_region(1, 1, 16, 2048, 7);
     expect(pool_free_count(desc)).toBe(7);
-    expect(audit(desc)).toBe(0);
+    expect(hx_audit(desc)).toBe(0);
   });
   it('returns 0 for a ring that does not exist', () => {
-    const desc = new_region(1, 1, 16, 2048, 0);
+    const desc = hx_region(1, 1, 16, 2048, 0);
     expect(region_kring(desc, DIR_TX, 1)).toBe(0);
     expect(region_kring(desc, DIR_RX, 5)).toBe(0);
   });
@@ -54,7 +54,7 @@ describe('region', () => {
     expect(region_init(desc, base + 8, span, 1, 1, 64, 2048, 0)).toBe(E_INVAL);
   });
   it('pool: LIFO, 0 when empty, refuses reserved and out-of-range buffers', () => {
-    const desc = new_region(1, 1, 8, 2048, 2);
+    const desc = hx_region(1, 1, 8, 2048, 2);
     const a = pool_alloc(desc), b = pool_alloc(desc);
     expect(a).toBeGreaterThan(1);
     expect(b).toBeGreaterThan(1);
@@ -65,6 +65,6 @@ describe('region', () => {
     expect(pool_free(desc, b)).toBe(0);
     expect(pool_alloc(desc)).toBe(b);
     pool_free(desc, a); pool_free(desc, b);
-    expect(audit(desc)).toBe(0);
+    expect(hx_audit(desc)).toBe(0);
   });
 });

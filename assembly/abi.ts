@@ -64,6 +64,16 @@ export const CSB_ATOK_SYNC_FLAGS: u32 = 12;
 export const CSB_KTOA_HWCUR: u32 = 0;
 export const CSB_KTOA_HWTAIL: u32 = 4;
 export const CSB_KTOA_KERN_NEED_KICK: u32 = 8;
+// wasmap's CSB page for one port (one tx and one rx ring): the four entries in this order.
+// Beyond netmap: ktoa carries the ring's error (so a guest learns why its port broke) and a
+// kick sequence word (worker-thread guests sleep on it with Atomics.wait).
+export const CSB_KTOA_ERROR: u32 = 12; // i32: KR_ERR of the ring, 0 while healthy
+export const CSB_KTOA_KICK_SEQ: u32 = 16; // i32: bumped by every kick of the switch
+export const CSB_ATOK_TX: u32 = 0;
+export const CSB_ATOK_RX: u32 = 64;
+export const CSB_KTOA_TX: u32 = 128;
+export const CSB_KTOA_RX: u32 = 192;
+export const CSB_PAGE: u32 = 4096; // one host page: what is mapped into both sides
 
 // ---- wasmap: the kernel-side mirror of a ring (netmap's kring), 128 bytes ----------------
 // It lives in switch-private memory, never inside a port's region, so a port's user (who may
@@ -84,6 +94,10 @@ export const KR_PEER: u32 = 44; // u32: pipe peer kring (tx -> rx), 0 if none
 export const KR_ERR: u32 = 48; // i32: the error that broke the ring, 0 if healthy
 export const KR_REGION: u32 = 52; // u32: the region descriptor this ring belongs to
 export const KR_OWNER: u32 = 56; // u32: switch port index + 1, 0 if not on a switch
+// u32: where the user's head/cur/tail live (at RING_HEAD/RING_CUR/RING_TAIL from it): the ring
+// itself, or for a passthrough port a private shadow the CSB is copied into, so the sync
+// checks see one consistent snapshot that the guest cannot change under them
+export const KR_USER: u32 = 60;
 export const KR_PKTS: u32 = 64; // u64: packets through this ring
 export const KR_BYTES: u32 = 72; // u64
 export const KR_ERRORS: u32 = 80; // u64: sync calls rejected
@@ -147,11 +161,13 @@ export const SW_SEG_EXTRA: u32 = 80; // u64: frames made by segmentation beyond 
 export const SW_VN_IN: u32 = 88; // u32: scratch, a frame gathered for header conversion
 export const SW_VN_OUT: u32 = 92; // u32: scratch, the converted frame(s)
 export const SW_VN_LENS: u32 = 96; // u32: scratch, their lengths
+export const SW_PT_PORTS: u32 = 100; // u32: passthrough ports attached (0: skip the CSB work)
+export const SW_KICKS_DUE: u32 = 104; // u32: guests to kick after the last round (P_PT_KICK set)
 export const SW_VN_IN_MAX: u32 = 69632; // the largest frame the conversion takes (64 KiB + headers)
 export const SW_TABLE_BUCKETS: u32 = 4096;
 export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32 port, u32 time
 
-export const PORT_SIZE: u32 = 128;
+export const PORT_SIZE: u32 = 192;
 export const P_TX: u32 = 0; // u32: tx kring (0 = free port index)
 export const P_RX: u32 = 4; // u32: rx kring
 export const P_GEN: u32 = 8; // u32: bumped on attach and detach; learned entries carry it
@@ -172,6 +188,13 @@ export const P_DROP_LOOKUP: u32 = 88; // u64: from this port, lookup said drop (
 export const P_DROP_SIZE: u32 = 96; // u64: to this port, a fragment larger than its buffers
 export const P_TX_ERRORS: u32 = 104; // u64: tx syncs rejected (ring broken by its user)
 export const P_DROP_HDR: u32 = 112; // u64: to this port, a virtio-net header that could not be converted for it (malformed, UFO, too big)
+// passthrough (the port's rings are driven by a guest through a CSB)
+export const P_CSB: u32 = 128; // u32: the port's CSB page, 0 for an ordinary port
+export const P_PT_SHADOW: u32 = 132; // u32: 128 bytes: tx then rx user-field shadows (KR_USER)
+export const P_KICKS_OUT: u32 = 136; // u64: kicks the switch sent the guest
+export const P_PT_KICK: u32 = 144; // u32: 1 = the guest must be kicked after this round
+export const P_PT_TXTAIL: u32 = 148; // u32: tx hwtail last published (a change may need a kick)
+export const P_PT_RXTAIL: u32 = 152; // u32: rx hwtail last published
 
 export const PK_SIZE: u32 = 16; // per packet of a batch
 export const PK_FIRST: u32 = 0; // u32: index of its first fragment in the frag scratch

@@ -15,3 +15,4 @@ export { plan_size, traffic_run, pipe_run } from './loop';
 export { csum_add, csum_fold, csum_bytes } from './offload/csum';
 export { TPK_SIZE, tpk_pull, tpk_push } from './tpacket';
 export { vnet_convert, vnet_out_room, VN_MAX_OUT, ACCEPT_CSUM, ACCEPT_TSO4, ACCEPT_TSO6, ACCEPT_USO, ACCEPT_ALL } from './offload/vnet';
+export { pt_attach, pt_detach, pt_pull_all, pt_publish_all, pt_sleep, pt_wake, pt_take_kick, pt_app_sync, pt_app_want_kick, pt_app_awake } from './csb';

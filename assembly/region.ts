@@ -4,7 +4,7 @@
 import {
   SLOT_SIZE, SLOT_BUF_IDX, RING_BUF_OFS, RING_NUM_SLOTS, RING_BUF_SIZE, RING_RINGID, RING_DIR,
   RING_TAIL, RING_SLOTS, IF_NAME, IF_TX_RINGS, IF_RX_RINGS, IF_RING_OFS, IF_FLAGS, NI_PRIV_MEM,
-  KRING_SIZE, KR_RING, KR_NSLOTS, KR_HWTAIL, KR_DIR, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS,
+  KRING_SIZE, KR_RING, KR_USER, KR_NSLOTS, KR_HWTAIL, KR_DIR, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS,
   KR_REGION, DIR_TX, DIR_RX, RGN_DESC_SIZE, RGN_BASE, RGN_SPAN, RGN_IF, RGN_BUF_BASE,
   RGN_BUF_SIZE, RGN_NBUFS, RGN_FREE, RGN_FREE_COUNT, RGN_NTX, RGN_NRX, RGN_NSLOTS, RGN_KRINGS, RGN_BITMAP,
   BUF_RESERVED, E_OK, E_INVAL, E_NOFIT,
@@ -99,6 +99,7 @@ export function region_init(desc: usize, base: usize, span: u32, ntx: u32, nrx: 
     }
     const k = krings + KRING_SIZE * i;
     store<u32>(k, <u32>ring, KR_RING);
+    store<u32>(k, <u32>ring, KR_USER);
     store<u32>(k, nslots, KR_NSLOTS);
     store<u32>(k, dir == DIR_TX ? nslots - 1 : 0, KR_HWTAIL);
     store<u32>(k, dir, KR_DIR);

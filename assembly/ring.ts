@@ -5,7 +5,7 @@
 import {
   SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, NETMAP_MAX_FRAGS, RING_HEAD,
   RING_CUR, RING_TAIL, RING_SLOTS, KR_RING, KR_NSLOTS, KR_HWCUR, KR_HWTAIL, KR_RHEAD, KR_RCUR,
-  KR_FLAGS, KR_DIR, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, KR_ERR, KR_ERRORS, KR_REGION, KRF_BROKEN, DIR_TX,
+  KR_USER, KR_FLAGS, KR_DIR, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, KR_ERR, KR_ERRORS, KR_REGION, KRF_BROKEN, DIR_TX,
   BUF_RESERVED, E_OK, E_HEAD, E_CUR, E_BUF_IDX, E_BUF_LEN, E_FRAGS, E_BROKEN,
 } from './abi';
 import { region_repair } from './repair';
@@ -40,7 +40,7 @@ export function ring_break(k: usize, err: i32): i32 {
  */
 export function sync_prologue(k: usize): i32 {
   if (ring_broken(k)) return E_BROKEN;
-  const ring = <usize>load<u32>(k, KR_RING);
+  const ring = <usize>load<u32>(k, KR_USER);
   const n = load<u32>(k, KR_NSLOTS);
   const head = load<u32>(ring, RING_HEAD);
   const cur = load<u32>(ring, RING_CUR);
@@ -56,7 +56,7 @@ export function sync_prologue(k: usize): i32 {
 
 /** Publish the kernel side's view to the user: tail = hwtail (nm_sync_finalize). */
 @inline export function sync_finalize(k: usize): void {
-  store<u32>(<usize>load<u32>(k, KR_RING), load<u32>(k, KR_HWTAIL), RING_TAIL);
+  store<u32>(<usize>load<u32>(k, KR_USER), load<u32>(k, KR_HWTAIL), RING_TAIL);
 }
 
 /** Packets in the slots accepted by the last tx_scan. */
@@ -118,7 +118,7 @@ export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0, ove
  * and the region's buffers are re-accounted (bad or duplicate indices get free buffers back).
  */
 export function kring_reset(k: usize): void {
-  const ring = <usize>load<u32>(k, KR_RING);
+  const ring = <usize>load<u32>(k, KR_USER);
   const hwcur = load<u32>(k, KR_HWCUR);
   store<u32>(ring, hwcur, RING_HEAD);
   store<u32>(ring, hwcur, RING_CUR);

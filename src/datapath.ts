@@ -19,6 +19,8 @@ export interface WasmapFunctions {
   mac_hash: Fn<[bigint]>;
   gen_size: Fn<[]>; gen_init: Fn; gen_tx: Fn; gen_rx: Fn;
   tpk_pull: Fn; tpk_push: Fn; vnet_convert: Fn; vnet_out_room: Fn; csum_bytes: Fn;
+  pt_attach: Fn; pt_detach: Fn; pt_sleep: Fn; pt_wake: Fn<number[], void>; pt_take_kick: Fn;
+  pt_app_sync: Fn; pt_app_want_kick: Fn; pt_app_awake: Fn<number[], void>;
   plan_size: Fn<[]>; traffic_run: Fn<number[], bigint>; pipe_run: Fn<number[], bigint>;
   [name: string]: unknown;
 }
@@ -47,6 +49,10 @@ export interface DatapathOptions {
   maxPages?: number;
   /** Path of the module (default: build/wasmap.wasm). */
   wasmPath?: string;
+  /** Run over an existing shared memory (a worker-thread guest of a switch) instead of a new
+   *  one; then alloc() hands out only the given arena of it, which its owner reserved. */
+  memory?: WebAssembly.Memory;
+  arena?: { at: number; size: number };
 }
 
 interface Span { at: number; size: number }
@@ -64,13 +70,15 @@ export class Datapath {
   readonly abi: Readonly<Record<string, number>>;
   private free: Span[] = [];
   private top: number;
+  private readonly limit: number;
   private views: { buf: SharedArrayBuffer; u8: Uint8Array; dv: DataView } | null = null;
 
   constructor(opts: DatapathOptions = {}) {
     const path = opts.wasmPath ?? findBuildFile('wasmap.wasm');
     if (!path) throw new WasmapError('NO_MODULE', 'build/wasmap.wasm not found: run `npm run build` first');
     const maxPages = opts.maxPages ?? 32768;
-    this.memory = new WebAssembly.Memory({ initial: 64, maximum: maxPages, shared: true });
+    if (opts.memory && !opts.arena) throw new WasmapError('EINVAL', 'a Datapath over an existing memory needs the arena it may allocate from');
+    this.memory = opts.memory ?? new WebAssembly.Memory({ initial: 64, maximum: maxPages, shared: true });
     let module = modules.get(path);
     if (!module) { module = new WebAssembly.Module(readFileSync(path)); modules.set(path, module); }
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
@@ -82,7 +90,8 @@ export class Datapath {
     }
     this.abi = Object.freeze(abi);
     this.fn = fns as WasmapFunctions;
-    this.top = Math.ceil(this.fn.heap_base() / PAGE) * PAGE + PAGE; // a guard page above static data
+    this.top = opts.arena ? opts.arena.at : Math.ceil(this.fn.heap_base() / PAGE) * PAGE + PAGE; // a guard page above static data
+    this.limit = opts.arena ? opts.arena.at + opts.arena.size : Infinity;
   }
 
   /** A zero-filled, `align`-aligned span of at least `bytes` bytes. Grows memory when needed. */
@@ -102,6 +111,7 @@ export class Datapath {
     }
     const at = Math.ceil(this.top / align) * align;
     const end = at + size;
+    if (end > this.limit) throw new WasmapError('ENOMEM', `the arena of this Datapath is full (${bytes} more bytes do not fit)`);
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE);

@@ -7,8 +7,9 @@ import { WasmapError } from './errors.js';
 import { findBuildFile } from './paths.js';
 
 export interface NativeHost {
-  /** memfd_create(MFD_CLOEXEC) + ftruncate; returns the fd. */
-  memfdCreate(name: string, size: number): number;
+  /** memfd_create(MFD_CLOEXEC) + ftruncate; returns the fd. `sealed`: no one holding the fd
+   *  can shrink or grow it afterwards (F_SEAL_SHRINK|GROW|SEAL), so handing it out is safe. */
+  memfdCreate(name: string, size: number, sealed?: boolean): number;
   /** mmap(MAP_SHARED|MAP_FIXED) the fd over [offset, offset+length) of the memory behind `view`
    *  (a Uint8Array over a WebAssembly.Memory's buffer); offsets and length page-aligned. */
   mapFd(view: Uint8Array, offset: number, length: number, fd: number, fdOffset?: number): void;
@@ -36,13 +37,20 @@ export interface NativeHost {
   /** A non-blocking eventfd, to wake a thread sleeping in pollFds; signal adds 1, drain reads. */
   eventfdCreate(): number;
   eventfdSignal(fd: number): void;
-  eventfdDrain(fd: number): void;
+  /** Reads the eventfd: how many signals arrived since the last drain (0 if none). */
+  eventfdDrain(fd: number): number;
+  /** A blocking, close-on-exec unix stream socket connected to `path`. */
+  unixConnect(path: string): number;
+  /** sendmsg the whole of `bytes`, with `fds` (≤ 8) attached as SCM_RIGHTS. */
+  sendFds(fd: number, bytes: Uint8Array, fds: number[]): number;
+  /** recvmsg up to maxBytes and any fds (close-on-exec); null on timeout, empty data when closed. */
+  recvFds(fd: number, maxBytes: number, timeoutMs: number): { data: Uint8Array; fds: number[] } | null;
 }
 
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

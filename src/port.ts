@@ -3,9 +3,13 @@
 // not the fast path: the datapath never calls back into this code.
 import { Datapath, check } from './datapath.js';
 import { WasmapError } from './errors.js';
+import type { NativeHost } from './host.js';
 
 export interface RegionOptions {
   txRings?: number; rxRings?: number; slots?: number; bufSize?: number; extraBufs?: number; name?: string;
+  /** Back the span with its own sealed memfd (Region.fd), so it can be handed to another
+   *  process alone: that process sees this region and nothing else of the memory. */
+  shareWith?: NativeHost;
 }
 
 /** A netmap memory region (its span in linear memory plus its kernel-side descriptor). */
@@ -15,6 +19,9 @@ export class Region {
   readonly txRings: number; readonly rxRings: number; readonly slots: number; readonly bufSize: number; readonly nbufs: number;
   private readonly privSize: number;
   private closed = false;
+  /** The memfd behind the span (with shareWith), else -1. */
+  readonly fd: number = -1;
+  private readonly host: NativeHost | null = null;
 
   constructor(dp: Datapath, o: RegionOptions = {}) {
     const ntx = o.txRings ?? 1, nrx = o.rxRings ?? 1, slots = o.slots ?? 1024;
@@ -26,6 +33,18 @@ export class Region {
     this.dp = dp;
     this.privSize = dp.fn.region_priv_size(ntx, nrx, slots, extra);
     this.base = dp.alloc(span, 65536);
+    if (o.shareWith) {
+      const h = o.shareWith;
+      try {
+        this.fd = h.memfdCreate(`wasmap:${o.name ?? 'region'}`, span, true);
+        h.mapFd(dp.u8, this.base, span, this.fd);
+      } catch (e) {
+        if (this.fd >= 0) h.closeFd(this.fd);
+        dp.release(this.base, span);
+        throw e;
+      }
+      this.host = h;
+    }
     this.desc = dp.alloc(this.privSize, 64);
     this.span = span;
     check(dp.fn.region_init(this.desc, this.base, span, ntx, nrx, slots, bufSize, extra), 'region_init');
@@ -71,6 +90,10 @@ export class Region {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.host) { // fresh anonymous pages back over the span: the memfd leaves with its fd
+      this.host.unmap(this.dp.u8, this.base, this.span);
+      this.host.closeFd(this.fd);
+    }
     this.dp.release(this.base, this.span);
     this.dp.release(this.desc, this.privSize);
   }

@@ -2,6 +2,7 @@
 // (one shared memory), the VALE registry and the host ports; it runs in a worker thread of
 // the switch daemon, or in-process for tests. Busy while there is work, then it sleeps in
 // poll(2) on the host ports' fds so an idle switch costs ~0 % CPU.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { Datapath } from './datapath.js';
 import { WasmapError } from './errors.js';
 import { loadHost, requireHost, NativeHost } from './host.js';
@@ -10,6 +11,7 @@ import { Vale } from './vale.js';
 import { HostPort, HostKind } from './backends/hostport.js';
 import { PortStats } from './switch.js';
 import { PcapWriter } from './backends/capture.js';
+import { PtPort, PtMode } from './passthrough.js';
 
 export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
 export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
@@ -23,6 +25,8 @@ export class Runner {
   private readonly hostPorts = new Map<string, HostPort>(); // 'vale0:IF' -> host port
   private readonly gone: PortStats[] = [];
   private readonly captures = new Map<string, PcapWriter>(); // 'vale0:port' -> its pcap
+  private readonly ptPorts = new Map<string, PtPort>(); // 'vale0:port' -> passthrough port
+  private readonly ptGone: { name: string; reason: string; kicksIn: number; kicksOut: number; at: number; stats: Record<string, number | string>; audit: string[] }[] = [];
   private lastWork = 0;
   readonly started = Date.now();
   stopping = false;
@@ -41,9 +45,20 @@ export class Runner {
     const now = Math.floor(Date.now() / 1000);
     const marks = this.captures.size ? this.captureBefore() : null;
     for (const name of this.vale.switchNames()) moved += this.vale.switch(name).round(now);
+    if (this.ptPorts.size) this.kickGuests();
     if (marks) this.captureAfter(marks);
     for (const hp of this.hostPorts.values()) moved += hp.push(u8);
     return moved;
+  }
+
+  // the rounds marked the guests that asked for a kick and got news (worker guests were
+  // already notified from wasm; process guests sleep on an eventfd)
+  private kickGuests(): void {
+    const a = this.dp.abi;
+    for (const pt of this.ptPorts.values()) {
+      if (this.dp.u32(pt.sw.sw + a.SW_KICKS_DUE) === 0) continue;
+      if (this.dp.fn.pt_take_kick(pt.sw.sw, pt.port.index)) pt.kick();
+    }
   }
 
   private portOf(full: string) {
@@ -81,12 +96,66 @@ export class Runner {
     if ((now - this.lastWork) * 1000 < spinUs) return 0;
     const fds = [...this.hostPorts.values()].filter((h) => !h.down).map((h) => h.fd);
     if (wakeFd >= 0) fds.push(wakeFd); // another thread signals it when a request waits
+    const pts = [...this.ptPorts.values()];
+    if (pts.length) {
+      // ask the guests for a kick, then look once more: a guest that wrote just before
+      // the flag went up has not kicked, and its work must not wait for the next one
+      let pending = 0;
+      for (const sw of new Set(pts.map((p) => p.sw.sw))) pending += this.dp.fn.pt_sleep(sw);
+      if (pending) { this.ptWake(pts); return 0; }
+      for (const p of pts) fds.push(p.kickSwitch);
+    }
     const host = loadHost();
     if (fds.length && host) {
       host.pollFds(fds, maxSleepMs);
       if (wakeFd >= 0) host.eventfdDrain(wakeFd);
     } else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
+    if (pts.length) this.ptWake(pts);
     return 0;
+  }
+
+  private ptWake(pts: PtPort[]): void {
+    for (const sw of new Set(pts.map((p) => p.sw.sw))) this.dp.fn.pt_wake(sw);
+    for (const p of pts) p.drainKicks();
+  }
+
+  /** Open `port` of switch `sw` for a passthrough guest (a new port; its name must be free). */
+  ptOpen(sw: string, port: string, mode: PtMode, o: { slots?: number; bufSize?: number } = {}): PtPort {
+    const name = port.replace(new RegExp(`^${sw}:`), '');
+    const full = `${sw}:${name}`;
+    if (this.ptPorts.has(full)) throw new WasmapError('EBUSY', `${full} already has a passthrough guest; one guest per port`);
+    const s = this.vale.switch(sw);
+    if (s.port(name)) throw new WasmapError('EBUSY', `${full} is already attached as an ordinary port; pick a new name for the guest's port`);
+    for (const [k, v] of [['slots', o.slots], ['bufSize', o.bufSize]] as const) {
+      if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new WasmapError('EINVAL', `${k} must be a positive whole number, not ${String(v)}`);
+    }
+    const pt = new PtPort(this.host(), this.dp, s, name, mode, o);
+    this.ptPorts.set(full, pt);
+    return pt;
+  }
+
+  /** The guest of `port` is gone: reclaim its port (counters kept with the detached ones). */
+  ptClose(sw: string, port: string, reason: string): unknown {
+    const full = this.full(sw, port);
+    const pt = this.ptPorts.get(full);
+    if (!pt) throw new WasmapError('ENOENT', `no passthrough port ${full}`);
+    const pcap = this.captures.get(full);
+    if (pcap) { pcap.close(); this.captures.delete(full); }
+    this.ptPorts.delete(full);
+    const r = pt.close()!;
+    this.gone.push(r.stats);
+    this.ptGone.push({ name: full, reason, kicksIn: r.kicksIn, kicksOut: r.kicksOut, at: Date.now(), stats: this.plain(r.stats), audit: r.problems });
+    if (this.ptGone.length > 256) this.ptGone.shift();
+    return { name: full, reason, stats: this.plain(r.stats), kicksIn: r.kicksIn, kicksOut: r.kicksOut, audit: r.problems };
+  }
+
+  /** Leak checks: bytes of linear memory handed out and the memfds/eventfds this process holds. */
+  memory(): { allocated: number; fds: number } {
+    let fds = 0;
+    for (const f of readdirSync('/proc/self/fd')) {
+      try { if (/^(\/memfd:|anon_inode:\[eventfd\])/.test(readlinkSync(`/proc/self/fd/${f}`))) fds++; } catch { /* closed meanwhile */ }
+    }
+    return { allocated: this.dp.allocated, fds };
   }
 
   handle(req: Request): Reply {
@@ -112,6 +181,7 @@ export class Runner {
 
   private dispatch(verb: string, args: Record<string, unknown>): unknown {
     switch (verb) {
+      case 'memory': return this.memory();
       case 'ping': return { pong: true, pid: process.pid, uptimeMs: Date.now() - this.started };
       case 'attach': return this.attach(this.swName(args), this.str(args, 'port', 'port (tap:IF, af_packet:IF or a virtual port name)'), args);
       case 'detach': return this.detach(this.swName(args), this.str(args, 'port', 'port'));
@@ -119,10 +189,16 @@ export class Runner {
       case 'stats': return this.stats(typeof args.switch === 'string' ? this.swName(args) : undefined);
       case 'newif': { const r = this.vale.newif(this.str(args, 'name', 'port name')); return { name: this.str(args, 'name', ''), slots: r.slots }; }
       case 'delif': this.vale.delif(this.str(args, 'name', 'port name')); return { deleted: args.name };
+      case 'pt-open': {
+        const sw = this.swName(args);
+        const pt = this.ptOpen(sw, this.str(args, 'port', 'port name'), 'process', { slots: args.slots as number | undefined, bufSize: args.bufSize as number | undefined });
+        return pt.processInfo();
+      }
+      case 'pt-close': return this.ptClose(this.swName(args), this.str(args, 'port', 'port'), typeof args.reason === 'string' ? args.reason : 'closed');
       case 'capture': return this.capture(this.swName(args), this.str(args, 'port', 'port'), this.str(args, 'file', 'pcap file path'), Number(args.count ?? 0));
       case 'capture-status': return this.captureStatus(this.swName(args), this.str(args, 'port', 'port'));
       case 'capture-stop': return this.captureStop(this.swName(args), this.str(args, 'port', 'port'));
-      default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, newif, delif, ping`);
+      default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, newif, delif, capture, pt-open, pt-close, ping`);
     }
   }
 
@@ -175,6 +251,7 @@ export class Runner {
 
   detach(sw: string, port: string): unknown {
     const full = this.full(sw, port);
+    if (this.ptPorts.has(full)) return this.ptClose(sw, port, 'detached by request');
     const hp = this.hostPorts.get(full);
     const pcap = this.captures.get(full);
     if (pcap) { pcap.close(); this.captures.delete(full); }
@@ -192,7 +269,8 @@ export class Runner {
 
   list(only?: string): unknown {
     return this.vale.list().filter((e) => !only || e.switchName === only).map((e) => {
-      const hp = this.hostPorts.get(e.name);
+      const hp = this.hostPorts.get(e.name), pt = this.ptPorts.get(e.name);
+      if (pt) return { ...e, kind: 'passthrough', mode: pt.mode, down: null, broken: pt.errors.tx || pt.errors.rx ? pt.errors : null };
       return { ...e, kind: hp?.kind ?? 'virtual', ifname: hp?.ifname, down: hp?.down ?? null };
     });
   }
@@ -201,9 +279,10 @@ export class Runner {
     return this.vale.switchNames().filter((n) => !only || n === only).map((n) => {
       const s = this.vale.switch(n).stats();
       return {
-        name: n, rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
+        name: n, guestsGone: this.ptGone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
         ports: s.ports.map((p) => {
-          const hp = this.hostPorts.get(`${n}:${p.name}`);
+          const hp = this.hostPorts.get(`${n}:${p.name}`), pt = this.ptPorts.get(`${n}:${p.name}`);
+          if (pt) return { ...this.plain(p), kind: 'passthrough', mode: pt.mode, down: null, kicksIn: pt.kicksIn, kicksOut: pt.kicksOut, ringErrors: pt.errors };
           return { ...this.plain(p), kind: hp?.kind ?? 'virtual', down: hp?.down ?? null, kernelRx: hp?.rxFrames ?? 0, kernelTx: hp?.txFrames ?? 0, kernelDrops: hp?.kernelDrops ?? 0 };
         }),
       };
@@ -211,6 +290,7 @@ export class Runner {
   }
 
   close(): void {
+    for (const full of [...this.ptPorts.keys()]) { const i = full.indexOf(':'); this.ptClose(full.slice(0, i), full.slice(i + 1), 'switch stopping'); }
     for (const pcap of this.captures.values()) pcap.close();
     this.captures.clear();
     for (const hp of this.hostPorts.values()) hp.close();

@@ -8,15 +8,16 @@ import {
   KR_HWCUR, KR_HWTAIL, KR_RHEAD, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, KR_OWNER, KR_ERR,
   SW_MAX_PORTS, SW_BATCH_MAX, SW_DST_BCAST, SW_DST_DROP, SW_HDR_SIZE, SW_NPORTS, SW_NOW, SW_AGE,
   SW_BATCH, SW_TABLE_MASK, SW_TABLE, SW_PORTS, SW_FRAGS, SW_PKTS, SW_ACTIVE, SW_BCAST_HEAD,
-  SW_DSTS, SW_FLOOD_EXTRA, SW_SEG_EXTRA, SW_VN_IN, SW_VN_OUT, SW_VN_LENS, SW_VN_IN_MAX, SW_ROUNDS, SW_FRAMES, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
+  SW_DSTS, SW_FLOOD_EXTRA, SW_SEG_EXTRA, SW_VN_IN, SW_VN_OUT, SW_VN_LENS, SW_VN_IN_MAX, SW_ROUNDS, SW_FRAMES, SW_PT_PORTS, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
   PORT_SIZE, P_TX, P_RX, P_GEN, P_QHEAD, P_QTAIL, P_RXOK, P_LAST_ERR, P_TX_PKTS, P_TX_BYTES,
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
-  P_TX_ERRORS, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
+  P_TX_ERRORS, P_CSB, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
   DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN,
 } from '../abi';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
+import { pt_pull_all, pt_publish_all, pt_detach } from '../csb';
 import { vnet_convert, vnet_out_room, vnet_needs, VN_MAX_OUT, ACCEPT_ALL } from '../offload/vnet';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
@@ -75,6 +76,7 @@ export function sw_detach(sw: usize, i: u32): i32 {
   const p = sw_port(sw, i);
   const tx = <usize>load<u32>(p, P_TX);
   if (tx == 0) return E_INVAL;
+  if (load<u32>(p, P_CSB) != 0) pt_detach(sw, i); // the rings' user fields go back into them
   store<u32>(tx, 0, KR_OWNER);
   store<u32>(<usize>load<u32>(p, P_RX), 0, KR_OWNER);
   store<u32>(p, 0, P_TX);
@@ -348,6 +350,8 @@ export function sw_round(sw: usize, now: u32): u32 {
   store<u32>(sw, now, SW_NOW);
   const active = <usize>load<u32>(sw, SW_ACTIVE);
   const nports = load<u32>(sw, SW_NPORTS);
+  const pt = load<u32>(sw, SW_PT_PORTS) != 0;
+  if (pt) pt_pull_all(sw); // passthrough guests: what they wrote in their CSBs
   // rxsync for everyone: take back what each user released, remember who is healthy
   for (let a: u32 = 0; a < nports; a++) {
     const p = sw_port(sw, <u32>load<u8>(active + a));
@@ -365,6 +369,7 @@ export function sw_round(sw: usize, now: u32): u32 {
     const p = sw_port(sw, <u32>load<u8>(active + a));
     if (load<u32>(p, P_RXOK)) sync_finalize(<usize>load<u32>(p, P_RX));
   }
+  if (pt) pt_publish_all(sw);
   store<u64>(sw, load<u64>(sw, SW_ROUNDS) + 1, SW_ROUNDS);
   return total;
 }

@@ -343,7 +343,7 @@ static napi_value packet_kick(napi_env env, napi_callback_info info) {
 }
 
 // eventfdCreate() -> fd; eventfdSignal(fd); eventfdDrain(fd): a wake-up another thread can
-// give the forwarding loop while it sleeps in poll(2) (control requests).
+// give the forwarding loop while it sleeps in poll(2) (control requests, passthrough kicks).
 static napi_value eventfd_create(napi_env env, napi_callback_info info) {
   (void)info;
   int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -358,7 +358,8 @@ static napi_value eventfd_op(napi_env env, napi_callback_info info, int signal) 
   uint64_t v = 1;
   ssize_t r = signal ? write(fd, &v, sizeof v) : read(fd, &v, sizeof v);
   if (r < 0 && errno != EAGAIN) return host_throw(env, host_errno_name(errno), "eventfd %s: %s", signal ? "write" : "read", strerror(errno));
-  return NULL;
+  // drain answers how many signals it consumed (kick counters), 0 when there were none
+  return ret_i64(env, signal ? 0 : r < 0 ? 0 : (int64_t)v);
 }
 static napi_value eventfd_signal(napi_env env, napi_callback_info info) { return eventfd_op(env, info, 1); }
 static napi_value eventfd_drain(napi_env env, napi_callback_info info) { return eventfd_op(env, info, 0); }

@@ -5,6 +5,7 @@
 // wrong bytes.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -148,13 +149,16 @@ static int get_span(napi_env env, const char *fn, napi_value view, napi_value vo
 }
 
 static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
-  static const char *fn = "memfdCreate(name, size)";
-  napi_value argv[2], out;
+  static const char *fn = "memfdCreate(name, size[, sealed])";
+  napi_value argv[3] = {NULL, NULL, NULL}, out;
   char name[250]; // the kernel's limit is 249 bytes plus the NUL
   size_t n;
   napi_valuetype t;
   int64_t size;
-  if (get_args(env, info, 2, 2, argv, NULL, fn)) return NULL;
+  size_t argc = 0;
+  if (get_args(env, info, 2, 3, argv, &argc, fn)) return NULL;
+  bool sealed = false;
+  if (argc > 2) CALL(env, napi_get_value_bool(env, argv[2], &sealed));
   CALL(env, napi_typeof(env, argv[0], &t));
   if (t != napi_string) return host_throw(env, "EINVAL", "%s: name must be a string", fn);
   CALL(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &n));
@@ -163,7 +167,7 @@ static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
   CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
   if (strlen(name) != n) return host_throw(env, "EINVAL", "%s: name must not contain NUL characters", fn);
   if (get_int(env, argv[1], fn, "size", 0, MAX_SAFE, &size)) return NULL;
-  int fd = memfd_create(name, MFD_CLOEXEC);
+  int fd = memfd_create(name, MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0));
   if (fd < 0) {
     int e = errno;
     return host_throw(env, host_errno_name(e), "memfd_create(%s): %s%s", name, strerror(e),
@@ -173,6 +177,13 @@ static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
     int e = errno;
     close(fd);
     return host_throw(env, host_errno_name(e), "ftruncate(memfd %s, %lld): %s", name, (long long)size, strerror(e));
+  }
+  // sealed: whoever receives the fd (a passthrough guest) can never shrink it under our
+  // mapping (our next access would die of SIGBUS), grow it, or lift the seals
+  if (sealed && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    close(fd);
+    return host_throw(env, host_errno_name(e), "sealing memfd %s: %s", name, strerror(e));
   }
   CALL(env, napi_create_int32(env, fd, &out));
   return out;
@@ -283,6 +294,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   host_register_io(env, exports);
+  host_register_fdpass(env, exports);
   return exports;
 }
 

@@ -9,6 +9,7 @@ import { WasmapError } from '../errors.js';
 import { findBuildFile } from '../paths.js';
 import type { Request, Reply } from '../runner.js';
 import { loadHost, NativeHost } from '../host.js';
+import type { PtProcessInfo } from '../passthrough.js';
 
 export interface DaemonOptions { switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void }
 
@@ -85,6 +86,27 @@ export class Daemon {
     });
   }
 
+  // A passthrough guest's port: the reply goes out with the port's fds attached (SCM_RIGHTS,
+  // which Node's sockets cannot send), and the port lives as long as this connection.
+  private handOver(sock: Socket, reply: Reply): void {
+    const info = (reply as { result: PtProcessInfo }).result;
+    const [sw, port] = [info.name.slice(0, info.name.indexOf(':')), info.name.slice(info.name.indexOf(':') + 1)];
+    const close = (reason: string) => void this.request({ verb: 'pt-close', args: { switch: sw, port, reason } });
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (sock.destroyed || !this.host || typeof fd !== 'number' || fd < 0) { close('guest left before its port was handed over'); return; }
+    const { fds, ...rest } = info;
+    try {
+      this.host.sendFds(fd, new TextEncoder().encode(JSON.stringify({ ...reply, result: rest }) + '\n'), [fds.region, fds.csb, fds.kickSwitch, fds.kickGuest]);
+    } catch (e) {
+      this.opts.log?.(`handing ${info.name} to its guest failed: ${(e as Error).message}`);
+      close('handing the port over failed');
+      sock.destroy();
+      return;
+    }
+    this.opts.log?.(`passthrough guest attached to ${info.name}`);
+    sock.once('close', () => { this.opts.log?.(`passthrough guest of ${info.name} left; port reclaimed`); close('guest closed its socket (exited or was killed)'); });
+  }
+
   private async listen(): Promise<void> {
     this.server = createServer((sock) => {
       this.clients.add(sock);
@@ -102,6 +124,7 @@ export class Daemon {
           return;
         }
         const reply = await this.request(req);
+        if (req.verb === 'pt-open' && reply.ok) { this.handOver(sock, reply); return; }
         if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n');
       });
     });

@@ -1,0 +1,114 @@
+// The switch's half of a passthrough port (ptnetmap's host side): a switch port whose rings a
+// guest drives through a CSB. For a guest process the port's region and its CSB page each get
+// their own sealed memfd, so the guest maps exactly those two and nothing else; for a guest
+// worker thread everything stays in the shared memory and it is woken with Atomics.notify.
+// The switch kicks a guest only when the guest asked for it, and vice versa (assembly/csb.ts).
+import { Datapath, check } from './datapath.js';
+import { WasmapError } from './errors.js';
+import type { NativeHost } from './host.js';
+import { Region } from './port.js';
+import { Switch, SwitchPort } from './switch.js';
+
+export type PtMode = 'process' | 'worker';
+
+/** What a guest process needs (the fds travel by SCM_RIGHTS in this order). */
+export interface PtProcessInfo {
+  name: string; index: number; slots: number; bufSize: number; nbufs: number; span: number; csbPage: number; hdrLen: number;
+  fds: { region: number; csb: number; kickSwitch: number; kickGuest: number };
+}
+/** What a guest worker thread needs (post it with the memory). */
+export interface PtWorkerInfo {
+  name: string; index: number; slots: number; bufSize: number; nbufs: number;
+  memory: WebAssembly.Memory; base: number; span: number; csb: number; arena: { at: number; size: number }; kickSwitch: number;
+}
+
+const ARENA = 1 << 16; // a worker guest's own allocations (its ring records, a generator)
+
+export class PtPort {
+  readonly region: Region; readonly port: SwitchPort;
+  readonly csb: number; readonly csbFd: number = -1;
+  readonly kickSwitch: number; readonly kickGuest: number = -1;
+  private readonly shadow: number; private readonly arena: number = 0;
+  /** Kicks the guest sent the switch (counted when the switch drains its eventfd). */
+  kicksIn = 0;
+  readonly openedAt = Date.now();
+  private closed = false;
+
+  constructor(readonly host: NativeHost, readonly dp: Datapath, readonly sw: Switch, readonly name: string,
+              readonly mode: PtMode, o: { slots?: number; bufSize?: number; guestPid?: number } = {}) {
+    const page = dp.abi.CSB_PAGE;
+    const undo: (() => void)[] = [];
+    try {
+      this.region = new Region(dp, { slots: o.slots ?? 1024, bufSize: o.bufSize, name: `${sw.name}:${name}`, shareWith: mode === 'process' ? host : undefined });
+      undo.push(() => this.region.close());
+      this.csb = dp.alloc(page, page);
+      undo.push(() => dp.release(this.csb, page));
+      if (mode === 'process') {
+        this.csbFd = host.memfdCreate(`wasmap-csb:${sw.name}:${name}`, page, true);
+        undo.push(() => host.closeFd(this.csbFd));
+        host.mapFd(dp.u8, this.csb, page, this.csbFd);
+        undo.push(() => host.unmap(dp.u8, this.csb, page));
+        this.kickGuest = host.eventfdCreate();
+        undo.push(() => host.closeFd(this.kickGuest));
+      } else {
+        this.arena = dp.alloc(ARENA, 65536);
+        undo.push(() => dp.release(this.arena, ARENA));
+      }
+      this.kickSwitch = host.eventfdCreate();
+      undo.push(() => host.closeFd(this.kickSwitch));
+      this.shadow = dp.alloc(128, 64);
+      undo.push(() => dp.release(this.shadow, 128));
+      this.port = sw.attach(name, { region: this.region });
+      undo.push(() => sw.detach(name));
+      check(dp.fn.pt_attach(sw.sw, this.port.index, this.csb, this.shadow), 'pt_attach');
+    } catch (e) {
+      for (const f of undo.reverse()) { try { f(); } catch { /* keep the first error */ } }
+      throw e;
+    }
+  }
+
+  processInfo(): PtProcessInfo {
+    if (this.mode !== 'process') throw new WasmapError('EINVAL', `${this.sw.name}:${this.name} was opened for a worker thread`);
+    return { ...this.common(), span: this.region.span, csbPage: this.dp.abi.CSB_PAGE, hdrLen: 0,
+      fds: { region: this.region.fd, csb: this.csbFd, kickSwitch: this.kickSwitch, kickGuest: this.kickGuest } };
+  }
+  workerInfo(): PtWorkerInfo {
+    if (this.mode !== 'worker') throw new WasmapError('EINVAL', `${this.sw.name}:${this.name} was opened for a process`);
+    return { ...this.common(), memory: this.dp.memory, base: this.region.base, span: this.region.span, csb: this.csb,
+      arena: { at: this.arena, size: ARENA }, kickSwitch: this.kickSwitch };
+  }
+  private common() {
+    return { name: `${this.sw.name}:${this.name}`, index: this.port.index, slots: this.region.slots, bufSize: this.region.bufSize, nbufs: this.region.nbufs };
+  }
+
+  /** Called after a round that marked this guest for a kick (a worker was notified in wasm). */
+  kick(): void { if (this.kickGuest >= 0) this.host.eventfdSignal(this.kickGuest); }
+
+  /** Consume the guest's kicks (after the switch slept). */
+  drainKicks(): void { this.kicksIn += this.host.eventfdDrain(this.kickSwitch); }
+
+  get kicksOut(): number {
+    const a = this.dp.abi;
+    return Number(this.dp.u64(this.dp.u32(this.sw.sw + a.SW_PORTS) + a.PORT_SIZE * this.port.index + a.P_KICKS_OUT));
+  }
+  /** The ring errors the guest caused (0 = healthy). */
+  get errors(): { tx: number; rx: number } { return { tx: this.port.tx.error, rx: this.port.rx.error }; }
+
+  /** The guest is gone: detach the port and free its region and CSB. A guest still holding
+   *  the old memfds maps pages nobody else uses any more; a new guest gets a new port. */
+  close() {
+    if (this.closed) return null;
+    this.closed = true;
+    const kicksOut = this.kicksOut;
+    const stats = this.sw.detach(this.name);
+    const problems = this.region.audit();
+    this.region.close();
+    const page = this.dp.abi.CSB_PAGE;
+    if (this.mode === 'process') { this.host.unmap(this.dp.u8, this.csb, page); this.host.closeFd(this.csbFd); this.host.closeFd(this.kickGuest); }
+    else this.dp.release(this.arena, ARENA);
+    this.dp.release(this.csb, page);
+    this.dp.release(this.shadow, 128);
+    this.host.closeFd(this.kickSwitch);
+    return { stats, problems, kicksIn: this.kicksIn, kicksOut };
+  }
+}

@@ -20,7 +20,7 @@ export class PtGuest {
   readonly dp: Datapath; readonly tx: RingView; readonly rx: RingView;
   readonly name: string; readonly slots: number; readonly bufSize: number;
   /** Kicks this guest sent the switch / got from it, and times it went to sleep. */
-  kicksSent = 0; kicksReceived = 0; sleeps = 0;
+  kicksSent = 0; kicksReceived = 0; sleeps = 0; sleptMs = 0; timeouts = 0;
   private readonly host: NativeHost;
   private readonly csb: number;
   private readonly seq: Int32Array | null; // worker guests sleep on the CSB's kick word
@@ -136,23 +136,34 @@ export class PtGuest {
   txsync(): void { this.sync('tx'); }
   rxsync(): void { this.sync('rx'); }
 
-  /** Sleep until the ring has news (tx: free slots, rx: frames) or timeoutMs passes; the
-   *  switch wakes us only because we asked. Returns whether the tail moved. */
-  wait(dir: Dir, timeoutMs: number): boolean {
-    const [ring, atok, ktoa] = this.entries(dir);
-    const tail = this.dp.u32(ring + this.dp.abi.RING_TAIL);
-    const seq = this.seq ? Atomics.load(this.seq, this.seqIdx) : 0;
-    if (this.dp.fn.pt_app_want_kick(ring, atok, ktoa)) return true;
-    this.sleeps++;
-    if (this.seq) {
-      if (Atomics.wait(this.seq, this.seqIdx, seq, timeoutMs) !== 'timed-out') this.kicksReceived++;
-    } else {
-      this.host.pollFds([this.kickGuest], timeoutMs);
-      this.kicksReceived += this.host.eventfdDrain(this.kickGuest);
+  /** Slots the guest can use now: free tx slots, or rx slots holding frames. */
+  available(dir: Dir): number { return dir === 'tx' ? this.tx.space : this.rx.space; }
+
+  /** Sleep until the ring has at least `need` usable slots (tx: free, rx: full) or timeoutMs
+   *  passes. Asks the switch for a kick, then checks once more before sleeping, so a kick is
+   *  never missed; the switch kicks only because we asked. Returns whether the need is met. */
+  wait(dir: Dir, timeoutMs: number, need = 1): boolean {
+    const [, atok] = this.entries(dir);
+    const t0 = performance.now();
+    for (;;) {
+      this.sync(dir);
+      if (this.available(dir) >= need) return true;
+      const left = timeoutMs - (performance.now() - t0);
+      if (left <= 0) return false;
+      const [ring, , ktoa] = this.entries(dir);
+      const seq = this.seq ? Atomics.load(this.seq, this.seqIdx) : 0;
+      if (this.dp.fn.pt_app_want_kick(ring, atok, ktoa)) continue; // news came meanwhile
+      this.sleeps++;
+      const s0 = performance.now();
+      if (this.seq) {
+        if (Atomics.wait(this.seq, this.seqIdx, seq, left) !== 'timed-out') this.kicksReceived++; else this.timeouts++;
+      } else {
+        const k = this.host.pollFds([this.kickGuest], Math.ceil(left))[0] ? this.host.eventfdDrain(this.kickGuest) : 0;
+        if (k) this.kicksReceived += k; else this.timeouts++;
+      }
+      this.sleptMs += performance.now() - s0;
+      this.dp.fn.pt_app_awake(atok);
     }
-    this.dp.fn.pt_app_awake(atok);
-    this.sync(dir);
-    return this.dp.u32(ring + this.dp.abi.RING_TAIL) !== tail;
   }
 
   /** Errors the switch found in what this guest wrote (0 = healthy): its port is broken. */
@@ -167,17 +178,19 @@ export class PtGuest {
   recv(): Uint8Array[] { this.rxsync(); const f = this.rx.recv(); this.rxsync(); return f; }
 
   /** pkt-gen's tx loop: fill and sync until `stop()`; spin `spinUs` before sleeping. */
-  pumpTx(gen: Generator, stop: () => boolean, spinUs = 50): void {
+  pumpTx(gen: Generator, stop: () => boolean, spinUs = 50, minBatch = Math.min(256, this.slots >> 2)): void {
     const k = this.tx.kring;
     let idle = 0;
     while (!stop()) {
-      const n = gen.fill(k);
+      // fill only a worthwhile batch: refilling each slot the switch frees, one at a time,
+      // makes both sides bounce the ring's cache lines for every frame
+      const n = this.tx.space >= minBatch || gen.budget < minBatch ? gen.fill(k) : 0;
       this.txsync();
       if (n > 0) { idle = 0; continue; }
       if (gen.budget === 0) return;
       const now = performance.now();
       if (idle === 0) idle = now;
-      else if ((now - idle) * 1000 > spinUs) { this.wait('tx', 100); idle = 0; }
+      else if ((now - idle) * 1000 > spinUs) { this.wait('tx', 100, minBatch); idle = 0; }
     }
   }
 
@@ -190,7 +203,7 @@ export class PtGuest {
       if (gen.drain(k) > 0) { idle = 0; continue; }
       const now = performance.now();
       if (idle === 0) idle = now;
-      else if ((now - idle) * 1000 > spinUs) { this.rxsync(); this.wait('rx', 100); idle = 0; }
+      else if ((now - idle) * 1000 > spinUs) { this.wait('rx', 100); idle = 0; }
     }
     this.rxsync();
   }

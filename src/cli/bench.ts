@@ -11,6 +11,7 @@ import { findBuildFile } from '../paths.js';
 import { WasmapError } from '../errors.js';
 import { c, median, norm, table } from './format.js';
 import { benchNetns } from './bench-netns.js';
+import { runPassthrough, PtBenchOut } from './bench-pt.js';
 
 export const BENCH_HELP = `wasmap bench — packet rates of the wasm datapath, with a native C reference
 
@@ -27,6 +28,9 @@ Scenarios (all in one process, on one core; generators and sinks included in the
   tso-segment          software TSO of 64 KiB TCP frames to 1514-byte frames (Gbit/s of input)
   csum-1500            the Internet checksum of 1500-byte buffers (Gbit/s)
   native-2port-60      the same learning switch written in C (build/vale-ref, cc -O2)
+  passthrough-2guests-60  a switch daemon and two guest processes (pkt-gen -f tx / -f rx) that
+                       own their ports' rings through shared memory and CSBs: received Mpps,
+                       kicks per packet, idle CPU; ratio = / switch-2port-60 of the same run
 switch-2port-60 carries ratio = wasm Mpps / native Mpps: the two alternate in slices of\n--seconds/4, 4 × --runs pairs, and the ratio is the median of the pair ratios.
 Each scenario runs --runs times (default 3) for --seconds each (default 2); the median is shown.
 
@@ -45,6 +49,7 @@ Options:
 export interface BenchResult {
   name: string; mpps: number; gbps: number; frame: number; ports: number; batch: number; burst: number;
   runs: number; seconds: number; sent: number; received: number; drops: number; ratio?: number; note?: string;
+  kicks_per_packet?: number; kicks_switch_to_guests?: number; kicks_guests_to_switch?: number; idle_cpu_switch_pct?: number; idle_cpu_guest_pct?: number;
 }
 
 interface RunOut { mpps: number; sent: bigint; received: bigint; drops: bigint }
@@ -137,7 +142,7 @@ function many(runs: number, f: () => RunOut): { mpps: number; last: RunOut } {
   return { mpps: median(outs.map((o) => o.mpps)), last: outs[outs.length - 1] };
 }
 
-const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60'];
+const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60', 'passthrough-2guests-60'];
 
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
@@ -209,6 +214,18 @@ export async function bench(argv: string[]): Promise<number> {
     const frame = name === 'tso-segment' ? 65066 : 1500;
     results.push({ name, mpps: +(g * 1e3 / 8 / frame).toFixed(4), gbps: +g.toFixed(2), frame, ports: 0, batch: 1, burst: 1, runs, seconds, sent: 0, received: 0, drops: 0, note });
     log(`  ${name}: ${g.toFixed(2)} Gbit/s`);
+  }
+  if (want('passthrough-2guests-60')) {
+    const outs: PtBenchOut[] = [];
+    for (let i = 0; i < runs; i++) outs.push(await runPassthrough(seconds));
+    const m = median(outs.map((o) => o.mpps)), last = outs[outs.length - 1];
+    const r = add('passthrough-2guests-60', 60, 2, 1024, 4096, { mpps: m, last: { mpps: m, sent: BigInt(last.sent), received: BigInt(last.received), drops: BigInt(last.drops) } }, 'guest processes via CSB; ratio = / switch-2port-60');
+    r.kicks_per_packet = +median(outs.map((o) => o.kicksPerPacket)).toFixed(5);
+    r.kicks_switch_to_guests = last.kicksSwitchToGuests; r.kicks_guests_to_switch = last.kicksGuestsToSwitch;
+    r.idle_cpu_switch_pct = +median(outs.map((o) => o.idleCpuSwitch)).toFixed(1); r.idle_cpu_guest_pct = +median(outs.map((o) => o.idleCpuGuest)).toFixed(1);
+    const two = results.find((x) => x.name === 'switch-2port-60');
+    if (two) r.ratio = +(m / two.mpps).toFixed(3);
+    log(`    kicks per packet ${r.kicks_per_packet} (switch→guests ${r.kicks_switch_to_guests}, guests→switch ${r.kicks_guests_to_switch}); idle CPU: switch ${r.idle_cpu_switch_pct} %, guest ${r.idle_cpu_guest_pct} %`);
   }
   if (want('switch-batch-sweep')) {
     for (let b = 1; b <= 1024; b *= 2) add('switch-batch-sweep', 60, 2, b, b, many(runs, () => runSwitch(2, 60, b, b, Math.min(seconds, 1))));

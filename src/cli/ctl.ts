@@ -54,7 +54,7 @@ export async function ctl(argv: string[]): Promise<number> {
   if (values.json) { console.log(JSON.stringify(result, null, 2)); return 0; }
   if (verb === 'list') {
     const rows = result as Row[];
-    console.log(rows.length ? table(['port', 'index', 'kind', 'state'], rows.map((r) => [String(r.name), String(r.index), String(r.kind), r.down ? `down: ${String(r.down)}` : 'up'])) : 'no ports');
+    console.log(rows.length ? table(['port', 'index', 'kind', 'state'], rows.map((r) => [String(r.name), String(r.index), String(r.kind), r.down ? `down: ${String(r.down)}` : r.broken ? `broken by its guest (ring errors ${JSON.stringify(r.broken)})` : 'up'])) : 'no ports');
   } else if (verb === 'stats') {
     for (const s of result as (Row & { ports: Row[] })[]) {
       console.log(`switch ${String(s.name)}: ${String(s.rounds)} rounds, ${String(s.frames)} frames, ${String(s.floodExtra)} flood copies`);

@@ -8,12 +8,68 @@ import { parsePortName } from '../portname.js';
 import { WasmapError } from '../errors.js';
 import { pace } from './pace.js';
 import { norm } from './format.js';
+import { PtGuest } from '../guest.js';
+
+interface GuestRun { slots?: number; len: number; count?: number; rate?: number; seconds: number; interval: number; spinUs: number; json: boolean; gen: ConstructorParameters<typeof Generator>[1] }
+
+// pkt-gen as a passthrough guest: this process owns the port's rings; the switch runs elsewhere
+async function guest(socket: string, port: string, fn: string, o: GuestRun): Promise<number> {
+  if (fn !== 'tx' && fn !== 'rx') throw new WasmapError('EINVAL', `-f ${fn}: a passthrough guest sends (tx) or receives (rx)`);
+  const g = PtGuest.connect(socket, port, { slots: o.slots });
+  try {
+    const gen = new Generator(g.dp, fn === 'tx' ? o.gen : {});
+    const frames = () => (fn === 'tx' ? gen.txPackets : gen.rxPackets);
+    const bytes = () => (fn === 'tx' ? gen.txBytes : gen.rxBytes);
+    if (!o.json) console.log(`${fn === 'tx' ? 'Sending on' : 'Receiving on'} ${port} (passthrough guest of ${socket})${fn === 'tx' ? `: ${o.len}-byte frames` : ''}`);
+    const start = performance.now();
+    let lastN = 0n, lastT = 0;
+    const { elapsedMs } = await pace({
+      seconds: o.seconds, interval: o.interval,
+      run: () => {
+        const end = performance.now() + 25, before = frames();
+        if (fn === 'tx' && o.rate) gen.budget = Math.max(0, Math.min(Math.floor(o.rate * (end - start) / 1000), o.count ?? Infinity) - Number(gen.txPackets));
+        const stop = () => performance.now() >= end || (o.count !== undefined && frames() >= BigInt(o.count));
+        if (fn === 'tx') g.pumpTx(gen, stop, o.spinUs); else g.pumpRx(gen, stop, o.spinUs);
+        return Number(frames() - before);
+      },
+      report: (t) => {
+        const n = frames(), dt = (t - lastT) / 1000;
+        if (!o.json) console.log(`${(t / 1000).toFixed(3).padStart(9)} ${norm(Number(n - lastN) / dt, 'pps').padStart(12)} (${n - lastN} pkts in ${Math.round(dt * 1e6)} usec)  kicks sent ${g.kicksSent} received ${g.kicksReceived}`);
+        const e = g.errors;
+        if (e.tx || e.rx) throw new WasmapError('EBROKEN', `the switch reports this port broken (tx ${e.tx}, rx ${e.rx}): this guest wrote something invalid into its rings or CSB`);
+        lastN = n; lastT = t;
+      },
+      done: () => o.count !== undefined && frames() >= BigInt(o.count),
+    });
+    if (fn === 'tx') { gen.budget = 0; g.txsync(); }
+    const secs = elapsedMs / 1000, n = frames();
+    const summary = { fn, port, packets: Number(n), bytes: Number(bytes()), seconds: secs, pps: Number(n) / secs,
+      kicksSent: g.kicksSent, kicksReceived: g.kicksReceived, sleeps: g.sleeps, sleptMs: Math.round(g.sleptMs), timeouts: g.timeouts, errors: g.errors };
+    if (o.json) console.log(JSON.stringify(summary));
+    else {
+      console.log(`${fn === 'tx' ? 'Sent' : 'Received'} ${n} packets ${bytes()} bytes in ${secs.toFixed(2)} seconds.`);
+      console.log(`Speed: ${norm(Number(n) / secs, 'pps')}; kicks sent ${g.kicksSent} (${(g.kicksSent / Math.max(1, Number(n))).toExponential(2)} per packet), received ${g.kicksReceived}; slept ${g.sleeps} times (${Math.round(g.sleptMs)} ms, ${g.timeouts} without a kick)`);
+    }
+    return 0;
+  } finally {
+    g.close();
+  }
+}
 
 export const PKTGEN_HELP = `wasmap pkt-gen — generate and count packets on wasmap ports (netmap pkt-gen's flags)
 
 Usage: wasmap pkt-gen -i PORT [-i PORT2] [-f tx|txrx] [options]
+       wasmap pkt-gen -i valeX:NAME --socket PATH -f tx|rx [options]
 
-Ports (in this process; joining a running switch daemon comes with \`wasmap switch\`):
+As a passthrough guest of a running switch daemon (\`wasmap switch valeX --socket PATH\`):
+  --socket PATH  open valeX:NAME (a new port) of that daemon and drive its rings from this
+                 process through shared memory and a CSB; the port goes away when pkt-gen exits
+  -f tx|rx       send, or receive and count
+  --spin-us N    busy-poll this long before sleeping until the switch kicks (default 50)
+  --slots N      slots per ring of the new port (default 1024; more absorbs scheduling gaps)
+  --json         print a JSON summary at the end (packets, kicks sent/received, sleeps)
+
+Ports (in this process):
   -i valeX:NAME [-i valeX:NAME2]  send on the first port of a VALE switch; with a second port,
                                   receive there (-f txrx). A lone port sends into a switch with
                                   nobody else on it: every frame is dropped and counted.
@@ -39,7 +95,8 @@ export async function pktgen(argv: string[]): Promise<number> {
     i: { type: 'string', multiple: true }, f: { type: 'string' }, l: { type: 'string', default: '60' }, n: { type: 'string' },
     R: { type: 'string' }, b: { type: 'string', default: '512' }, S: { type: 'string' }, D: { type: 'string' },
     s: { type: 'string' }, d: { type: 'string' }, T: { type: 'string', default: '1000' }, seconds: { type: 'string' },
-    r: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+    r: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
+    socket: { type: 'string' }, 'spin-us': { type: 'string' }, slots: { type: 'string' }, json: { type: 'boolean', default: false } } });
   if (values.help) { process.stdout.write(PKTGEN_HELP); return 0; }
   const ifs = values.i ?? [];
   if (ifs.length === 0 || ifs.length > 2) throw new WasmapError('EINVAL', 'give one or two ports with -i (see wasmap pkt-gen --help)');
@@ -54,6 +111,11 @@ export async function pktgen(argv: string[]): Promise<number> {
   const rate = values.R !== undefined ? num(values.R, '-R', 1, 1e12, 0) : undefined;
   const seconds = num(values.seconds, '--seconds', 0.001, 1e9, count !== undefined ? Infinity : 5);
 
+  if (values.socket !== undefined) {
+    if (ifs.length !== 1) throw new WasmapError('EINVAL', 'a passthrough guest opens one port: -i valeX:NAME --socket PATH');
+    return guest(values.socket, ifs[0], values.f ?? 'tx', { len, count, rate, seconds, interval, spinUs: num(values['spin-us'], '--spin-us', 0, 1e7, 50), slots: values.slots === undefined ? undefined : num(values.slots, '--slots', 64, 4096, 1024),
+      json: values.json, gen: { len, srcMac: values.S, dstMac: values.D, src: values.s, dst: values.d, count, rubbish: values.r } });
+  }
   const dp = new Datapath();
   // like pkt-gen, a bare name means netmap:NAME (so pipe{1 is netmap:pipe{1)
   const specs = ifs.map((s) => parsePortName(s.includes(':') ? s : `netmap:${s}`));

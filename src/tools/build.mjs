@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds everything into build/: the datapath (asc), the native host (node-gyp) and the C
 // reference switch (cc), the CLI bundle and the test bundles (esbuild).
-// Usage: node src/tools/build.mjs [wasm] [native] [js]   (no argument: all three)
+// Usage: node src/tools/build.mjs [wasm] [native] [js] [examples]   (no argument: all four)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, copyFileSync, existsSync, readdirSync, chmodSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
@@ -25,6 +25,11 @@ if (all || want.has('wasm')) {
   run(bin('asc'), ['assembly/index.ts', '--target', 'debug']);
   // the same datapath as a WASI command with a self-test (@assemblyscript/wasi-shim)
   run(bin('asc'), ['assembly/wasi.ts', '--config', 'asconfig.wasi.json', '--target', 'release']);
+}
+
+if (all || want.has('examples')) {
+  // the example forwarding functions: examples/fn/*.ts → build/examples/*.wasm
+  run(process.execPath, [join(root, 'src/tools/build-examples.mjs')]);
 }
 
 if (all || want.has('native')) {

@@ -143,14 +143,13 @@ export class PtGuest {
    *  passes. Asks the switch for a kick, then checks once more before sleeping, so a kick is
    *  never missed; the switch kicks only because we asked. Returns whether the need is met. */
   wait(dir: Dir, timeoutMs: number, need = 1): boolean {
-    const [, atok] = this.entries(dir);
+    const [ring, atok, ktoa] = this.entries(dir);
     const t0 = performance.now();
     for (;;) {
       this.sync(dir);
       if (this.available(dir) >= need) return true;
       const left = timeoutMs - (performance.now() - t0);
       if (left <= 0) return false;
-      const [ring, , ktoa] = this.entries(dir);
       const seq = this.seq ? Atomics.load(this.seq, this.seqIdx) : 0;
       if (this.dp.fn.pt_app_want_kick(ring, atok, ktoa)) continue; // news came meanwhile
       this.sleeps++;

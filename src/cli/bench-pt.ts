@@ -29,7 +29,7 @@ export async function runPassthrough(seconds: number, slots = 4096): Promise<PtB
   const socket = join(dir, 'ctl.sock');
   const daemon = await Daemon.start({ switches: ['vale0'], socket });
   const guest = (fn: string, port: string, secs: number, extra: string[] = []) => {
-    const c = spawn(process.execPath, [cli, 'pkt-gen', '-i', `vale0:${port}`, '--socket', socket, '-f', fn, '--json', '--spin-us', '0', '--slots', String(slots), '--seconds', String(secs), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [cli, 'pkt-gen', '-i', `vale0:${port}`, '--socket', socket, '-f', fn, '--json', '--slots', String(slots), '--seconds', String(secs), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const done = new Promise<GuestSummary>((resolve, reject) => {
       let out = '', err = '';
       c.stdout.on('data', (d) => { out += d; }); c.stderr.on('data', (d) => { err += d; });

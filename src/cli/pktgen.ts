@@ -65,7 +65,8 @@ As a passthrough guest of a running switch daemon (\`wasmap switch valeX --socke
   --socket PATH  open valeX:NAME (a new port) of that daemon and drive its rings from this
                  process through shared memory and a CSB; the port goes away when pkt-gen exits
   -f tx|rx       send, or receive and count
-  --spin-us N    busy-poll this long before sleeping until the switch kicks (default 50)
+  --spin-us N    busy-poll this long before sleeping until the switch kicks (default 0:
+                 on a machine with few cores a spinning guest takes the CPU the switch needs)
   --slots N      slots per ring of the new port (default 1024; more absorbs scheduling gaps)
   --json         print a JSON summary at the end (packets, kicks sent/received, sleeps)
 
@@ -113,7 +114,7 @@ export async function pktgen(argv: string[]): Promise<number> {
 
   if (values.socket !== undefined) {
     if (ifs.length !== 1) throw new WasmapError('EINVAL', 'a passthrough guest opens one port: -i valeX:NAME --socket PATH');
-    return guest(values.socket, ifs[0], values.f ?? 'tx', { len, count, rate, seconds, interval, spinUs: num(values['spin-us'], '--spin-us', 0, 1e7, 50), slots: values.slots === undefined ? undefined : num(values.slots, '--slots', 64, 4096, 1024),
+    return guest(values.socket, ifs[0], values.f ?? 'tx', { len, count, rate, seconds, interval, spinUs: num(values['spin-us'], '--spin-us', 0, 1e7, 0), slots: values.slots === undefined ? undefined : num(values.slots, '--slots', 64, 4096, 1024),
       json: values.json, gen: { len, srcMac: values.S, dstMac: values.D, src: values.s, dst: values.d, count, rubbish: values.r } });
   }
   const dp = new Datapath();

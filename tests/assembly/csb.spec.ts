@@ -5,18 +5,16 @@ import {
   CSB_KTOA_RX, CSB_ATOK_HEAD, CSB_ATOK_APPL_NEED_KICK, CSB_KTOA_HWTAIL,
   CSB_KTOA_KERN_NEED_KICK, CSB_KTOA_ERROR, CSB_KTOA_KICK_SEQ, SW_PT_PORTS, SW_KICKS_DUE, DIR_TX, DIR_RX, E_HEAD, E_INVAL,
 } from '../../assembly/abi';
-import { region_span_size, region_priv_size, region_init, region_kring } from '../../assembly/region';
+import { region_kring } from '../../assembly/region';
 import { sw_priv_size, sw_init, sw_attach, sw_detach, sw_round } from '../../assembly/switch/forward';
 import { pt_attach, pt_detach, pt_sleep, pt_wake, pt_take_kick, pt_app_sync, pt_app_want_kick, pt_app_awake } from '../../assembly/csb';
 import { gen_size, gen_init, gen_tx, gen_rx } from '../../assembly/gen';
-import { hx_mem } from './helpers.include';
+import { hx_mem, hx_region } from './helpers.include';
 
 class Pt { tx: usize = 0; rx: usize = 0; idx: i32 = -1; csb: usize = 0; }
 
 function setup(sw: usize): Pt {
-  const span = region_span_size(1, 1, 64, 2048, 0);
-  const desc = heap.alloc(region_priv_size(1, 1, 64, 0));
-  region_init(desc, hx_mem(span), span, 1, 1, 64, 2048, 0);
+  const desc = hx_region(1, 1, 64, 2048, 0);
   const p = new Pt();
   p.tx = region_kring(desc, DIR_TX, 0); p.rx = region_kring(desc, DIR_RX, 0);
   p.idx = sw_attach(sw, p.tx, p.rx);

@@ -115,6 +115,16 @@ export function hx_pipe_desc(nslots: u32, bsize: u32, extra: u32): usize {
   return desc;
 }
 
+/** One tx ring linked to one rx ring of the same region. */
+export class HxPipe { desc: usize = 0; tx: usize = 0; rx: usize = 0; }
+export function hx_pipe(nslots: u32, bsize: u32 = 2048, extra: u32 = 0): HxPipe {
+  const p = new HxPipe();
+  p.desc = hx_pipe_desc(nslots, bsize, extra);
+  p.tx = region_kring(p.desc, DIR_TX, 0);
+  p.rx = region_kring(p.desc, DIR_RX, 0);
+  return p;
+}
+
 /** Frame length used for sequence number `seq` (deterministic, varies, 60..1059). */
 export function hx_len_for(seq: u32): u32 { return 60 + (seq * 37) % 1000; }
 

@@ -2,7 +2,7 @@
 // and region_repair / kring_reset re-accounting buffers. Every scenario ends with the
 // buffer-conservation audit.
 import {
-  hx_pipe_desc, hx_region, hx_ring, hx_slot, hx_idx, hx_len, hx_flags, hx_set_idx, hx_set_len,
+  HxPipe, hx_pipe, hx_pipe_desc, hx_region, hx_ring, hx_slot, hx_idx, hx_len, hx_flags, hx_set_idx, hx_set_len,
   hx_set_flags, hx_head, hx_tail, hx_set_hc, hx_advance, hx_space, hx_buf, hx_ring_bytes, hx_snap,
   hx_diff, hx_audit, hx_send, hx_recv, hx_len_for,
 } from './helpers.include';
@@ -15,16 +15,6 @@ import { region_kring, pool_alloc, pool_free, pool_free_count } from '../../asse
 import { kring_reset } from '../../assembly/ring';
 import { region_repair } from '../../assembly/repair';
 import { pipe_link, pipe_txsync, rxsync } from '../../assembly/pipe';
-
-/** One tx ring linked to one rx ring of the same region. */
-class HxPipe { desc: usize = 0; tx: usize = 0; rx: usize = 0; }
-function hx_pipe(nslots: u32, bsize: u32 = 2048, extra: u32 = 0): HxPipe {
-  const p = new HxPipe();
-  p.desc = hx_pipe_desc(nslots, bsize, extra);
-  p.tx = region_kring(p.desc, DIR_TX, 0);
-  p.rx = region_kring(p.desc, DIR_RX, 0);
-  return p;
-}
 
 /** Queue one packet of `frags` slots at the tx head (MOREFRAG on all but the last), lens 100+i. */
 function queue_frags(k: usize, frags: u32, tag: u32): void {

@@ -2,7 +2,7 @@
 // states are reached through the real protocol (pipe txsync/rxsync), in non-wrapped and
 // wrapped configurations, not only by poking kring fields.
 import {
-  hx_pipe_desc, hx_region, hx_ring, hx_head, hx_cur, hx_tail, hx_set_hc, hx_advance,
+  HxPipe, hx_pipe, hx_pipe_desc, hx_region, hx_ring, hx_head, hx_cur, hx_tail, hx_set_hc, hx_advance,
   hx_ring_bytes, hx_snap, hx_diff, hx_audit, hx_send, hx_recv, hx_space,
 } from './helpers.include';
 import {
@@ -12,16 +12,6 @@ import {
 import { region_kring } from '../../assembly/region';
 import { sync_prologue, kring_reset } from '../../assembly/ring';
 import { pipe_txsync, rxsync } from '../../assembly/pipe';
-
-/** One tx ring linked to one rx ring of the same region. */
-class HxPipe { desc: usize = 0; tx: usize = 0; rx: usize = 0; }
-function hx_pipe(nslots: u32, bsize: u32 = 2048, extra: u32 = 0): HxPipe {
-  const p = new HxPipe();
-  p.desc = hx_pipe_desc(nslots, bsize, extra);
-  p.tx = region_kring(p.desc, DIR_TX, 0);
-  p.rx = region_kring(p.desc, DIR_RX, 0);
-  return p;
-}
 
 /** tx: hwcur 7, hwtail 6, rhead 2: 3 packets pending [7, 2), the user owns [2, 6) (not wrapped). */
 function flat_tx(): HxPipe {

@@ -4,7 +4,7 @@ export default {
   include: ['tests/assembly/**/*.include.ts'],
   disclude: [/node_modules/],
   async instantiate(memory, createImports, instantiate, binary) {
-    return instantiate(binary, createImports({ env: { memory } }));
+    return instantiate(binary, createImports({ env: { memory }, wasmap: { fn_lookup: (sw, n, nports, now) => (globalThis.wasmapFnLookup ? globalThis.wasmapFnLookup(sw, n, nports, now) : -1) } }));
   },
   outputBinary: false,
 };

@@ -140,7 +140,7 @@ export const SW_MAX_PORTS: u32 = 254; // port indices 0..253, as in VALE
 export const SW_BATCH_MAX: u32 = 1024; // slots per forwarding batch (netmap's bridge_batch)
 export const SW_DST_BCAST: u32 = 254; // lookup result: flood to every other port
 export const SW_DST_DROP: u32 = 255; // lookup result: drop
-export const SW_HDR_SIZE: u32 = 128;
+export const SW_HDR_SIZE: u32 = 192;
 export const SW_NPORTS: u32 = 0; // u32: ports attached
 export const SW_NOW: u32 = 4; // u32: seconds, set by the host each round (aging clock)
 export const SW_AGE: u32 = 8; // u32: seconds a learned MAC stays valid (default 300)
@@ -163,8 +163,29 @@ export const SW_VN_OUT: u32 = 92; // u32: scratch, the converted frame(s)
 export const SW_VN_LENS: u32 = 96; // u32: scratch, their lengths
 export const SW_PT_PORTS: u32 = 100; // u32: passthrough ports attached (0: skip the CSB work)
 export const SW_KICKS_DUE: u32 = 104; // u32: guests to kick after the last round (P_PT_KICK set)
+// forwarding functions (switch/fn.ts): a user module decides instead of the learning lookup
+export const SW_LOOKUP: u32 = 108; // u32: LK_* — who decides this switch's frames
+export const SW_FN_REC: u32 = 112; // u32: the record area handed to the function (FN_REC_SIZE × FN_MAX_BATCH), 0 if none
+export const SW_FN_FALLBACK: u32 = 116; // u32: LK_LEARN or LK_DROP: what takes over when the function faults
+export const SW_FN_FAULT: u32 = 120; // i32: FNE_* of the fault that disabled the function (the host reads and clears it)
+export const SW_FN_FAULT_AT: u32 = 124; // u32: the record whose decision was bad
+export const SW_FN_FAULT_DROPS: u32 = 128; // u64: frames dropped because the function failed on their batch
+export const SW_FN_FRAMES: u32 = 136; // u64: frames the function decided
+export const SW_FN_CALLS: u32 = 144; // u64: batches handed to the function
 export const SW_VN_IN_MAX: u32 = 69632; // the largest frame the conversion takes (64 KiB + headers)
 export const SW_TABLE_BUCKETS: u32 = 4096;
+export const LK_LEARN: u32 = 0; // the built-in learning lookup
+export const LK_FN: u32 = 1; // the switch's forwarding function
+export const LK_DROP: u32 = 2; // drop everything (a failed function's default fallback)
+export const FN_REC_SIZE: u32 = 128; // one record per frame (docs/forwarding-functions.md)
+export const FN_MAX_BATCH: u32 = 1024;
+export const FN_HDR: u32 = 32; // header bytes start here in a record
+export const FN_HDR_MAX: u32 = 96;
+export const FN_REWRITE: u16 = 0x1;
+export const FNE_TRAP: i32 = 1; // the function trapped (unreachable, out of bounds, fuel, stack...)
+export const FNE_RC: i32 = 2; // it returned < 0
+export const FNE_DECISION: i32 = 3; // a decision names no port it was told of (>= nports, < 254)
+export const FNE_REWRITE: i32 = 4; // a REWRITE with a bad length, or unknown flags
 export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32 port, u32 time
 
 export const PORT_SIZE: u32 = 192;
@@ -199,7 +220,7 @@ export const P_PT_RXTAIL: u32 = 152; // u32: rx hwtail last published
 export const PK_SIZE: u32 = 16; // per packet of a batch
 export const PK_FIRST: u32 = 0; // u32: index of its first fragment in the frag scratch
 export const PK_NFRAGS: u32 = 4; // u16
-export const PK_DST: u32 = 6; // u16: port, SW_DST_BCAST or SW_DST_DROP
+export const PK_REWRITE: u32 = 6; // u16: 1 = the function rewrote its header (record k of the batch)
 export const PK_NEXT: u32 = 8; // u32: next packet in the same destination queue (index + 1)
 export const PK_BYTES: u32 = 12; // u32: bytes over all fragments
 

@@ -68,6 +68,8 @@ export class Datapath {
   readonly fn: WasmapFunctions;
   /** netmap/wasmap constants exported by the module (abi.ts), by name. */
   readonly abi: Readonly<Record<string, number>>;
+  /** Per switch (its state's address): the host side of its forwarding function. */
+  readonly fnHooks = new Map<number, (n: number, nports: number, now: number) => number>();
   private free: Span[] = [];
   private top: number;
   private readonly limit: number;
@@ -81,7 +83,13 @@ export class Datapath {
     this.memory = opts.memory ?? new WebAssembly.Memory({ initial: 64, maximum: maxPages, shared: true });
     let module = modules.get(path);
     if (!module) { module = new WebAssembly.Module(readFileSync(path)); modules.set(path, module); }
-    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
+    // switches with a forwarding function call out once per batch (src/fn/host.ts registers them)
+    const hooks = this.fnHooks;
+    const fnLookup = (sw: number, n: number, nports: number, now: number): number => {
+      const h = hooks.get(sw);
+      return h ? h(n, nports, now) : -1;
+    };
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory }, wasmap: { fn_lookup: fnLookup } });
     const abi: Record<string, number> = {};
     const fns: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(instance.exports)) {

@@ -12,6 +12,7 @@ import { HostPort, HostKind } from './backends/hostport.js';
 import { PortStats } from './switch.js';
 import { PcapWriter } from './backends/capture.js';
 import { PtPort, PtMode } from './passthrough.js';
+import type { Fallback } from './fn/host.js';
 
 export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
 export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
@@ -197,8 +198,9 @@ export class Runner {
       case 'pt-close': return this.ptClose(this.swName(args), this.str(args, 'port', 'port'), typeof args.reason === 'string' ? args.reason : 'closed');
       case 'capture': return this.capture(this.swName(args), this.str(args, 'port', 'port'), this.str(args, 'file', 'pcap file path'), Number(args.count ?? 0));
       case 'capture-status': return this.captureStatus(this.swName(args), this.str(args, 'port', 'port'));
+      case 'set-lookup': return this.setLookup(this.swName(args), args);
       case 'capture-stop': return this.captureStop(this.swName(args), this.str(args, 'port', 'port'));
-      default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, newif, delif, capture, pt-open, pt-close, ping`);
+      default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, set-lookup, newif, delif, capture, pt-open, pt-close, ping`);
     }
   }
 
@@ -222,6 +224,21 @@ export class Runner {
     const p = this.vale.attach(name);
     if (hdr) this.vale.switch(sw).setHeaderLength(p.name, hdr);
     return { name, kind: 'virtual', index: p.index, vnetHdr: hdr };
+  }
+
+  /** Install a forwarding function (module bytes in base64) or go back to learning ('default').
+   *  Runs between two forwarding passes of this thread: the swap loses and reorders nothing. */
+  setLookup(sw: string, args: Record<string, unknown>): unknown {
+    const mod = args.module;
+    if (typeof mod !== 'string' || !mod) throw new WasmapError('EINVAL', "missing the module ('module': base64 bytes of a .wasm file, or 'default')");
+    const fallback = args.fallback === undefined ? undefined : String(args.fallback) as Fallback;
+    const s = this.vale.switch(sw);
+    if (mod === 'default') return s.setLookup('default');
+    const bytes = Buffer.from(mod, 'base64');
+    if (!bytes.length) throw new WasmapError('EBADFN', 'the module is empty');
+    return s.setLookup(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), {
+      config: args.config, fallback, name: typeof args.name === 'string' ? args.name : undefined,
+    });
   }
 
   private full(sw: string, port: string): string {
@@ -279,7 +296,7 @@ export class Runner {
     return this.vale.switchNames().filter((n) => !only || n === only).map((n) => {
       const s = this.vale.switch(n).stats();
       return {
-        name: n, guestsGone: this.ptGone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
+        name: n, lookup: this.vale.switch(n).lookupStatus(), guestsGone: this.ptGone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
         ports: s.ports.map((p) => {
           const hp = this.hostPorts.get(`${n}:${p.name}`), pt = this.ptPorts.get(`${n}:${p.name}`);
           if (pt) return { ...this.plain(p), kind: 'passthrough', mode: pt.mode, down: null, kicksIn: pt.kicksIn, kicksOut: pt.kicksOut, ringErrors: pt.errors };

@@ -3,6 +3,7 @@
 import { Datapath, check } from './datapath.js';
 import { WasmapError } from './errors.js';
 import { Region, RingView } from './port.js';
+import { FnInstance, FnOptions, FnStatus, PreparedFn, compileFn } from './fn/host.js';
 
 export interface PortStats {
   name: string; index: number;
@@ -26,6 +27,8 @@ export class SwitchPort {
   recv(): Uint8Array[] { return this.rx.recv(); }
 }
 
+export interface LookupStatus { mode: 'learning' | 'function' | 'drop'; function: FnStatus | null; previous: FnStatus | null }
+
 export interface AttachOptions { slots?: number; bufSize?: number }
 
 // netmap's [A-Za-z0-9_] plus '-' and '.', which Linux interface names use (tap:veth-a)
@@ -36,6 +39,8 @@ export class Switch {
   private readonly size: number;
   private readonly ports = new Map<string, SwitchPort>();
   private destroyed = false;
+  private fnInst: FnInstance | null = null;
+  private fnLast: FnStatus | null = null; // the function taken out last, as it was then
 
   constructor(dp: Datapath, name = 'vale0') {
     if (!/^vale[A-Za-z0-9_]*$/.test(name) || name.length > 15) {
@@ -107,6 +112,32 @@ export class Switch {
     check(this.dp.fn.sw_set_accept(this.sw, port.index, mask), 'sw_set_accept');
   }
 
+  /**
+   * Who decides where this switch's frames go: a forwarding function (a module's bytes, or one
+   * compiled by compileFn, e.g. on another thread) or 'default', the built-in learning lookup.
+   * The swap happens here, between two rounds: no frame is lost or reordered by it. A module
+   * that fails to load or refuses its configuration throws, and the old lookup stays.
+   */
+  setLookup(fn: Uint8Array | PreparedFn | 'default', opts: FnOptions = {}): LookupStatus {
+    this.live();
+    if (opts.fallback !== undefined && opts.fallback !== 'drop' && opts.fallback !== 'learning') {
+      throw new WasmapError('EINVAL', `fallback must be 'drop' or 'learning', not '${String(opts.fallback)}'`);
+    }
+    const next = fn === 'default' ? null : new FnInstance(this.dp, this.sw, fn instanceof Uint8Array ? compileFn(fn) : fn, opts);
+    if (this.fnInst) { this.fnInst.deactivate('learning'); this.fnLast = this.fnInst.status(); }
+    this.fnInst = next;
+    if (next) next.activate();
+    else this.dp.setU32(this.sw + this.dp.abi.SW_LOOKUP, this.dp.abi.LK_LEARN);
+    return this.lookupStatus();
+  }
+
+  /** The lookup in use, and the function (active or disabled by a fault) with its counters. */
+  lookupStatus(): LookupStatus {
+    const a = this.dp.abi, mode = this.dp.u32(this.sw + a.SW_LOOKUP);
+    const fn = this.fnInst?.status() ?? null;
+    return { mode: mode === a.LK_FN ? 'function' : mode === a.LK_DROP ? 'drop' : 'learning', function: fn, previous: this.fnLast };
+  }
+
   /** One forwarding round; returns frames taken from tx rings. */
   round(now = Math.floor(Date.now() / 1000)): number { this.live(); return this.dp.fn.sw_round(this.sw, now >>> 0); }
 
@@ -141,6 +172,7 @@ export class Switch {
   destroy(): void {
     if (this.destroyed) return;
     for (const name of [...this.ports.keys()]) this.detach(name);
+    if (this.fnInst) { this.fnInst.deactivate('learning'); this.fnInst = null; }
     this.destroyed = true;
     this.dp.release(this.sw, this.size);
   }

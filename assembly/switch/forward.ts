@@ -11,13 +11,15 @@ import {
   SW_DSTS, SW_FLOOD_EXTRA, SW_SEG_EXTRA, SW_VN_IN, SW_VN_OUT, SW_VN_LENS, SW_VN_IN_MAX, SW_ROUNDS, SW_FRAMES, SW_PT_PORTS, SW_TABLE_BUCKETS, MAC_ENTRY_SIZE,
   PORT_SIZE, P_TX, P_RX, P_GEN, P_QHEAD, P_QTAIL, P_RXOK, P_LAST_ERR, P_TX_PKTS, P_TX_BYTES,
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
-  P_TX_ERRORS, P_CSB, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_DST, PK_NEXT, PK_BYTES, BUF_RESERVED,
+  P_TX_ERRORS, P_CSB, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_REWRITE, PK_NEXT, PK_BYTES, BUF_RESERVED,
+  SW_LOOKUP, LK_LEARN, LK_FN, FN_MAX_BATCH,
   DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN,
 } from '../abi';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
 import { pt_pull_all, pt_publish_all, pt_detach } from '../csb';
+import { fn_fill, fn_decide, fn_dst, fn_gather_rewritten, fn_bytes } from './fn';
 import { vnet_convert, vnet_out_room, vnet_needs, VN_MAX_OUT, ACCEPT_ALL } from '../offload/vnet';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
@@ -138,7 +140,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     const nf = <u32>load<u16>(pk, PK_NFRAGS);
     if (!ok) { broken++; continue; }
-    if (!hdr_ok || (check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
+    if (!hdr_ok || load<u16>(pk, PK_REWRITE) != 0 || (check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
       // header conversion: gather, convert, deliver what comes out
       const r = convert_deliver(sw, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
       if (r < 0) { if (r == -1) hdrdrop++; else if (r == -2) full++; else { broken++; ok = false; store<u32>(p, 0, P_RXOK); } continue; }
@@ -207,14 +209,18 @@ function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u3
   const nf = <u32>load<u16>(pk, PK_NFRAGS);
   const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   let at: u32 = 0;
-  for (let f: u32 = 0; f < nf; f++) {
-    const fr = first + 8 * <usize>f;
-    const l = <u32>load<u16>(fr, 4);
-    memory.copy(vin + at, <usize>load<u32>(fr), l);
-    at += l;
+  if (load<u16>(pk, PK_REWRITE) != 0) { // the forwarding function gave it a new header
+    at = fn_gather_rewritten(sw, <u32>((pk - <usize>load<u32>(sw, SW_PKTS)) / PK_SIZE), pk, frags, shdr, vin);
+  } else {
+    for (let f: u32 = 0; f < nf; f++) {
+      const fr = first + 8 * <usize>f;
+      const l = <u32>load<u16>(fr, 4);
+      memory.copy(vin + at, <usize>load<u32>(fr), l);
+      at += l;
+    }
   }
   const bsize = load<u32>(rx, KR_BUF_SIZE);
-  const nout = vnet_convert(vin, total, shdr, dhdr, vout, lens, bsize * 64, accept);
+  const nout = vnet_convert(vin, at, shdr, dhdr, vout, lens, bsize * 64, accept);
   if (nout < 0) return -1;
   let need: u32 = 0;
   for (let i: u32 = 0; i < <u32>nout; i++) {
@@ -265,8 +271,10 @@ function forward_port(sw: usize, src: u32): i32 {
   const active = <usize>load<u32>(sw, SW_ACTIVE);
   const dsts = <usize>load<u32>(sw, SW_DSTS);
   const nports = load<u32>(sw, SW_NPORTS);
-  const batch = load<u32>(sw, SW_BATCH);
   const bsize = load<u32>(tx, KR_BUF_SIZE);
+  // a function's batch must fit its 1024 records, fragments of the last packet included
+  let batch = load<u32>(sw, SW_BATCH);
+  if (load<u32>(sw, SW_LOOKUP) == LK_FN && batch > FN_MAX_BATCH - FRAG_SLACK) batch = FN_MAX_BATCH - FRAG_SLACK;
   const hdr = load<u32>(sp, P_HDR_LEN); // frames start with a virtio-net header this long
   let total: i32 = 0;
   lookup_ctx(sw, src);
@@ -276,30 +284,43 @@ function forward_port(sw: usize, src: u32): i32 {
     if (take < 0) { store<i32>(sp, take, P_LAST_ERR); bump(sp, P_TX_ERRORS, 1); break; }
     if (take == 0) break;
     const npk = scan_pkts;
+    // who decides this batch: the learning lookup, the forwarding function (asked once for
+    // the whole batch, before pass 1), or nobody (a failed function's drop fallback)
+    const mode = load<u32>(sw, SW_LOOKUP);
+    let bytes: u64 = 0;
+    if (mode == LK_FN) {
+      fn_fill(sw, src, hdr, npk, frags, pkts, bsize);
+      bytes = fn_bytes;
+      fn_decide(sw, hdr, npk, frags, pkts); // on failure every record says drop
+    }
     // pass 1: split into packets, look each up, queue per destination (in batch order)
     let f: u32 = 0;
-    let bytes: u64 = 0, nodst: u64 = 0, lookdrop: u64 = 0;
+    let nodst: u64 = 0, lookdrop: u64 = 0;
     let bq_head: u32 = 0, bq_tail: u32 = 0;
     let ndst: u32 = 0; // distinct unicast destinations, kept in the dsts list below
     for (let k: u32 = 0; k < npk; k++) {
       const pk = pkts + <usize>PK_SIZE * <usize>k;
-      const first = f;
-      let plen: u32 = 0;
-      while (true) {
-        const fl = load<u16>(frags + 8 * <usize>f, 6);
-        plen += load<u16>(frags + 8 * <usize>f, 4);
-        f++;
-        if ((fl & NS_MOREFRAG) == 0) break;
-      }
-      store<u32>(pk, first, PK_FIRST);
-      store<u16>(pk, <u16>(f - first), PK_NFRAGS);
-      store<u32>(pk, plen, PK_BYTES);
-      store<u32>(pk, 0, PK_NEXT);
-      bytes += plen;
-      const fr = frags + 8 * <usize>first;
       let dst: u32;
-      if (<u32>load<u16>(fr, 4) < 14 + hdr) dst = SW_DST_DROP;
-      else dst = learn_lookup(sw, src, <usize>load<u32>(fr) + hdr, load<u16>(fr, 6));
+      if (mode == LK_FN) dst = fn_dst(sw, k, frags, pk, hdr); // fn_fill split the packets
+      else {
+        const first = f;
+        let plen: u32 = 0;
+        while (true) {
+          const fl = load<u16>(frags + 8 * <usize>f, 6);
+          plen += load<u16>(frags + 8 * <usize>f, 4);
+          f++;
+          if ((fl & NS_MOREFRAG) == 0) break;
+        }
+        store<u32>(pk, first, PK_FIRST);
+        store<u16>(pk, <u16>(f - first), PK_NFRAGS);
+        store<u32>(pk, plen, PK_BYTES);
+        store<u32>(pk, 0, PK_NEXT);
+        store<u16>(pk, 0, PK_REWRITE);
+        bytes += plen;
+        const fr = frags + 8 * <usize>first;
+        if (mode != LK_LEARN || <u32>load<u16>(fr, 4) < 14 + hdr) dst = SW_DST_DROP;
+        else dst = learn_lookup(sw, src, <usize>load<u32>(fr) + hdr, load<u16>(fr, 6));
+      }
       if (dst < SW_MAX_PORTS) {
         if (dst == src) { lookdrop++; continue; }
         const dp = sw_port(sw, dst);

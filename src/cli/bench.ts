@@ -6,7 +6,9 @@ import { cpus } from 'node:os';
 import { Datapath } from '../datapath.js';
 import { Switch, conservation } from '../switch.js';
 import { Pipe } from '../pipe.js';
-import { Generator, TrafficPlan } from '../gen.js';
+import { Generator, GenOptions, TrafficPlan } from '../gen.js';
+import { compileFn, PreparedFn } from '../fn/host.js';
+import { readFileSync } from 'node:fs';
 import { findBuildFile } from '../paths.js';
 import { WasmapError } from '../errors.js';
 import { c, median, norm, table } from './format.js';
@@ -24,6 +26,11 @@ Scenarios (all in one process, on one core; generators and sinks included in the
   switch-2port-60      VALE switch, 2 ports, each sends to the other, 60-byte frames
   switch-2port-1514    the same with 1514-byte frames
   switch-8port-60      8 ports in 4 pairs (0<->1, 2<->3, ...), aggregate rate
+  switch-2port-60-fn   switch-2port-60 decided by a forwarding function: the built-in lookup,
+                       forward-other.wasm and l2-learn.wasm (build/examples) in alternating
+                       slices; ratio = function Mpps / built-in Mpps
+  router-10k-60        router.wasm with 10 240 IPv4 prefixes: every frame is routed (LPM, MAC
+                       rewrite, TTL and checksum) to the other port
   switch-batch-sweep   switch-2port-60 with batch = burst = 1, 2, 4 ... 1024
   tso-segment          software TSO of 64 KiB TCP frames to 1514-byte frames (Gbit/s of input)
   csum-1500            the Internet checksum of 1500-byte buffers (Gbit/s)
@@ -60,14 +67,19 @@ function timed(seconds: number, step: () => void): number {
   return (performance.now() - t0) / 1000;
 }
 
-function runSwitch(nports: number, len: number, batch: number, burst: number, seconds: number): RunOut {
+/** A forwarding function for runSwitch: the module, its configuration, and per port what
+ *  its generator sends (default: to the peer port's MAC). */
+interface FnSetup { module: PreparedFn; config?: unknown; gen?: (i: number) => GenOptions }
+
+function runSwitch(nports: number, len: number, batch: number, burst: number, seconds: number, fn?: FnSetup): RunOut {
   const dp = new Datapath();
   const sw = new Switch(dp, 'vale0');
   sw.configure({ batch });
   const ports = Array.from({ length: nports }, (_, i) => sw.attach(`p${i}`));
   const mac = (i: number) => `02:00:00:00:00:${(i + 1).toString(16).padStart(2, '0')}`;
   const peer = (i: number) => i ^ 1;
-  const gens = ports.map((_, i) => new Generator(dp, { len, srcMac: mac(i), dstMac: mac(peer(i)) }));
+  if (fn) sw.setLookup(fn.module, { config: fn.config });
+  const gens = ports.map((_, i) => new Generator(dp, { len, srcMac: mac(i), dstMac: mac(peer(i)), ...fn?.gen?.(i) }));
   const sinks = ports.map(() => new Generator(dp));
   const plan = new TrafficPlan(dp, sw.sw, gens.map((gen, i) => ({ gen, kring: ports[i].tx.kring, burst })), sinks.map((gen, i) => ({ gen, kring: ports[i].rx.kring })));
   plan.run(200); // learn the MACs, warm the JIT and caches
@@ -78,6 +90,9 @@ function runSwitch(nports: number, len: number, batch: number, burst: number, se
   for (const g of gens) g.budget = 0;
   plan.run(4);
   const law = conservation(sw.stats());
+  const fs = sw.lookupStatus().function;
+  if (fs?.reason) throw new WasmapError('EBENCH', `the forwarding function failed: ${fs.reason}`);
+  if (fn && Number(rx) === 0) throw new WasmapError('EBENCH', `the forwarding function delivered nothing (its counters: ${JSON.stringify(fs?.counters)})`);
   if (!law.ok) throw new WasmapError('CONSERVATION', `switch ${nports}port-${len}: sent ${law.sent} + flood ${law.floodExtra} != received ${law.received} + drops ${law.drops}`);
   return { mpps: Number(rx) / secs / 1e6, sent: law.sent, received: law.received, drops: law.drops };
 }
@@ -142,7 +157,32 @@ function many(runs: number, f: () => RunOut): { mpps: number; last: RunOut } {
   return { mpps: median(outs.map((o) => o.mpps)), last: outs[outs.length - 1] };
 }
 
-const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60', 'passthrough-2guests-60'];
+/** The example modules (build/examples, `npm run build:examples`). */
+function exampleFn(name: string): PreparedFn {
+  const path = findBuildFile(`examples/${name}.wasm`);
+  if (!path) throw new WasmapError('NO_EXAMPLES', `build/examples/${name}.wasm is missing: run \`npm run build:examples\``);
+  return compileFn(new Uint8Array(readFileSync(path)));
+}
+
+/** The router's 10 240-prefix table: 10.X.Y.0/24 for X in 0..39 (even X → port 0, odd → port 1),
+ *  under a 10.0.0.0/8 default to port 0 and a /16 per X. Port p's generator sends to the router's
+ *  MAC on p, to 10.(1-p).*.*, so every frame crosses to the other port via a /24. */
+function routerSetup(): FnSetup {
+  const routerMac = (p: number) => `02:00:00:00:00:${(0xa0 + p).toString(16)}`;
+  const host = (p: number) => `02:00:00:00:00:${(p + 1).toString(16).padStart(2, '0')}`;
+  const routes: { prefix: string; port: number; via: string }[] = [{ prefix: '10.0.0.0/8', port: 0, via: host(0) }];
+  for (let x = 0; x < 40; x++) {
+    routes.push({ prefix: `10.${x}.0.0/16`, port: x & 1, via: host(x & 1) });
+    for (let y = 0; y < 256; y++) routes.push({ prefix: `10.${x}.${y}.0/24`, port: x & 1, via: host(x & 1) });
+  }
+  return {
+    module: exampleFn('router'),
+    config: { ports: [{ port: 0, mac: routerMac(0) }, { port: 1, mac: routerMac(1) }], routes },
+    gen: (i) => ({ dstMac: routerMac(i), src: `10.${i}.0.1`, dst: `10.${1 - i}.0.1-10.${1 - i}.255.254:1234` }),
+  };
+}
+
+const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60', 'switch-2port-60-fn', 'router-10k-60', 'passthrough-2guests-60'];
 
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
@@ -201,6 +241,26 @@ export async function bench(argv: string[]): Promise<number> {
   if (wasms.length) {
     const r = add('switch-2port-60', 60, 2, 1024, 512, summary(wasms));
     if (ratios.length) r.ratio = +median(ratios).toFixed(3);
+  }
+  if (want('switch-2port-60-fn')) {
+    // built-in learning, a trivial module and the learning module, in alternating slices
+    const kinds: [string, FnSetup | undefined][] = [['builtin', undefined], ['forward-other', { module: exampleFn('forward-other') }], ['l2-learn', { module: exampleFn('l2-learn') }]];
+    const outs = new Map<string, RunOut[]>(kinds.map(([k]) => [k, []]));
+    const rel = new Map<string, number[]>(kinds.map(([k]) => [k, []]));
+    for (let i = 0; i < runs * 3; i++) {
+      const order = i % 2 ? [...kinds].reverse() : kinds;
+      const got = new Map<string, RunOut>();
+      for (const [k, fn] of order) { const o = runSwitch(2, 60, 1024, 512, seconds / 3, fn); got.set(k, o); outs.get(k)!.push(o); }
+      for (const [k] of kinds) rel.get(k)!.push(got.get(k)!.mpps / got.get('builtin')!.mpps);
+    }
+    for (const [k] of kinds) {
+      const r = add(`switch-2port-60-fn:${k}`, 60, 2, 1024, 512, summary(outs.get(k)!), k === 'builtin' ? 'built-in learning lookup (the reference)' : `user module ${k}.wasm; ratio = / built-in (paired slices)`);
+      if (k !== 'builtin') r.ratio = +median(rel.get(k)!).toFixed(3);
+    }
+  }
+  if (want('router-10k-60')) {
+    const setup = routerSetup();
+    add('router-10k-60', 60, 2, 1024, 512, many(runs, () => runSwitch(2, 60, 1024, 512, seconds, setup)), 'router.wasm, 10 240 prefixes: LPM, MAC rewrite, TTL-1 + checksum');
   }
   if (want('switch-2port-1514')) add('switch-2port-1514', 1514, 2, 1024, 512, many(runs, () => runSwitch(2, 1514, 1024, 512, seconds)));
   if (want('switch-8port-60')) {

@@ -5,6 +5,9 @@ import { defaultSocket } from '../ctl/paths.js';
 import { prometheus } from '../ctl/metrics.js';
 import { WasmapError } from '../errors.js';
 import { table } from './format.js';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { LookupStatus } from '../switch.js';
 
 export const CTL_HELP = `wasmap ctl — control a running switch daemon
 
@@ -15,6 +18,11 @@ Usage: wasmap ctl [--socket PATH] [--json] VERB ...
   detach NAME PORT
   list [NAME]                             ports, their kind and state
   stats [NAME] [--prometheus]             counters: packets, bytes, drops by reason
+  set-lookup NAME FILE.wasm|default [--config JSON|@FILE] [--fallback drop|learning]
+                                          a forwarding function decides where NAME's frames
+                                          go (docs/forwarding-functions.md); 'default' goes
+                                          back to MAC learning. A function that fails is
+                                          disabled: the switch drops (or learns) instead
   newif NAME:PORT | PORT                  a persistent virtual port
   delif NAME:PORT | PORT
 valectl's flags work too: -a valeX:IF (attach tap:IF), -d valeX:IF, -l [valeX], -n IF, -r IF.
@@ -23,10 +31,38 @@ The socket defaults to the one of switch NAME (vale0 if none is named): see wasm
 
 type Row = Record<string, unknown>;
 
+/** The request for set-lookup: the module's bytes travel in the request (the daemon may run
+ *  elsewhere in the file system), the configuration as JSON text (inline or @file). */
+function setLookupArgs(sw: string, file: string, config: string | undefined, fallback: string | undefined, name: string | undefined): Record<string, unknown> {
+  if (fallback !== undefined && fallback !== 'drop' && fallback !== 'learning') throw new WasmapError('EINVAL', `--fallback must be drop or learning, not '${fallback}'`);
+  if (file === 'default') {
+    if (config !== undefined) throw new WasmapError('EINVAL', "'default' (the learning lookup) takes no --config");
+    return { switch: sw, module: 'default' };
+  }
+  let bytes: Buffer;
+  try { bytes = readFileSync(file); } catch (e) { throw new WasmapError('ENOENT', `cannot read ${file}: ${(e as Error).message}`); }
+  let text: string | undefined;
+  if (config !== undefined) {
+    if (config.startsWith('@')) {
+      try { text = readFileSync(config.slice(1), 'utf8'); } catch (e) { throw new WasmapError('ENOENT', `cannot read the configuration ${config.slice(1)}: ${(e as Error).message}`); }
+    } else text = config;
+    try { JSON.parse(text); } catch (e) { throw new WasmapError('EINVAL', `--config is not JSON: ${(e as Error).message}`); }
+  }
+  return { switch: sw, module: bytes.toString('base64'), config: text, fallback, name: name ?? basename(file) };
+}
+
+function describeLookup(l: LookupStatus): string {
+  const f = l.function;
+  if (!f) return `lookup: ${l.mode}${l.previous ? ` (last function: ${l.previous.name}, ${l.previous.reason ? `disabled: ${l.previous.reason}` : 'removed'})` : ''}`;
+  const counters = Object.entries(f.counters).map(([k, v]) => `${k}=${v}`).join(' ');
+  if (f.state === 'disabled') return `lookup: ${l.mode} — function ${f.name} DISABLED at ${f.disabledAt}: ${f.reason}; ${f.faultDrops} frames dropped with the failed batch, ${f.frames} decided before`;
+  return `lookup: function ${f.name} (sha256 ${f.sha256.slice(0, 12)}…, fallback ${f.fallback}): ${f.calls} batches, ${f.frames} frames${counters ? `; ${counters}` : ''}`;
+}
+
 export async function ctl(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     socket: { type: 'string' }, json: { type: 'boolean', default: false }, prometheus: { type: 'boolean', default: false },
-    'vnet-hdr': { type: 'string' }, accept: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
+    'vnet-hdr': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, accept: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
     help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(CTL_HELP); return 0; }
   let [verb, ...rest] = positionals;
@@ -36,7 +72,7 @@ export async function ctl(argv: string[]): Promise<number> {
   else if (values.l) { verb = 'list'; }
   else if (values.n) { verb = 'newif'; rest = [values.n]; }
   else if (values.r) { verb = 'delif'; rest = [values.r]; }
-  if (!verb) throw new WasmapError('EINVAL', 'give a verb: attach, detach, list, stats, newif, delif (wasmap ctl --help)');
+  if (!verb) throw new WasmapError('EINVAL', 'give a verb: attach, detach, list, stats, set-lookup, newif, delif (wasmap ctl --help)');
   const swArg = rest[0] && /^vale/.test(rest[0]) ? rest[0].split(':')[0] : undefined;
   const socket = values.socket ?? defaultSocket(swArg ?? 'vale0');
   const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
@@ -46,9 +82,14 @@ export async function ctl(argv: string[]): Promise<number> {
     case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: rest[0], port: rest[1] }); break;
     case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: rest[0] } : {}); break;
     case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: rest[0] } : {}); break;
+    case 'set-lookup': {
+      need(2, 'set-lookup NAME FILE.wasm|default [--config JSON|@FILE] [--fallback drop|learning]');
+      result = await ctlRequest(socket, 'set-lookup', setLookupArgs(rest[0], rest[1], values.config, values.fallback, values.name));
+      break;
+    }
     case 'newif': need(1, 'newif NAME:PORT'); result = await ctlRequest(socket, 'newif', { name: rest[0].split(':').pop() }); break;
     case 'delif': need(1, 'delif NAME:PORT'); result = await ctlRequest(socket, 'delif', { name: rest[0].split(':').pop() }); break;
-    default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, newif, delif`);
+    default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, set-lookup, newif, delif`);
   }
   if (verb === 'stats' && values.prometheus) { process.stdout.write(prometheus(result as Parameters<typeof prometheus>[0])); return 0; }
   if (values.json) { console.log(JSON.stringify(result, null, 2)); return 0; }
@@ -56,8 +97,9 @@ export async function ctl(argv: string[]): Promise<number> {
     const rows = result as Row[];
     console.log(rows.length ? table(['port', 'index', 'kind', 'state'], rows.map((r) => [String(r.name), String(r.index), String(r.kind), r.down ? `down: ${String(r.down)}` : r.broken ? `broken by its guest (ring errors ${JSON.stringify(r.broken)})` : 'up'])) : 'no ports');
   } else if (verb === 'stats') {
-    for (const s of result as (Row & { ports: Row[] })[]) {
+    for (const s of result as (Row & { ports: Row[]; lookup?: LookupStatus })[]) {
       console.log(`switch ${String(s.name)}: ${String(s.rounds)} rounds, ${String(s.frames)} frames, ${String(s.floodExtra)} flood copies`);
+      if (s.lookup) console.log(describeLookup(s.lookup));
       console.log(table(['port', 'tx pkts', 'tx bytes', 'rx pkts', 'rx bytes', 'drop full', 'drop other', 'state'], s.ports.map((p) => [
         String(p.name), String(p.txPackets), String(p.txBytes), String(p.rxPackets), String(p.rxBytes), String(p.dropFull),
         String(Number(p.dropBroken) + Number(p.dropNoDst) + Number(p.dropLookup) + Number(p.dropSize) + Number(p.dropHdr)), p.down ? 'down' : 'up'])));

@@ -30,18 +30,22 @@ function wrap(memory: WebAssembly.Memory, module: WebAssembly.Module, instance: 
   };
 }
 
+// Embedded switches use the built-in learning lookup; forwarding functions need the Node runner
+// (src/fn/host.ts), so the hook says "no function" (the switch would then fall back).
+const imports = (memory: WebAssembly.Memory) => ({ env: { memory }, wasmap: { fn_lookup: () => -1 } });
+
 /** Compile and instantiate build/wasmap.wasm (bytes, a fetch Response or its promise). */
 export async function instantiate(source: BufferSource | Response | Promise<Response>, maxPages = 4096): Promise<Embedded> {
   const memory = new WebAssembly.Memory({ initial: 64, maximum: maxPages, shared: true });
   const src = await source;
   const module = src instanceof Response ? await WebAssembly.compileStreaming(src) : await WebAssembly.compile(src);
-  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const instance = await WebAssembly.instantiate(module, imports(memory));
   return wrap(memory, module, instance, null);
 }
 
 /** Another instance over the same memory (a worker's view): it must not allocate. */
 export async function join(module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<Embedded> {
-  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const instance = await WebAssembly.instantiate(module, imports(memory));
   const e = wrap(memory, module, instance, 0);
   e.alloc = () => { throw new Error('wasmap: only the instance that created the memory allocates'); };
   return e;

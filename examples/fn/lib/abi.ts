@@ -17,8 +17,9 @@ export const ETH_IPV4: i32 = 0x0800;
 export const ETH_ARP: i32 = 0x0806;
 export const ETH_VLAN: i32 = 0x8100;
 
-/** The record area: static, so its address is a constant and nothing is allocated. */
-export const BATCH: usize = memory.data(1024 * 128, 64);
+/** The record area: static, so its address is a constant and nothing is allocated. Aligned
+ *  to 64 KiB so the switch can map its own records under it (no copying per batch). */
+export const BATCH: usize = memory.data(1024 * 128, 65536);
 
 @inline export function record(i: i32): usize { return BATCH + (<usize>i << 7); }
 @inline export function srcPort(r: usize): i32 { return load<u8>(r, 0); }

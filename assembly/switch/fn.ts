@@ -1,0 +1,186 @@
+// Forwarding functions, the switch's side (docs/forwarding-functions.md). A batch's headers go
+// into 128-byte records; the host hands them to the user's module (its own instance, its own
+// memory: it never sees a ring, a buffer or this switch) and the decisions come back in the
+// same records. Every answer is checked here before a single frame moves, so a bad answer
+// costs only its own batch: dropped, counted, and the function is switched off.
+import {
+  NS_MOREFRAG, SW_ACTIVE, SW_NPORTS, SW_NOW, SW_LOOKUP, SW_FN_REC, SW_FN_FALLBACK, SW_FN_FAULT,
+  SW_FN_FAULT_AT, SW_FN_FAULT_DROPS, SW_FN_FRAMES, SW_FN_CALLS, SW_VN_IN_MAX, SW_DST_DROP,
+  PK_SIZE, PK_FIRST, PK_NFRAGS, PK_NEXT, PK_BYTES, PK_REWRITE, FN_REC_SIZE, FN_HDR, FN_HDR_MAX,
+  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, SW_MAX_PORTS,
+} from '../abi';
+
+// The host runs the module: it copies the records in and out (or shares them), sets the fuel,
+// catches a trap, and on failure sets SW_FN_FAULT and the fallback itself and returns < 0.
+// @ts-ignore: decorator
+@external("wasmap", "fn_lookup")
+declare function host_fn_lookup(sw: usize, n: u32, nports: u32, now: u32): i32;
+
+// Builds that run without such a host (the WASI command) define WASMAP_NO_FN: no import.
+@inline function call_host(sw: usize, n: u32, nports: u32, now: u32): i32 {
+  if (isDefined(WASMAP_NO_FN)) return -1;
+  else return host_fn_lookup(sw, n, nports, now);
+}
+
+/** Header bytes a record carries for a frame whose first fragment is `fl0` bytes (vnet header
+ *  included): what the function sees and what a REWRITE replaces. */
+@inline export function fn_hlen(fl0: u32, hdr: u32): u32 {
+  const l = fl0 - hdr;
+  return l < FN_HDR_MAX ? l : FN_HDR_MAX;
+}
+
+export let fn_bytes: u64 = 0; // bytes of the batch just filled (set by fn_fill)
+
+/**
+ * Split a batch of `npk` packets (fragments at `frags`) into PK records as the learning path
+ * does, and fill one function record per packet. Headers are copied in 16-byte strides when
+ * the buffer has room for the overshoot (buffers are multiples of 64 bytes).
+ */
+export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, pkts: usize, bsize: u32): void {
+  const rec = <usize>load<u32>(sw, SW_FN_REC);
+  const zero = i64x2.splat(0);
+  let f: u32 = 0, bytes: u64 = 0;
+  for (let k: u32 = 0; k < npk; k++) {
+    const pk = pkts + <usize>PK_SIZE * <usize>k;
+    const first = f;
+    let plen: u32 = 0;
+    while (true) {
+      const fl = load<u16>(frags + 8 * <usize>f, 6);
+      plen += load<u16>(frags + 8 * <usize>f, 4);
+      f++;
+      if ((fl & NS_MOREFRAG) == 0) break;
+    }
+    store<u32>(pk, first, PK_FIRST);
+    store<u16>(pk, <u16>(f - first), PK_NFRAGS);
+    store<u32>(pk, plen, PK_BYTES);
+    store<u32>(pk, 0, PK_NEXT);
+    store<u16>(pk, 0, PK_REWRITE);
+    bytes += plen;
+    const fr = frags + 8 * <usize>first;
+    const r = rec + (<usize>k << 7);
+    const fl0 = <u32>load<u16>(fr, 4);
+    store<u8>(r, <u8>src, 0);
+    store<u8>(r, <u8>SW_DST_DROP, 1);
+    store<u16>(r, 0, 6);
+    store<u32>(r, 0, 12);
+    v128.store(r, zero, 16);
+    if (fl0 < 14 + hdr) { // a runt: the function sees its length only, and it is dropped
+      store<u16>(r, <u16>(plen >= hdr ? plen - hdr : 0), 2);
+      store<u16>(r, 0, 4);
+      store<u16>(r, 0, 10);
+      continue;
+    }
+    store<u16>(r, <u16>(plen - hdr), 2);
+    const hl = fn_hlen(fl0, hdr);
+    store<u16>(r, <u16>hl, 4);
+    store<u16>(r, load<u16>(fr, 6), 8);
+    store<u16>(r, 0, 10);
+    const a = <usize>load<u32>(fr) + hdr; // frames start at a buffer's start
+    if (hdr + FN_HDR_MAX <= bsize) {
+      v128.store(r, v128.load(a), FN_HDR);
+      v128.store(r, v128.load(a, 16), FN_HDR + 16);
+      v128.store(r, v128.load(a, 32), FN_HDR + 32);
+      v128.store(r, v128.load(a, 48), FN_HDR + 48);
+      if (hl > 64) {
+        v128.store(r, v128.load(a, 64), FN_HDR + 64);
+        v128.store(r, v128.load(a, 80), FN_HDR + 80);
+      }
+    } else memory.copy(r + FN_HDR, a, hl);
+  }
+  fn_bytes = bytes;
+}
+
+/** Highest attached port index + 1: the decisions the function may name. */
+function fn_nports(sw: usize): u32 {
+  const active = <usize>load<u32>(sw, SW_ACTIVE);
+  const n = load<u32>(sw, SW_NPORTS);
+  let top: u32 = 0;
+  for (let a: u32 = 0; a < n; a++) {
+    const i = <u32>load<u8>(active + a) + 1;
+    if (i > top) top = i;
+  }
+  return top;
+}
+
+/** Disable the function: `at` = record index | the offending value << 16. */
+function fault(sw: usize, code: i32, at: u32): void {
+  store<i32>(sw, code, SW_FN_FAULT);
+  store<u32>(sw, at, SW_FN_FAULT_AT);
+  store<u32>(sw, load<u32>(sw, SW_FN_FALLBACK), SW_LOOKUP);
+}
+
+/**
+ * Run the function on the filled records and check its answers. Returns true when the
+ * decisions stand (then PK_REWRITE marks rewritten packets); false when the batch is dropped
+ * (every record then says drop; the fault and the fallback are set).
+ */
+export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usize): bool {
+  const rec = <usize>load<u32>(sw, SW_FN_REC);
+  const nports = fn_nports(sw);
+  store<u64>(sw, load<u64>(sw, SW_FN_CALLS) + 1, SW_FN_CALLS);
+  const rc = call_host(sw, npk, nports, load<u32>(sw, SW_NOW));
+  let ok = rc >= 0;
+  if (!ok && load<i32>(sw, SW_FN_FAULT) == 0) fault(sw, FNE_RC, 0); // a host that did not say why
+  for (let k: u32 = 0; ok && k < npk; k++) {
+    const r = rec + (<usize>k << 7);
+    const d = <u32>load<u8>(r, 1);
+    const flags = load<u16>(r, 6);
+    const pk = pkts + <usize>PK_SIZE * <usize>k;
+    if (d < SW_MAX_PORTS && d >= nports) { fault(sw, FNE_DECISION, k | (d << 16)); ok = false; break; }
+    if (flags == 0 || d == SW_DST_DROP) continue;
+    if (flags != FN_REWRITE) { fault(sw, FNE_REWRITE, k | (<u32>flags << 16)); ok = false; break; }
+    const nh = <u32>load<u16>(r, 4);
+    const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
+    const plen = load<u32>(pk, PK_BYTES);
+    if (fl0 < 14 + hdr) continue; // a runt: dropped whatever was said
+    const newlen = plen - hdr - fn_hlen(fl0, hdr) + nh;
+    if (nh > FN_HDR_MAX || newlen < 14 || newlen > 65535 || newlen + hdr > SW_VN_IN_MAX) { fault(sw, FNE_REWRITE, k | (nh << 16)); ok = false; break; }
+    store<u16>(pk, 1, PK_REWRITE);
+  }
+  if (!ok) {
+    for (let k: u32 = 0; k < npk; k++) {
+      store<u8>(rec + (<usize>k << 7), <u8>SW_DST_DROP, 1);
+      store<u16>(pkts + <usize>PK_SIZE * <usize>k, 0, PK_REWRITE);
+    }
+    store<u64>(sw, load<u64>(sw, SW_FN_FAULT_DROPS) + <u64>npk, SW_FN_FAULT_DROPS);
+    return false;
+  }
+  store<u64>(sw, load<u64>(sw, SW_FN_FRAMES) + <u64>npk, SW_FN_FRAMES);
+  return true;
+}
+
+/** The decision for packet k of a decided batch (a runt is always dropped). */
+@inline export function fn_dst(sw: usize, k: u32, frags: usize, pk: usize, hdr: u32): u32 {
+  const r = <usize>load<u32>(sw, SW_FN_REC) + (<usize>k << 7);
+  if (<u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4) < 14 + hdr) return SW_DST_DROP;
+  return <u32>load<u8>(r, 1);
+}
+
+/**
+ * Gather packet `pk` (index k) into `out` with its function-rewritten header: the vnet header
+ * (hdr bytes) as it was, the new header from the record, then the frame past the old header.
+ * A vnet header asking for a checksum has its csum_start moved by the length change. Returns
+ * the bytes written.
+ */
+export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, out: usize): u32 {
+  const r = <usize>load<u32>(sw, SW_FN_REC) + (<usize>k << 7);
+  const nf = <u32>load<u16>(pk, PK_NFRAGS);
+  const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
+  const fl0 = <u32>load<u16>(first, 4);
+  const old = fn_hlen(fl0, hdr), nh = <u32>load<u16>(r, 4);
+  memory.copy(out, <usize>load<u32>(first), hdr);
+  memory.copy(out + hdr, r + FN_HDR, nh);
+  let at = hdr + nh, skip = hdr + old;
+  for (let f: u32 = 0; f < nf; f++) {
+    const fr = first + 8 * <usize>f;
+    const l = <u32>load<u16>(fr, 4);
+    if (skip >= l) { skip -= l; continue; }
+    memory.copy(out + at, <usize>load<u32>(fr) + skip, l - skip);
+    at += l - skip;
+    skip = 0;
+  }
+  if (hdr != 0 && (load<u8>(out) & 1) != 0) { // VIRTIO_NET_HDR_F_NEEDS_CSUM
+    store<u16>(out, <u16>(<i32>load<u16>(out, 6) + <i32>nh - <i32>old), 6);
+  }
+  return at;
+}

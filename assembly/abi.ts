@@ -185,7 +185,8 @@ export const FN_REWRITE: u16 = 0x1;
 export const FNE_TRAP: i32 = 1; // the function trapped (unreachable, out of bounds, fuel, stack...)
 export const FNE_RC: i32 = 2; // it returned < 0
 export const FNE_DECISION: i32 = 3; // a decision names no port it was told of (>= nports, < 254)
-export const FNE_REWRITE: i32 = 4; // a REWRITE with a bad length, or unknown flags
+export const FNE_REWRITE: i32 = 4; // a REWRITE with a bad header length or a frame too short or long
+export const FNE_FLAGS: i32 = 5; // flags other than REWRITE
 export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32 port, u32 time
 
 export const PORT_SIZE: u32 = 192;

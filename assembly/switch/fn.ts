@@ -7,7 +7,7 @@ import {
   NS_MOREFRAG, SW_ACTIVE, SW_NPORTS, SW_NOW, SW_LOOKUP, SW_FN_REC, SW_FN_FALLBACK, SW_FN_FAULT,
   SW_FN_FAULT_AT, SW_FN_FAULT_DROPS, SW_FN_FRAMES, SW_FN_CALLS, SW_VN_IN_MAX, SW_DST_DROP,
   PK_SIZE, PK_FIRST, PK_NFRAGS, PK_NEXT, PK_BYTES, PK_REWRITE, FN_REC_SIZE, FN_HDR, FN_HDR_MAX,
-  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, SW_MAX_PORTS,
+  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, FNE_FLAGS, SW_MAX_PORTS,
 } from '../abi';
 
 // The host runs the module: it copies the records in and out (or shares them), sets the fuel,
@@ -128,7 +128,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     if (d < SW_MAX_PORTS && d >= nports) { fault(sw, FNE_DECISION, k | (d << 16)); ok = false; break; }
     if (flags == 0 || d == SW_DST_DROP) continue;
-    if (flags != FN_REWRITE) { fault(sw, FNE_REWRITE, k | (<u32>flags << 16)); ok = false; break; }
+    if (flags != FN_REWRITE) { fault(sw, FNE_FLAGS, k | (<u32>flags << 16)); ok = false; break; }
     const nh = <u32>load<u16>(r, 4);
     const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
     const plen = load<u32>(pk, PK_BYTES);

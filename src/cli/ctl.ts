@@ -41,6 +41,7 @@ function setLookupArgs(sw: string, file: string, config: string | undefined, fal
   }
   let bytes: Buffer;
   try { bytes = readFileSync(file); } catch (e) { throw new WasmapError('ENOENT', `cannot read ${file}: ${(e as Error).message}`); }
+  if (bytes.length > 16 << 20) throw new WasmapError('EBADFN', `${file} is ${bytes.length} bytes: a forwarding function module is at most 16 MiB`);
   let text: string | undefined;
   if (config !== undefined) {
     if (config.startsWith('@')) {

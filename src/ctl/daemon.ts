@@ -11,6 +11,8 @@ import type { Request, Reply } from '../runner.js';
 import { loadHost, NativeHost } from '../host.js';
 import type { PtProcessInfo } from '../passthrough.js';
 
+const MAX_REQUEST = 48 << 20;
+
 export interface DaemonOptions { switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void }
 
 async function socketInUse(path: string): Promise<boolean> {
@@ -114,7 +116,8 @@ export class Daemon {
       sock.on('error', () => sock.destroy());
       const lines = createInterface({ input: sock, crlfDelay: Infinity });
       lines.on('line', async (line) => {
-        if (line.length > 65536) { sock.write(JSON.stringify({ ok: false, error: { code: 'EMSGSIZE', message: 'request longer than 64 KiB' } }) + '\n'); return; }
+        // set-lookup carries a module (≤ 16 MiB, base64) and its configuration
+        if (line.length > MAX_REQUEST) { sock.write(JSON.stringify({ ok: false, error: { code: 'EMSGSIZE', message: `request longer than ${MAX_REQUEST >> 20} MiB` } }) + '\n'); return; }
         let req: Request;
         try {
           req = JSON.parse(line) as Request;

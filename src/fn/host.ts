@@ -35,7 +35,7 @@ interface FnExports {
 }
 
 const RECORDS = 1024 * 128;
-const FAULTS: Record<number, string> = { 1: 'trap', 2: 'returned < 0', 3: 'bad decision', 4: 'bad rewrite' };
+const FAULTS: Record<number, string> = { 1: 'trap', 2: 'returned < 0', 3: 'bad decision', 4: 'bad rewrite', 5: 'bad flags' };
 
 /** A module checked, instrumented and compiled: cheap to instantiate, safe to post to a worker. */
 export interface PreparedFn { module: WebAssembly.Module; report: FnReport; sha256: string; bytes: number }
@@ -227,7 +227,8 @@ export class FnInstance {
     if (code !== 0 && !this.reason) {
       const at = this.dp.u32(this.sw + a.SW_FN_FAULT_AT), k = at & 0xffff, v = at >>> 16;
       this.reason = code === a.FNE_DECISION ? `bad decision: record ${k} said port ${v}, but only ports below the nports it was given exist (0..253 ports, 254 flood, 255 drop)`
-        : code === a.FNE_REWRITE ? `bad rewrite: record ${k} (flags or new header length ${v}) — REWRITE (flag 0x1) only, a header of at most 96 bytes, a frame of 14..65535 bytes`
+        : code === a.FNE_REWRITE ? `bad rewrite: record ${k} asked for a new header of ${v} bytes — at most 96, and the frame must stay 14..65535 bytes long`
+        : code === a.FNE_FLAGS ? `bad flags: record ${k} set flags 0x${v.toString(16)} — only REWRITE (0x1) exists`
         : `${FAULTS[code] ?? `fault ${code}`}`;
       this.disabledAt = new Date();
     }

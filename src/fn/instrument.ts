@@ -12,12 +12,13 @@ export const FN_MAX_PAGES = 256;
 
 /** Fuel for one batch of `nRecords` records. A unit is one function entry or one loop
  *  iteration. A sane lookup spends tens of units per record (parse, hash, probe a few slots);
- *  20 000 per record leaves room for a linear scan of a small table, and the 200 000 base for
- *  per-batch work such as an aging sweep of a 64 K-entry table. At a few ns a unit, a runaway
- *  function is stopped within ~0.1 s even on a full batch of 1024. */
+ *  5 000 per record leaves room for a linear scan of a small table, and the 100 000 base for
+ *  per-batch work such as an aging sweep. A unit costs ~1.2 ns on the machines measured
+ *  (BENCHMARKS.md), so a runaway function is stopped within ~7 ms even on a full batch of 1024:
+ *  the switch falls back within the 10 ms the design promises. */
 export function fnFuelFor(nRecords: number): bigint {
   if (!Number.isSafeInteger(nRecords) || nRecords < 0) throw new WasmapError('EINVAL', `fnFuelFor: record count ${nRecords} must be a non-negative integer`);
-  return 200_000n + 20_000n * BigInt(nRecords);
+  return 100_000n + 5_000n * BigInt(nRecords);
 }
 
 /** The initial value of `wasmap_fuel`: a start function (AssemblyScript emits one for top-level

@@ -139,9 +139,9 @@ test('a valid module passes, keeps its behaviour and gains an i64 wasmap_fuel ex
   assert.ok(WebAssembly.Module.exports(new WebAssembly.Module(out)).some((e) => e.name === 'wasmap_fuel' && e.kind === 'global'));
 });
 
-test('fnFuelFor: 200 000 + 20 000 per record; bad counts are EINVAL', () => {
-  assert.equal(fnFuelFor(0), 200_000n);
-  assert.equal(fnFuelFor(1024), 20_680_000n);
+test('fnFuelFor: 100 000 + 5 000 per record; bad counts are EINVAL', () => {
+  assert.equal(fnFuelFor(0), 100_000n);
+  assert.equal(fnFuelFor(1024), 5_220_000n);
   assert.equal(FN_START_FUEL, fnFuelFor(1024));
   assertWasmapError(() => fnFuelFor(-1), 'EINVAL', '-1');
   assertWasmapError(() => fnFuelFor(1.5), 'EINVAL');

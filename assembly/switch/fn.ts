@@ -29,6 +29,13 @@ declare function host_fn_lookup(sw: usize, n: u32, nports: u32, now: u32): i32;
   return l < FN_HDR_MAX ? l : FN_HDR_MAX;
 }
 
+/** How many of the frame's first bytes a REWRITE replaces: the record's u16 at 10, where 0
+ *  (what the switch writes) means all `hl` input header bytes. */
+@inline function fn_replaced(r: usize, hl: u32): u32 {
+  const rep = <u32>load<u16>(r, 10);
+  return rep == 0 ? hl : rep;
+}
+
 export let fn_bytes: u64 = 0; // bytes of the batch just filled (set by fn_fill)
 
 /**
@@ -133,8 +140,9 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
     const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
     const plen = load<u32>(pk, PK_BYTES);
     if (fl0 < 14 + hdr) continue; // a runt: dropped whatever was said
-    const newlen = plen - hdr - fn_hlen(fl0, hdr) + nh;
-    if (nh > FN_HDR_MAX || newlen < 14 || newlen > 65535 || newlen + hdr > SW_VN_IN_MAX) { fault(sw, FNE_REWRITE, k | (nh << 16)); ok = false; break; }
+    const hl = fn_hlen(fl0, hdr), rep = fn_replaced(r, hl);
+    const newlen = plen - hdr - rep + nh;
+    if (nh > FN_HDR_MAX || rep > hl || newlen < 14 || newlen > 65535 || newlen + hdr > SW_VN_IN_MAX) { fault(sw, FNE_REWRITE, k | (nh << 16)); ok = false; break; }
     store<u16>(pk, 1, PK_REWRITE);
   }
   if (!ok) {
@@ -158,7 +166,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
 
 /**
  * Gather packet `pk` (index k) into `out` with its function-rewritten header: the vnet header
- * (hdr bytes) as it was, the new header from the record, then the frame past the old header.
+ * (hdr bytes) as it was, the new header from the record, then the frame past the bytes replaced.
  * A vnet header asking for a checksum has its csum_start moved by the length change. Returns
  * the bytes written.
  */
@@ -167,7 +175,7 @@ export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, 
   const nf = <u32>load<u16>(pk, PK_NFRAGS);
   const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   const fl0 = <u32>load<u16>(first, 4);
-  const old = fn_hlen(fl0, hdr), nh = <u32>load<u16>(r, 4);
+  const old = fn_replaced(r, fn_hlen(fl0, hdr)), nh = <u32>load<u16>(r, 4);
   memory.copy(out, <usize>load<u32>(first), hdr);
   memory.copy(out + hdr, r + FN_HDR, nh);
   let at = hdr + nh, skip = hdr + old;

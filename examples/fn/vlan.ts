@@ -11,10 +11,10 @@
 // destinations from the trunk reach only that one. MACs are learned per VLAN, like l2-learn.
 //
 // Dropped and counted: untagged frames from the trunk, tagged frames from an access port,
-// VLANs with no access port, frames from ports that are neither, and frames too long to tag:
-// a rewritten header replaces exactly the input header bytes (min(length, 96)) and may itself
-// be at most 96 bytes, so the 4 bytes of a tag fit only in frames of at most 92 bytes.
-import { badBatch, decide, ETH_VLAN, hdr, hdrLen, MAX_HDR, NS_NO_LEARN, record, rewrite, slotFlags, srcPort } from "./lib/abi";
+// VLANs with no access port, and frames from ports that are neither. Tagging and untagging
+// rewrite only the first 12 or 16 bytes (the ABI's "bytes replaced" field), so frames of any
+// length are tagged.
+import { badBatch, decide, ETH_VLAN, hdr, hdrLen, NS_NO_LEARN, record, rewrite, slotFlags, srcPort } from "./lib/abi";
 import { bump, counter } from "./lib/counters";
 import * as J from "./lib/json";
 import { find, forgetAll, learn } from "./lib/mactable";
@@ -30,7 +30,6 @@ const UNTAGGED = counter("drop_untagged_on_trunk");
 const TAGGED = counter("drop_tagged_on_access");
 const UNKNOWN_VLAN = counter("drop_unknown_vlan");
 const UNCONFIGURED = counter("drop_unconfigured_port");
-const TOO_LONG = counter("drop_too_long_to_tag");
 const SAME_PORT = counter("drop_same_port");
 const PORT_DOWN = counter("drop_port_down");
 const RUNT = counter("drop_runt");
@@ -102,8 +101,7 @@ export function wasmap_fn_lookup(n: i32, nports: i32, now: i32): i32 {
       if (known == src) { bump(SAME_PORT); continue; }
       if (known >= 0) out = known;
       if (out >= nports) { bump(PORT_DOWN); continue; }
-      memory.copy(h + 12, h + 16, hlen - 16); // the MACs stay, the tag goes
-      rewrite(r, hlen - 4);
+      rewrite(r, 12, 16); // the MACs stay, the tag goes: 16 bytes replaced by the first 12
       decide(r, out);
       bump(FROM_TRUNK);
       continue;
@@ -123,11 +121,9 @@ export function wasmap_fn_lookup(n: i32, nports: i32, now: i32): i32 {
       continue;
     }
     if (trunk >= nports) { bump(PORT_DOWN); continue; }
-    if (hlen + 4 > MAX_HDR) { bump(TOO_LONG); continue; }
-    memory.copy(h + 16, h + 12, hlen - 12); // make room after the MACs
     store<u16>(h, bswap<u16>(<u16>ETH_VLAN), 12);
     store<u16>(h, bswap<u16>(<u16>vid), 14); // TCI: priority 0, DEI 0, VLAN id
-    rewrite(r, hlen + 4);
+    rewrite(r, 16, 12); // MACs + tag in place of the MACs: frames of any length
     decide(r, trunk);
     bump(TO_TRUNK);
   }

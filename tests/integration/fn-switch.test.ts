@@ -119,25 +119,27 @@ test('acl: allowed 5-tuples pass, everything else is denied and counted', () => 
   law(sw);
 });
 
-test('vlan: access frames get a tag on the trunk (a longer header), trunk frames lose it', () => {
+test('vlan: access frames get a tag on the trunk (a longer frame), trunk frames lose it — at any length', () => {
   const { sw, p } = rig(3);
   sw.setLookup(example('vlan'), { config: { trunk: 0, access: { 1: 10, 2: 20 } } });
-  const f = ether(station(0xb), station(0xa), 0x0800, 80);
-  p[1].send([f]);
-  sw.round(NOW);
-  let got = drain(p);
-  assert.equal(got[0].length, 1, 'to the trunk');
-  const t = got[0][0];
-  assert.equal(t.length, 84);
-  assert.deepEqual([...t.subarray(12, 16)], [0x81, 0x00, 0x00, 10], '802.1Q tag, VLAN 10');
-  assert.ok(same(t.subarray(16), f.subarray(12)) && same(t.subarray(0, 12), f.subarray(0, 12)), 'the rest unchanged');
-  // back from the trunk, tagged for VLAN 20: untagged to p2
-  const back = new Uint8Array(84); back.set(f.subarray(0, 12)); back.set([0x81, 0, 0, 20], 12); back.set(f.subarray(12), 16);
-  p[0].send([back]);
-  sw.round(NOW);
-  got = drain(p);
-  assert.equal(got[2].length, 1);
-  assert.ok(same(got[2][0], f), 'untagged: the original frame');
+  for (const len of [60, 200, 1514]) {
+    const f = ether(station(0xb), station(0xa), 0x0800, len);
+    p[1].send([f]);
+    sw.round(NOW);
+    let got = drain(p);
+    assert.equal(got[0].length, 1, 'to the trunk');
+    const t = got[0][0];
+    assert.equal(t.length, len + 4);
+    assert.deepEqual([...t.subarray(12, 16)], [0x81, 0x00, 0x00, 10], '802.1Q tag, VLAN 10');
+    assert.ok(same(t.subarray(16), f.subarray(12)) && same(t.subarray(0, 12), f.subarray(0, 12)), 'the rest unchanged');
+    // back from the trunk, tagged for VLAN 20: untagged to p2
+    const back = new Uint8Array(len + 4); back.set(f.subarray(0, 12)); back.set([0x81, 0, 0, 20], 12); back.set(f.subarray(12), 16);
+    p[0].send([back]);
+    sw.round(NOW);
+    got = drain(p);
+    assert.equal(got[2].length, 1);
+    assert.ok(same(got[2][0], f), 'untagged: the original frame');
+  }
   law(sw);
 });
 

@@ -98,15 +98,18 @@ class Fn {
       assert.ok(decision < nports || decision === FLOOD || decision === DROP, `${this.name}: bad decision ${decision} (nports ${nports})`);
       assert.equal(flags & ~REWRITE, 0, 'only REWRITE may be set');
       if (rec[0] !== inRec[0] || dv.getUint16(2, true) !== f.frame.length || dv.getUint16(8, true) !== (f.slotFlags ?? 0)) assert.fail('input fields changed');
-      if (!rec.subarray(10, 32).every((b) => b === 0)) assert.fail('reserved bytes stay zero');
+      if (!rec.subarray(12, 32).every((b) => b === 0)) assert.fail('reserved bytes stay zero');
+      const replaced = dv.getUint16(10, true) || inHlen;
       let frame = f.frame;
       if (flags & REWRITE) {
         assert.ok(hlen <= MAX_HDR, `rewritten header of ${hlen} bytes`);
-        frame = new Uint8Array(hlen + f.frame.length - inHlen);
+        assert.ok(replaced <= inHlen, `replaces ${replaced} of ${inHlen} header bytes`);
+        frame = new Uint8Array(hlen + f.frame.length - replaced);
         frame.set(rec.subarray(32, 32 + hlen));
-        frame.set(f.frame.subarray(inHlen), hlen);
+        frame.set(f.frame.subarray(replaced), hlen);
         assert.ok(frame.length >= 14, 'a rewrite leaves at least an Ethernet header');
       } else {
+        assert.equal(dv.getUint16(10, true), 0, 'bytes replaced stays 0 without REWRITE');
         assert.equal(hlen, inHlen, 'header length unchanged without REWRITE');
         if (!same(rec.subarray(32, 32 + hlen), f.frame.subarray(0, hlen))) assert.fail('header changed without REWRITE');
       }
@@ -714,11 +717,11 @@ test('vlan: access → trunk gets the tag (0x8100, TCI = VLAN); trunk → access
   const fn = new Fn('vlan');
   fn.configOk(VLAN);
   const np = 4;
-  for (const len of [14, 60, 92]) {
+  for (const len of [14, 60, 92, 93, 1514, 9000]) {
     const f = ipFrame({ dmac: BCAST, smac: station(1), len: Math.max(len, 34) }).subarray(0, len);
     const [o, d] = fn.counted(() => fn.one({ src: 1, frame: f }, np));
     assert.deepEqual(d, { tagged_to_trunk: 1 });
-    assert.deepEqual([o.decision, o.flags, o.hlen], [0, REWRITE, len + 4]);
+    assert.deepEqual([o.decision, o.flags, o.hlen], [0, REWRITE, 16], 'MACs + tag replace the MACs');
     assert.deepEqual(o.frame, tagged(f, 10), `${len} bytes`);
     assert.deepEqual([...o.frame.subarray(12, 16)], [0x81, 0x00, 0x00, 0x0a]);
   }
@@ -728,7 +731,7 @@ test('vlan: access → trunk gets the tag (0x8100, TCI = VLAN); trunk → access
     const t = tagged(ether(station(0x77), station(0x70), 0x0800, len - 4), 0xa000 | 20);
     const [o, d] = fn.counted(() => fn.one({ src: 0, frame: t }, np));
     assert.deepEqual(d, { untagged_from_trunk: 1 });
-    assert.deepEqual([o.decision, o.flags, o.hlen], [2, REWRITE, Math.min(len, 96) - 4]);
+    assert.deepEqual([o.decision, o.flags, o.hlen], [2, REWRITE, 12], 'the MACs replace MACs + tag');
     assert.deepEqual(o.frame, untagged(t), `${len} bytes`);
   }
 });
@@ -769,9 +772,8 @@ test('vlan: every drop reason, counted once each', () => {
   fn.expectDrop({ src: 0, frame: tagged(ether(BCAST, T, 0x0800), 0) }, np, 'drop_unknown_vlan');
   fn.expectDrop({ src: 1, frame: tagged(ether(BCAST, S1, 0x0800), 10) }, np, 'drop_tagged_on_access');
   fn.expectDrop({ src: 4, frame: ether(BCAST, S1, 0x0800) }, np, 'drop_unconfigured_port');
-  fn.expectDrop({ src: 1, frame: ether(BCAST, S1, 0x0800, 93) }, np, 'drop_too_long_to_tag');
-  fn.expectDrop({ src: 1, frame: ether(BCAST, S1, 0x0800, 1514) }, np, 'drop_too_long_to_tag');
-  fn.expectDrop({ src: 1, frame: ether(S1, station(0x111), 0x0800) }, np, 'drop_same_port'); // S1 learned on 1 above
+  assert.equal(fn.one({ src: 1, frame: ether(BCAST, S1, 0x0800, 1514) }, np).decision, 0, 'a full-size frame is tagged too (and S1 learned on 1)');
+  fn.expectDrop({ src: 1, frame: ether(S1, station(0x111), 0x0800) }, np, 'drop_same_port');
   fn.one({ src: 0, frame: tagged(ether(BCAST, T, 0x0800), 10) }, np);
   fn.expectDrop({ src: 0, frame: tagged(ether(T, station(0x99), 0x0800), 10) }, np, 'drop_same_port');
   fn.expectDrop({ src: 1, frame: ether(BCAST, S1, 0x0800).subarray(0, 13) }, np, 'drop_runt');

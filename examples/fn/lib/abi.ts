@@ -29,9 +29,11 @@ export const BATCH: usize = memory.data(1024 * 128, 65536);
 @inline export function slotFlags(r: usize): i32 { return load<u16>(r, 8); }
 /** The frame's header bytes (Ethernet header first). */
 @inline export function hdr(r: usize): usize { return r + HDR; }
-/** Say the header at hdr(r) was changed and is now `len` bytes long. */
-@inline export function rewrite(r: usize, len: i32): void {
+/** Say the header at hdr(r) was changed and is now `len` bytes long; it replaces the frame's
+ *  first `replaced` bytes (0: all of the input header length, hdrLen before the change). */
+@inline export function rewrite(r: usize, len: i32, replaced: i32 = 0): void {
   store<u16>(r, len, 4);
+  store<u16>(r, replaced, 10);
   store<u16>(r, load<u16>(r, 6) | REWRITE, 6);
 }
 

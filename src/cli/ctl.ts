@@ -57,7 +57,7 @@ function describeLookup(l: LookupStatus): string {
   if (!f) return `lookup: ${l.mode}${l.previous ? ` (last function: ${l.previous.name}, ${l.previous.reason ? `disabled: ${l.previous.reason}` : 'removed'})` : ''}`;
   const counters = Object.entries(f.counters).map(([k, v]) => `${k}=${v}`).join(' ');
   if (f.state === 'disabled') return `lookup: ${l.mode} — function ${f.name} DISABLED at ${f.disabledAt}: ${f.reason}; ${f.faultDrops} frames dropped with the failed batch, ${f.frames} decided before`;
-  return `lookup: function ${f.name} (sha256 ${f.sha256.slice(0, 12)}…, fallback ${f.fallback}): ${f.calls} batches, ${f.frames} frames${counters ? `; ${counters}` : ''}`;
+  return `lookup: function ${f.name} (sha256 ${f.sha256.slice(0, 12)}…, ${f.zeroCopy ? 'zero-copy' : 'copying records'}, fallback ${f.fallback}): ${f.calls} batches, ${f.frames} frames${counters ? `; ${counters}` : ''}`;
 }
 
 export async function ctl(argv: string[]): Promise<number> {
@@ -105,6 +105,7 @@ export async function ctl(argv: string[]): Promise<number> {
         String(p.name), String(p.txPackets), String(p.txBytes), String(p.rxPackets), String(p.rxBytes), String(p.dropFull),
         String(Number(p.dropBroken) + Number(p.dropNoDst) + Number(p.dropLookup) + Number(p.dropSize) + Number(p.dropHdr)), p.down ? 'down' : 'up'])));
     }
-  } else console.log(JSON.stringify(result));
+  } else if (verb === 'set-lookup') console.log(`${rest[0]}: ${describeLookup(result as LookupStatus)}`);
+  else console.log(JSON.stringify(result));
   return 0;
 }

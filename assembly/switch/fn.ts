@@ -192,3 +192,42 @@ export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, 
   }
   return at;
 }
+
+/**
+ * The fast path of a rewrite: packet `pk` (index k, one fragment) written with its new header
+ * straight into a receiver's buffer `dst` of `bsize` bytes (the sender's are `src_bsize`). Returns the length written, or -1
+ * when it does not fit in one buffer (then the caller gathers). Copies of 64 bytes or less go
+ * in 16-byte strides when both buffers have room for the overshoot.
+ */
+export function fn_rewrite_into(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, dst: usize, bsize: u32, src_bsize: u32): i32 {
+  const r = <usize>load<u32>(sw, SW_FN_REC) + (<usize>k << 7);
+  const fr = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
+  const fl0 = <u32>load<u16>(fr, 4);
+  const rep = fn_replaced(r, fn_hlen(fl0, hdr)), nh = <u32>load<u16>(r, 4);
+  const rest = fl0 - hdr - rep, total = hdr + nh + rest;
+  if (total > bsize) return -1;
+  const src = <usize>load<u32>(fr);
+  if (hdr != 0) {
+    memory.copy(dst, src, hdr);
+    if ((load<u8>(dst) & 1) != 0) store<u16>(dst, <u16>(<i32>load<u16>(dst, 6) + <i32>nh - <i32>rep), 6); // NEEDS_CSUM
+  }
+  const h = dst + hdr;
+  if (hdr + FN_HDR_MAX <= bsize) { // the header: 96 bytes in strides (the rest overwrites the slack)
+    v128.store(h, v128.load(r, FN_HDR));
+    v128.store(h, v128.load(r, FN_HDR + 16), 16);
+    v128.store(h, v128.load(r, FN_HDR + 32), 32);
+    v128.store(h, v128.load(r, FN_HDR + 48), 48);
+    if (nh > 64) {
+      v128.store(h, v128.load(r, FN_HDR + 64), 64);
+      v128.store(h, v128.load(r, FN_HDR + 80), 80);
+    }
+  } else memory.copy(h, r + FN_HDR, nh);
+  const from = src + hdr + rep, to = h + nh;
+  if (rest <= 64 && hdr + rep + 64 <= src_bsize && hdr + nh + 64 <= bsize) {
+    v128.store(to, v128.load(from));
+    v128.store(to, v128.load(from, 16), 16);
+    v128.store(to, v128.load(from, 32), 32);
+    v128.store(to, v128.load(from, 48), 48);
+  } else memory.copy(to, from, rest);
+  return <i32>total;
+}

@@ -19,7 +19,7 @@ import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, 
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
 import { pt_pull_all, pt_publish_all, pt_detach } from '../csb';
-import { fn_fill, fn_decide, fn_dst, fn_gather_rewritten, fn_bytes } from './fn';
+import { fn_fill, fn_decide, fn_dst, fn_gather_rewritten, fn_rewrite_into, fn_bytes } from './fn';
 import { vnet_convert, vnet_out_room, vnet_needs, VN_MAX_OUT, ACCEPT_ALL } from '../offload/vnet';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
@@ -140,7 +140,25 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     const nf = <u32>load<u16>(pk, PK_NFRAGS);
     if (!ok) { broken++; continue; }
-    if (!hdr_ok || load<u16>(pk, PK_REWRITE) != 0 || (check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
+    const rw = load<u16>(pk, PK_REWRITE) != 0;
+    if (rw && hdr_ok && nf == 1 && room != 0 && !(check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
+      // a rewritten one-buffer frame: written once, straight into the receiver's buffer
+      const s = slots + <usize>(SLOT_SIZE * j);
+      const didx = load<u32>(s, SLOT_BUF_IDX);
+      if (didx >= BUF_RESERVED && didx < nbufs) {
+        const l = fn_rewrite_into(sw, k, pk, frags, src_hdr, base + <usize>didx * <usize>bsize, bsize, src_bsize);
+        if (l >= 0) {
+          store<u16>(s, <u16>l, SLOT_LEN);
+          store<u16>(s, <u16>(1 << 8), SLOT_FLAGS);
+          j = ring_next(j, n);
+          room--;
+          delivered++;
+          bytes += <u64>l;
+          continue;
+        }
+      } // a bad slot or a frame too long for one buffer: the general path below sorts it out
+    }
+    if (!hdr_ok || rw || (check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
       // header conversion: gather, convert, deliver what comes out
       const r = convert_deliver(sw, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
       if (r < 0) { if (r == -1) hdrdrop++; else if (r == -2) full++; else { broken++; ok = false; store<u32>(p, 0, P_RXOK); } continue; }

@@ -22,6 +22,25 @@ declare function host_fn_lookup(sw: usize, n: u32, nports: u32, now: u32): i32;
   else return host_fn_lookup(sw, n, nports, now);
 }
 
+/** Make packet record `pk` of the fragments from index `f` (up to the one without MOREFRAG):
+ *  first fragment, count, bytes, no queue link, no rewrite. Returns the next packet's first. */
+@inline export function pk_split(pk: usize, frags: usize, f: u32): u32 {
+  const first = f;
+  let plen: u32 = 0;
+  while (true) {
+    const fl = load<u16>(frags + 8 * <usize>f, 6);
+    plen += load<u16>(frags + 8 * <usize>f, 4);
+    f++;
+    if ((fl & NS_MOREFRAG) == 0) break;
+  }
+  store<u32>(pk, first, PK_FIRST);
+  store<u16>(pk, <u16>(f - first), PK_NFRAGS);
+  store<u32>(pk, plen, PK_BYTES);
+  store<u32>(pk, 0, PK_NEXT);
+  store<u16>(pk, 0, PK_REWRITE);
+  return f;
+}
+
 /** Header bytes a record carries for a frame whose first fragment is `fl0` bytes (vnet header
  *  included): what the function sees and what a REWRITE replaces. */
 @inline export function fn_hlen(fl0: u32, hdr: u32): u32 {
@@ -50,18 +69,8 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
   for (let k: u32 = 0; k < npk; k++) {
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     const first = f;
-    let plen: u32 = 0;
-    while (true) {
-      const fl = load<u16>(frags + 8 * <usize>f, 6);
-      plen += load<u16>(frags + 8 * <usize>f, 4);
-      f++;
-      if ((fl & NS_MOREFRAG) == 0) break;
-    }
-    store<u32>(pk, first, PK_FIRST);
-    store<u16>(pk, <u16>(f - first), PK_NFRAGS);
-    store<u32>(pk, plen, PK_BYTES);
-    store<u32>(pk, 0, PK_NEXT);
-    store<u16>(pk, 0, PK_REWRITE);
+    f = pk_split(pk, frags, f);
+    const plen = load<u32>(pk, PK_BYTES);
     bytes += plen;
     const fr = frags + 8 * <usize>first;
     const r = rec + (<usize>k << 7);

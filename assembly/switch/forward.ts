@@ -19,7 +19,7 @@ import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, 
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
 import { pt_pull_all, pt_publish_all, pt_detach } from '../csb';
-import { fn_fill, fn_decide, fn_dst, fn_gather_rewritten, fn_rewrite_into, fn_bytes } from './fn';
+import { fn_fill, fn_decide, fn_dst, fn_gather_rewritten, fn_rewrite_into, fn_bytes, pk_split } from './fn';
 import { vnet_convert, vnet_out_room, vnet_needs, VN_MAX_OUT, ACCEPT_ALL } from '../offload/vnet';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
@@ -321,21 +321,9 @@ function forward_port(sw: usize, src: u32): i32 {
       let dst: u32;
       if (mode == LK_FN) dst = fn_dst(sw, k, frags, pk, hdr); // fn_fill split the packets
       else {
-        const first = f;
-        let plen: u32 = 0;
-        while (true) {
-          const fl = load<u16>(frags + 8 * <usize>f, 6);
-          plen += load<u16>(frags + 8 * <usize>f, 4);
-          f++;
-          if ((fl & NS_MOREFRAG) == 0) break;
-        }
-        store<u32>(pk, first, PK_FIRST);
-        store<u16>(pk, <u16>(f - first), PK_NFRAGS);
-        store<u32>(pk, plen, PK_BYTES);
-        store<u32>(pk, 0, PK_NEXT);
-        store<u16>(pk, 0, PK_REWRITE);
-        bytes += plen;
-        const fr = frags + 8 * <usize>first;
+        const fr = frags + 8 * <usize>f;
+        f = pk_split(pk, frags, f);
+        bytes += load<u32>(pk, PK_BYTES);
         if (mode != LK_LEARN || <u32>load<u16>(fr, 4) < 14 + hdr) dst = SW_DST_DROP;
         else dst = learn_lookup(sw, src, <usize>load<u32>(fr) + hdr, load<u16>(fr, 6));
       }

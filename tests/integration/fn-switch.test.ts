@@ -7,7 +7,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync, writeFileSync, rmSync } from 'node:fs';
-import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import { spawnSync, ChildProcess } from 'node:child_process';
+import { startDaemonProcess } from './daemon-proc.js';
 import { Datapath } from '../../src/datapath.js';
 import { Switch, SwitchPort, conservation, PortStats } from '../../src/switch.js';
 import { Generator, TrafficPlan } from '../../src/gen.js';
@@ -309,14 +310,7 @@ test('ctl set-lookup: ping through l2-learn.wasm, a faulty function is disabled 
   cleanup();
   const cli = findBuildFile('cli.mjs')!;
   const wctl = (...args: string[]) => spawnSync(process.execPath, [cli, 'ctl', '--socket', sock, ...args], { encoding: 'utf8', timeout: 30000 });
-  daemon = spawn(process.execPath, [cli, 'switch', 'vale0', '--socket', sock], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`daemon did not start: ${out}`)), 15000);
-    daemon!.stdout!.on('data', (d) => { out += d; if (out.includes('listening')) { clearTimeout(t); resolve(); } });
-    daemon!.stderr!.on('data', (d) => { out += d; });
-    daemon!.once('exit', (c) => { clearTimeout(t); reject(new Error(`daemon exited ${c}: ${out}`)); });
-  });
+  daemon = await startDaemonProcess(['vale0', '--socket', sock]);
   for (const [n, ip] of [[nsA, '10.88.0.1'], [nsB, '10.88.0.2']]) {
     sh(`ip netns add ${n}`);
     await ctlRequest(sock, 'attach', { switch: 'vale0', port: `tap:${n}t` });

@@ -11,6 +11,7 @@ import { createConnection } from 'node:net';
 import { findBuildFile } from '../../src/paths.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { loadHost } from '../../src/host.js';
+import { startDaemonProcess } from './daemon-proc.js';
 
 const required = process.env.WASMAP_REQUIRE_NET === '1';
 const tools = ['ip', 'ping', 'iperf3', 'ethtool'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
@@ -32,16 +33,7 @@ const inNs = (ns: string, cmd: string, ok = true) => sh(`ip netns exec ${ns} ${c
 const ctl = (verb: string, args: Record<string, unknown> = {}) => ctlRequest(sock, verb, { switch: 'vale0', ...args });
 
 async function startDaemon(): Promise<void> {
-  const cli = findBuildFile('cli.mjs');
-  assert.ok(cli);
-  daemon = spawn(process.execPath, [cli, 'switch', 'vale0', '--socket', sock], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`daemon did not start: ${out}`)), 15000);
-    daemon!.stdout!.on('data', (d) => { out += d; if (out.includes('listening')) { clearTimeout(t); resolve(); } });
-    daemon!.stderr!.on('data', (d) => { out += d; });
-    daemon!.once('exit', (c) => { clearTimeout(t); reject(new Error(`daemon exited ${c}: ${out}`)); });
-  });
+  daemon = await startDaemonProcess(['vale0', '--socket', sock]);
 }
 
 function cleanup(): void {

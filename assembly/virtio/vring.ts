@@ -1,0 +1,587 @@
+// The split-virtqueue datapath of a vhost-user virtio-net backend (issue #8). A vhost-user
+// port is an ordinary switch port; this module is the *user* of its netmap rings, as
+// tpacket.ts is for AF_PACKET: vq_pull moves the guest's TX virtqueue into the port's tx ring,
+// vq_push moves the port's rx ring into the guest's RX virtqueue. Frames keep their 12-byte
+// virtio_net_hdr_v1 on both sides (the port has hdrLen 12), so bytes are copied as they are.
+//
+// The guest's RAM is mapped by the host into this linear memory; the memory table (mt_*) says
+// where. Everything a guest writes is untrusted: every ring index, descriptor address, length,
+// flag and chain link is checked before it is used, and each is read once (a guest changing
+// it afterwards changes nothing we rely on). A guest can make us touch only its own regions
+// and, through the slots we own, the port's own buffers. A malformed chain breaks only its
+// queue, with a VQE_* reason, until vq_setup is called again.
+//
+// Guest-shared words (avail->idx, used->idx, used_event, avail_event, both flags words) are
+// accessed with wasm atomics (sequentially consistent): the descriptors and ring entries
+// written before avail->idx are visible once we have loaded it, our used elements are visible
+// before used->idx, and the store of used->idx is ordered before the load of used_event (the
+// guest's side of vring_need_event), so no interrupt is lost. Guest memory is little-endian,
+// as wasm is. No allocation, no per-byte loops: per descriptor a few loads and a memory.copy.
+import {
+  SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, NETMAP_MAX_FRAGS, RING_HEAD,
+  RING_CUR, RING_TAIL, RING_SLOTS, KR_RING, KR_NSLOTS, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS,
+  BUF_RESERVED, E_OK, E_INVAL, E_NOFIT,
+} from '../abi';
+import { ring_dist } from '../ring';
+
+// ---- memory table --------------------------------------------------------------------------
+// One entry per guest RAM region of VHOST_USER_SET_MEM_TABLE / ADD_MEM_REG: guest physical
+// address (descriptors carry these), size, QEMU's user address (vring addresses are these)
+// and where the host mapped it in this memory.
+export const MT_MAX: u32 = 8; // vhost-user's VHOST_MEMORY_BASELINE_NREGIONS
+const MT_COUNT: u32 = 0; // u32
+const MT_ENTRIES: u32 = 8;
+const MTE_SIZE: u32 = 32;
+const MTE_GPA: u32 = 0; // u64
+const MTE_LEN: u32 = 8; // u64
+const MTE_UVA: u32 = 16; // u64
+const MTE_WASM: u32 = 24; // u32
+export const MT_SIZE: u32 = MT_ENTRIES + MT_MAX * MTE_SIZE;
+
+/** Empty the table (a new SET_MEM_TABLE replaces the whole table). */
+export function mt_init(mt: usize): void { memory.fill(mt, 0, MT_SIZE); }
+
+/** Regions in the table. */
+export function mt_count(mt: usize): u32 { return min(load<u32>(mt, MT_COUNT), MT_MAX); }
+
+// [a, a+s) and [b, b+t) intersect (neither wraps: mt_add checked that)
+@inline function overlap(a: u64, s: u64, b: u64, t: u64): bool { return a < b + t && b < a + s; }
+
+/**
+ * Add a region. Refused (E_INVAL) when the size is zero, when the guest range or the user
+ * range wraps past 2^64, when [wasm, wasm+size) is not inside the linear memory (or wasm is 0,
+ * which mt_gpa uses for "no"), or when it overlaps a region already there in guest, user or
+ * wasm addresses (a translation must have one answer); E_NOFIT when the table is full.
+ */
+export function mt_add(mt: usize, gpa: u64, size: u64, uva: u64, wasm: u32): i32 {
+  if (size == 0 || gpa + size < gpa || uva + size < uva || wasm == 0) return E_INVAL;
+  if (<u64>wasm + size > (<u64>memory.size() << 16)) return E_INVAL;
+  const n = mt_count(mt);
+  for (let i: u32 = 0; i < n; i++) {
+    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
+    const len = load<u64>(e, MTE_LEN);
+    if (overlap(gpa, size, load<u64>(e, MTE_GPA), len) || overlap(uva, size, load<u64>(e, MTE_UVA), len) ||
+      overlap(<u64>wasm, size, <u64>load<u32>(e, MTE_WASM), len)) return E_INVAL;
+  }
+  if (n == MT_MAX) return E_NOFIT;
+  const e = mt + MT_ENTRIES + <usize>(n * MTE_SIZE);
+  store<u64>(e, gpa, MTE_GPA);
+  store<u64>(e, size, MTE_LEN);
+  store<u64>(e, uva, MTE_UVA);
+  store<u32>(e, wasm, MTE_WASM);
+  store<u32>(e, 0, MTE_WASM + 4);
+  store<u32>(mt, n + 1, MT_COUNT);
+  return E_OK;
+}
+
+/** Remove the region that starts at guest address gpa (VHOST_USER_REM_MEM_REG). Queues that
+ *  used it must be remapped (vq_remap) before they run again. E_INVAL if there is none. */
+export function mt_del(mt: usize, gpa: u64): i32 {
+  const n = mt_count(mt);
+  for (let i: u32 = 0; i < n; i++) {
+    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
+    if (load<u64>(e, MTE_GPA) != gpa) continue;
+    memory.copy(e, mt + MT_ENTRIES + <usize>((n - 1) * MTE_SIZE), MTE_SIZE); // last one fills the hole
+    memory.fill(mt + MT_ENTRIES + <usize>((n - 1) * MTE_SIZE), 0, MTE_SIZE);
+    store<u32>(mt, n - 1, MT_COUNT);
+    return E_OK;
+  }
+  return E_INVAL;
+}
+
+// [x, x+len) inside ONE region's range at field `at`: the wasm address of x, else 0. off wraps
+// to a huge value when x is below the region, and len is compared with what is left, so
+// x+len is never computed and cannot wrap.
+@inline function mt_find(mt: usize, x: u64, len: u64, at: u32): usize {
+  const n = mt_count(mt);
+  for (let i: u32 = 0; i < n; i++) {
+    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
+    const off = x - load<u64>(e + at);
+    const size = load<u64>(e, MTE_LEN);
+    if (off < size && len <= size - off) return <usize>load<u32>(e, MTE_WASM) + <usize>off;
+  }
+  return 0;
+}
+
+/** Guest physical [gpa, gpa+len) → its wasm address, or 0 if it is not inside one region. */
+export function mt_gpa(mt: usize, gpa: u64, len: u64): usize { return mt_find(mt, gpa, len, MTE_GPA); }
+
+/** QEMU user address [uva, uva+len) → its wasm address, or 0 (vring addresses are these). */
+export function mt_uva(mt: usize, uva: u64, len: u64): usize { return mt_find(mt, uva, len, MTE_UVA); }
+
+// ---- the virtqueue record (private memory, VQ_SIZE bytes) --------------------------------
+export const VQ_SIZE: u32 = 128;
+export const VQ_NUM: u32 = 0; // u32: queue size, a power of 2 ≤ VQ_MAX_NUM
+export const VQ_DESC: u32 = 4; // u32: wasm address of the descriptor table (16 × num)
+export const VQ_AVAIL: u32 = 8; // u32: of the avail ring (6 + 2 × num)
+export const VQ_USED: u32 = 12; // u32: of the used ring (6 + 8 × num)
+// u32 (a u16 value): next avail entry to take. Every chain taken is completed in the same call,
+// so at rest it is also the used->idx we published (VHOST_USER_GET/SET_VRING_BASE)
+export const VQ_LAST_AVAIL: u32 = 16;
+export const VQ_FEATURES: u32 = 20; // u32: VQF_*
+export const VQ_ENABLED: u32 = 24; // u32: VHOST_USER_SET_VRING_ENABLE
+export const VQ_BROKEN: u32 = 28; // i32: the VQE_* that stopped the queue, 0 while healthy
+export const VQ_CALL: u32 = 32; // u32: 1 = interrupt the guest (vq_take_call reads and clears)
+export const VQ_SIGNALLED: u32 = 36; // u32: used idx at the last interrupt decision | VQ_SIG_VALID
+export const VQ_DESC_UVA: u32 = 40; // u64: the ring addresses as SET_VRING_ADDR gave them,
+export const VQ_AVAIL_UVA: u32 = 48; // u64   kept for vq_remap after the memory table changes
+export const VQ_USED_UVA: u32 = 56; // u64
+export const VQ_FRAMES: u32 = 64; // u64: frames moved (pull: into the tx ring; push: to the guest)
+export const VQ_BYTES: u32 = 72; // u64: their bytes, without the virtio-net header
+export const VQ_CHAINS: u32 = 80; // u64: chains put on the used ring (dropped ones too)
+export const VQ_DROP_BIG: u32 = 88; // u64: frames dropped: larger than 64 KiB + header, than the port's
+//                                         ring can ever hold (64 slots), or (push) than the guest's buffers
+export const VQ_DROP_BAD: u32 = 96; // u64: frames dropped: shorter than the header, or (push) bad slots
+export const VQ_STALLS: u32 = 104; // u64: push found too few guest buffers and left a frame in the ring
+export const VQ_CALLS: u32 = 112; // u64: interrupts asked for (VQ_CALL went 0 → 1)
+const VQ_SIG_VALID: u32 = 0x10000;
+
+// negotiated features that change the datapath (the host maps the virtio feature bits)
+export const VQF_EVENT_IDX: u32 = 1; // VIRTIO_RING_F_EVENT_IDX (bit 29)
+export const VQF_MRG_RXBUF: u32 = 2; // VIRTIO_NET_F_MRG_RXBUF (bit 15)
+export const VQF_INDIRECT: u32 = 4; // VIRTIO_RING_F_INDIRECT_DESC (bit 28)
+
+// why a queue broke (VQ_BROKEN) or vq_setup refused it
+export const VQE_AVAIL_IDX: i32 = 1; // avail->idx more than num ahead of the used idx (or went back)
+export const VQE_DESC_INDEX: i32 = 2; // a head or next index ≥ num (≥ the indirect table's entries)
+export const VQE_ADDR: i32 = 3; // a buffer or indirect table not inside one guest memory region
+export const VQE_WRITABLE: i32 = 4; // a device-writable descriptor in a TX chain
+export const VQE_READONLY: i32 = 5; // a device-readable descriptor in an RX chain
+export const VQE_INDIRECT: i32 = 6; // an indirect descriptor, INDIRECT_DESC not negotiated
+export const VQE_NESTED: i32 = 7; // an indirect descriptor inside an indirect table
+export const VQE_INDIRECT_LEN: i32 = 8; // an indirect table of 0 or not 16×k bytes, > 32768 entries, or with NEXT
+export const VQE_LOOP: i32 = 9; // a chain longer than the queue (or its table): it loops
+export const VQE_NUM: i32 = 10; // vq_setup: num is 0, not a power of 2, or > 32768
+export const VQE_RING: i32 = 11; // vq_setup/vq_remap: a ring not inside guest memory, or misaligned
+
+export const VQ_MAX_NUM: u32 = 32768;
+export const VQ_HDR_LEN: u32 = 12; // struct virtio_net_hdr_v1 (VIRTIO_F_VERSION_1)
+export const VQ_MAX_FRAME: u32 = 65536 + VQ_HDR_LEN; // the largest TX chain taken (TSO)
+// Descriptors walked per call before no further chain is started: a guest's long chains cost
+// it throughput, never the switch a stall (one chain is at most num + 32768 descriptors).
+export const VQ_WALK_BUDGET: u32 = 65536;
+
+const DESC_F_NEXT: u16 = 1;
+const DESC_F_WRITE: u16 = 2;
+const DESC_F_INDIRECT: u16 = 4;
+const AVAIL_F_NO_INTERRUPT: u16 = 1;
+const USED_F_NO_NOTIFY: u16 = 1;
+const HDR_NUM_BUFFERS: u32 = 10; // u16 in virtio_net_hdr_v1
+
+/** Zero a record: not set up, disabled, counters 0. */
+export function vq_init(vq: usize): void { memory.fill(vq, 0, VQ_SIZE); }
+
+// The rings, translated through mt and checked: sizes inside one region each (used_event and
+// avail_event included), and aligned as the spec says — avail and used carry atomically
+// accessed u16 words, and an unaligned atomic access would trap.
+function map_rings(vq: usize, mt: usize, num: u32): i32 {
+  const d = mt_uva(mt, load<u64>(vq, VQ_DESC_UVA), <u64>(16 * num));
+  const a = mt_uva(mt, load<u64>(vq, VQ_AVAIL_UVA), <u64>(6 + 2 * num));
+  const u = mt_uva(mt, load<u64>(vq, VQ_USED_UVA), <u64>(6 + 8 * num));
+  if (d == 0 || a == 0 || u == 0 || (d & 15) != 0 || (a & 1) != 0 || (u & 3) != 0) return VQE_RING;
+  store<u32>(vq, <u32>d, VQ_DESC);
+  store<u32>(vq, <u32>a, VQ_AVAIL);
+  store<u32>(vq, <u32>u, VQ_USED);
+  return 0;
+}
+
+/**
+ * Set a queue up from what VHOST_USER_SET_VRING_NUM / _BASE / _ADDR and SET_FEATURES said:
+ * ring addresses are QEMU user addresses, translated here. Returns 0, or VQE_NUM / VQE_RING
+ * (then the queue stays broken with that reason). Clears an earlier break and the interrupt
+ * state; counters and VQ_ENABLED are kept (vq_enable turns the queue on).
+ */
+export function vq_setup(vq: usize, mt: usize, num: u32, desc: u64, avail: u64, used: u64,
+                         features: u32, last_avail: u32): i32 {
+  store<u32>(vq, 0, VQ_NUM);
+  store<u64>(vq, desc, VQ_DESC_UVA);
+  store<u64>(vq, avail, VQ_AVAIL_UVA);
+  store<u64>(vq, used, VQ_USED_UVA);
+  store<u32>(vq, features, VQ_FEATURES);
+  store<u32>(vq, last_avail & 0xffff, VQ_LAST_AVAIL);
+  store<u32>(vq, 0, VQ_CALL);
+  store<u32>(vq, 0, VQ_SIGNALLED); // the first completion always interrupts (as vhost does)
+  let err: i32 = 0;
+  if (num == 0 || num > VQ_MAX_NUM || (num & (num - 1)) != 0) err = VQE_NUM;
+  else err = map_rings(vq, mt, num);
+  store<i32>(vq, err, VQ_BROKEN);
+  if (err == 0) store<u32>(vq, num, VQ_NUM);
+  return err;
+}
+
+/** Translate the rings again after the memory table changed. Returns 0, or VQE_RING (the
+ *  queue breaks); a queue broken before stays broken (only vq_setup mends it). */
+export function vq_remap(vq: usize, mt: usize): i32 {
+  const num = load<u32>(vq, VQ_NUM);
+  if (num == 0) return load<i32>(vq, VQ_BROKEN) != 0 ? load<i32>(vq, VQ_BROKEN) : VQE_NUM;
+  const err = map_rings(vq, mt, num);
+  if (err != 0) store<i32>(vq, err, VQ_BROKEN);
+  return err;
+}
+
+/** VHOST_USER_SET_VRING_ENABLE: a disabled queue is left alone by pull and push. */
+export function vq_enable(vq: usize, on: bool): void { store<u32>(vq, on ? 1 : 0, VQ_ENABLED); }
+
+/** VHOST_USER_GET_VRING_BASE: where the guest resumes (disable the queue first). */
+export function vq_base(vq: usize): u32 { return load<u32>(vq, VQ_LAST_AVAIL); }
+
+/** The VQE_* that broke the queue, 0 while healthy. */
+export function vq_error(vq: usize): i32 { return load<i32>(vq, VQ_BROKEN); }
+
+/** Should the guest be interrupted (its call eventfd written)? Clears the request. */
+export function vq_take_call(vq: usize): bool {
+  const c = load<u32>(vq, VQ_CALL);
+  store<u32>(vq, 0, VQ_CALL);
+  return c != 0;
+}
+
+@inline function vq_ready(vq: usize): bool {
+  return load<u32>(vq, VQ_NUM) != 0 && load<u32>(vq, VQ_ENABLED) != 0 && load<i32>(vq, VQ_BROKEN) == 0;
+}
+
+function vq_break(vq: usize, code: i32): void { store<i32>(vq, code, VQ_BROKEN); }
+
+/**
+ * A backend about to sleep: ask the guest to kick on its next buffer (avail_event =
+ * last_avail with EVENT_IDX, else clear VRING_USED_F_NO_NOTIFY), then look again. Returns
+ * true when avail->idx moved meanwhile (work arrived: do not sleep), false to sleep. As in
+ * csb.ts, the store and the re-check are both atomic, so one side always sees the other.
+ */
+export function vq_want_kick(vq: usize): bool {
+  if (!vq_ready(vq)) return false;
+  const num = load<u32>(vq, VQ_NUM);
+  const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
+  const last = load<u32>(vq, VQ_LAST_AVAIL);
+  if (load<u32>(vq, VQ_FEATURES) & VQF_EVENT_IDX) atomic.store<u16>(used + 4 + <usize>(8 * num), <u16>last);
+  else atomic.store<u16>(used, 0);
+  return <u32>atomic.load<u16>(avail, 2) != last;
+}
+
+// ---- descriptor chains -------------------------------------------------------------------
+// One chain is walked at a time (per instance: each worker has its own globals), so its state
+// lives in globals: no allocation, and chain_next stays small enough to inline.
+let w_tab: usize = 0; // the table being walked: the queue's, or an indirect one
+let w_tabn: u32 = 0; // its entries
+let w_i: u32 = 0; // the next entry
+let w_more: bool = false; // there is a next entry
+let w_ind: bool = false; // inside an indirect table
+let w_cnt: u32 = 0; // entries taken from this table
+let w_addr: usize = 0; // chain_next's answer: a checked buffer in wasm memory
+let w_len: u32 = 0;
+let walked: u32 = 0; // descriptors read in this call (VQ_WALK_BUDGET)
+
+@inline function chain_start(vq: usize, head: u32): void {
+  w_tab = <usize>load<u32>(vq, VQ_DESC);
+  w_tabn = load<u32>(vq, VQ_NUM);
+  w_i = head;
+  w_more = true;
+  w_ind = false;
+  w_cnt = 0;
+}
+
+/**
+ * The chain's next non-empty buffer: 1 (w_addr, w_len set, inside guest memory), 0 at the end
+ * of the chain, or -VQE_* for a malformed chain. Each descriptor is read once. Buffers of
+ * zero length are skipped without translation (nothing is touched through them). A chain
+ * may hold at most num descriptors, an indirect table at most its own entries: more loops.
+ */
+function chain_next(mt: usize, feat: u32, write: bool): i32 {
+  while (w_more) {
+    if (w_i >= w_tabn) return -VQE_DESC_INDEX;
+    if (++w_cnt > w_tabn) return -VQE_LOOP;
+    walked++;
+    const d = w_tab + (<usize>w_i << 4);
+    const addr = load<u64>(d, 0);
+    const len = load<u32>(d, 8);
+    const flags = load<u16>(d, 12);
+    const next = load<u16>(d, 14);
+    if (flags & DESC_F_INDIRECT) {
+      if ((feat & VQF_INDIRECT) == 0) return -VQE_INDIRECT;
+      if (w_ind) return -VQE_NESTED;
+      if ((flags & DESC_F_NEXT) != 0 || len == 0 || (len & 15) != 0 || len > VQ_MAX_NUM * 16) return -VQE_INDIRECT_LEN;
+      const t = mt_gpa(mt, addr, <u64>len);
+      if (t == 0) return -VQE_ADDR;
+      w_tab = t;
+      w_tabn = len >> 4;
+      w_i = 0;
+      w_ind = true;
+      w_cnt = 0;
+      continue;
+    }
+    if (((flags & DESC_F_WRITE) != 0) != write) return write ? -VQE_READONLY : -VQE_WRITABLE;
+    w_more = (flags & DESC_F_NEXT) != 0;
+    w_i = <u32>next;
+    if (len == 0) continue;
+    const a = mt_gpa(mt, addr, <u64>len);
+    if (a == 0) return -VQE_ADDR;
+    w_addr = a;
+    w_len = len;
+    return 1;
+  }
+  return 0;
+}
+
+// avail->idx, checked against the used idx published at the start of this call (`start`):
+// the guest may have at most num chains outstanding, and it never takes one back (`taken` of
+// them are ours already). Returns the chains available beyond those, or -1 after breaking.
+function avail_fresh(vq: usize, avail: usize, num: u32, start: u32, taken: u32): i32 {
+  const p = (<u32>atomic.load<u16>(avail, 2) - start) & 0xffff;
+  if (p > num || p < taken) { vq_break(vq, VQE_AVAIL_IDX); return -1; }
+  return <i32>(p - taken);
+}
+
+@inline function need_event(ev: u32, nw: u32, old: u32): bool { return ((nw - ev - 1) & 0xffff) < ((nw - old) & 0xffff); }
+
+// End of a pull or push: publish used->idx (after the elements), suppress kicks while we run,
+// decide on an interrupt, add up the counters.
+function finish(vq: usize, start: u32, last: u32, frames: u32, bytes: u64, chains: u32, big: u32, bad: u32): void {
+  const num = load<u32>(vq, VQ_NUM);
+  const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
+  const feat = load<u32>(vq, VQ_FEATURES);
+  store<u32>(vq, last, VQ_LAST_AVAIL);
+  if (last != start) atomic.store<u16>(used, <u16>last, 2);
+  // the guest kicks once it passes avail_event; without EVENT_IDX it does not kick at all
+  // while we run (vq_want_kick asks again before sleeping)
+  if (feat & VQF_EVENT_IDX) {
+    const ae = used + 4 + <usize>(8 * num);
+    if (<u32>atomic.load<u16>(ae) != last) atomic.store<u16>(ae, <u16>last);
+  } else if (atomic.load<u16>(used) != USED_F_NO_NOTIFY) atomic.store<u16>(used, USED_F_NO_NOTIFY);
+  if (last != start) {
+    let call: bool;
+    if (feat & VQF_EVENT_IDX) {
+      const sig = load<u32>(vq, VQ_SIGNALLED);
+      const ev = <u32>atomic.load<u16>(avail + 4 + <usize>(2 * num));
+      call = (sig & VQ_SIG_VALID) == 0 || need_event(ev, last, sig & 0xffff);
+    } else {
+      call = (atomic.load<u16>(avail) & AVAIL_F_NO_INTERRUPT) == 0;
+    }
+    store<u32>(vq, last | VQ_SIG_VALID, VQ_SIGNALLED);
+    if (call && load<u32>(vq, VQ_CALL) == 0) {
+      store<u32>(vq, 1, VQ_CALL);
+      store<u64>(vq, load<u64>(vq, VQ_CALLS) + 1, VQ_CALLS);
+    }
+  }
+  store<u64>(vq, load<u64>(vq, VQ_FRAMES) + frames, VQ_FRAMES);
+  store<u64>(vq, load<u64>(vq, VQ_BYTES) + bytes, VQ_BYTES);
+  store<u64>(vq, load<u64>(vq, VQ_CHAINS) + chains, VQ_CHAINS);
+  store<u64>(vq, load<u64>(vq, VQ_DROP_BIG) + big, VQ_DROP_BIG);
+  store<u64>(vq, load<u64>(vq, VQ_DROP_BAD) + bad, VQ_DROP_BAD);
+}
+
+@inline function put_used(used: usize, mask: u32, at: u32, id: u32, len: u32): void {
+  const u = used + 4 + <usize>((at & mask) << 3);
+  store<u32>(u, id, 0);
+  store<u32>(u, len, 4);
+}
+
+/**
+ * Guest TX virtqueue → the port's tx ring `k`, as its user (like tpk_pull): up to `max` frames
+ * copied into the free slots [head, tail), MOREFRAG on all but a frame's last slot, then head
+ * = cur past them. A chain that does not fit in the free slots now is left for the next call;
+ * one that never can (over VQ_MAX_FRAME bytes, or more than 64 slots) or is shorter than the
+ * header is consumed and counted. Each chain taken goes on the used ring with len 0. Returns
+ * frames moved; on a malformed chain the queue breaks and what was done before stays done.
+ */
+export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
+  if (!vq_ready(vq)) return 0;
+  const r = <usize>load<u32>(k, KR_RING);
+  const n = load<u32>(k, KR_NSLOTS);
+  let head = load<u32>(r, RING_HEAD);
+  const tail = load<u32>(r, RING_TAIL);
+  if (head >= n || tail >= n) return 0;
+  let room = ring_dist(head, tail, n);
+  const base = <usize>load<u32>(k, KR_BUF_BASE), bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
+  const maxslots = min(NETMAP_MAX_FRAGS, n - 1); // what tx_scan accepts as one packet
+  const num = load<u32>(vq, VQ_NUM), mask = num - 1;
+  const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
+  const feat = load<u32>(vq, VQ_FEATURES);
+  const start = load<u32>(vq, VQ_LAST_AVAIL);
+  let last = start;
+  let pend = avail_fresh(vq, avail, num, start, 0); // chains come in at the next call
+  if (pend < 0) return 0;
+  walked = 0;
+  let frames: u32 = 0, chains: u32 = 0, big: u32 = 0, bad: u32 = 0;
+  let bytes: u64 = 0;
+  while (pend > 0 && frames < max && walked < VQ_WALK_BUDGET) {
+    const id = <u32>load<u16>(avail + 4 + <usize>((last & mask) << 1));
+    if (id >= num) { vq_break(vq, VQE_DESC_INDEX); break; }
+    chain_start(vq, id);
+    // copy while the frame fits in the free slots; walk (and check) the whole chain anyway
+    const lim = min(room, maxslots);
+    let total: u32 = 0, nslots: u32 = 0, fill = bsize;
+    let toobig = false, copying = true, corrupt = false;
+    let s: usize = 0, buf: usize = 0;
+    let rc: i32 = 0;
+    while ((rc = chain_next(mt, feat, false)) == 1) {
+      let len = w_len, src = w_addr;
+      if (toobig || len > VQ_MAX_FRAME - total) { toobig = true; continue; }
+      total += len;
+      while (copying && len > 0) {
+        if (fill == bsize) { // next slot
+          if (nslots == lim) { copying = false; break; }
+          if (nslots > 0) { store<u16>(s, <u16>bsize, SLOT_LEN); store<u16>(s, NS_MOREFRAG, SLOT_FLAGS); }
+          const si = head + nslots;
+          s = r + RING_SLOTS + <usize>(SLOT_SIZE * (si >= n ? si - n : si));
+          const idx = load<u32>(s, SLOT_BUF_IDX);
+          if (idx < BUF_RESERVED || idx >= nbufs) { corrupt = true; copying = false; break; } // our ring is bad: stop
+          buf = base + <usize>idx * <usize>bsize;
+          fill = 0;
+          nslots++;
+        }
+        const c = min(len, bsize - fill);
+        memory.copy(buf + fill, src, c);
+        fill += c; src += c; len -= c;
+      }
+    }
+    if (rc < 0) { vq_break(vq, -rc); break; }
+    const need = (total + bsize - 1) / bsize;
+    if (toobig || need > maxslots) big++;
+    else if (total < VQ_HDR_LEN) bad++;
+    else if (corrupt || need > room) break; // leave it for when the switch has freed slots
+    else {
+      store<u16>(s, <u16>fill, SLOT_LEN);
+      store<u16>(s, 0, SLOT_FLAGS);
+      head += need; if (head >= n) head -= n;
+      room -= need;
+      frames++;
+      bytes += total - VQ_HDR_LEN;
+    }
+    put_used(used, mask, last, id, 0);
+    last = (last + 1) & 0xffff;
+    pend--;
+    chains++;
+  }
+  store<u32>(r, head, RING_HEAD);
+  store<u32>(r, head, RING_CUR);
+  finish(vq, start, last, frames, bytes, chains, big, bad);
+  return <i32>frames;
+}
+
+// rx source: the slots of one frame in the port's rx ring, re-checked as they are read
+let s_ring: usize = 0, s_base: usize = 0, s_ptr: usize = 0;
+let s_i: u32 = 0, s_end: u32 = 0, s_n: u32 = 0, s_left: u32 = 0, s_bsize: u32 = 0, s_nbufs: u32 = 0;
+
+@inline function src_start(i: u32, end: u32): void { s_i = i; s_end = end; s_left = 0; }
+
+// Copy c bytes of the frame to dst. A slot that went bad since the frame was gathered gives
+// nothing (the rest of dst keeps what it held): never a read outside the port's buffers.
+function src_copy(dst: usize, c: u32): void {
+  while (c > 0) {
+    if (s_left == 0) {
+      if (s_i == s_end) return;
+      const s = s_ring + RING_SLOTS + <usize>(SLOT_SIZE * s_i);
+      const idx = load<u32>(s, SLOT_BUF_IDX);
+      const len = <u32>load<u16>(s, SLOT_LEN);
+      s_ptr = s_base + <usize>idx * <usize>s_bsize;
+      s_left = idx < BUF_RESERVED || idx >= s_nbufs || len > s_bsize ? 0 : len;
+      s_i = s_i + 1 == s_n ? 0 : s_i + 1;
+      continue;
+    }
+    const m = min(c, s_left);
+    memory.copy(dst, s_ptr, m);
+    dst += m; s_ptr += m; s_left -= m; c -= m;
+  }
+}
+
+/**
+ * The port's rx ring `k`, as its user (like tpk_push) → guest RX virtqueue. Each whole frame
+ * (header + frame, MOREFRAG slots joined) is written into device-writable chains: with
+ * MRG_RXBUF into as many as it needs, each used element with its own length, num_buffers set
+ * in the header; without, into one chain (a frame larger than the chain is dropped and the
+ * chain kept). When the guest has not posted enough buffers the frame stays in the ring and
+ * a stall is counted (a frame larger than all num buffers together is dropped instead).
+ * Frames with bad slots or shorter than the header are dropped and counted. Returns frames
+ * delivered; on a malformed chain the queue breaks and the frame stays in the ring.
+ */
+export function vq_push(vq: usize, mt: usize, k: usize): i32 {
+  if (!vq_ready(vq)) return 0;
+  const r = <usize>load<u32>(k, KR_RING);
+  const n = load<u32>(k, KR_NSLOTS);
+  let head = load<u32>(r, RING_HEAD);
+  const tail = load<u32>(r, RING_TAIL);
+  if (head >= n || tail >= n) return 0;
+  const bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
+  s_ring = r; s_n = n; s_base = <usize>load<u32>(k, KR_BUF_BASE); s_bsize = bsize; s_nbufs = nbufs;
+  const num = load<u32>(vq, VQ_NUM), mask = num - 1;
+  const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
+  const feat = load<u32>(vq, VQ_FEATURES);
+  const mrg = (feat & VQF_MRG_RXBUF) != 0;
+  const start = load<u32>(vq, VQ_LAST_AVAIL);
+  let last = start;
+  let pend = avail_fresh(vq, avail, num, start, 0);
+  if (pend < 0) return 0;
+  walked = 0;
+  let frames: u32 = 0, chains: u32 = 0, big: u32 = 0, bad: u32 = 0, stalls: u32 = 0;
+  let bytes: u64 = 0;
+  let broken = false;
+  while (head != tail && walked < VQ_WALK_BUDGET) {
+    // gather one whole frame [head, end); an unfinished one waits
+    let i = head, total: u32 = 0, whole = false, ok = true;
+    while (i != tail) {
+      const s = r + RING_SLOTS + <usize>(SLOT_SIZE * i);
+      const len = <u32>load<u16>(s, SLOT_LEN);
+      const idx = load<u32>(s, SLOT_BUF_IDX);
+      if (idx < BUF_RESERVED || idx >= nbufs || len > bsize) ok = false;
+      total += len;
+      i = i + 1 == n ? 0 : i + 1;
+      if ((load<u16>(s, SLOT_FLAGS) & NS_MOREFRAG) == 0) { whole = true; break; }
+    }
+    if (!whole) break;
+    const end = i;
+    if (!ok || total < VQ_HDR_LEN) { bad++; head = end; continue; }
+    // deliver into chains from `last` on; nothing is final until the frame is all written
+    src_start(head, end);
+    let cl = last, nch: u32 = 0, rem = total, fo: u32 = 0;
+    let nb0: usize = 0, nb1: usize = 0; // where num_buffers' two bytes landed
+    let nobuf = false, small = false, spent = false;
+    while (rem > 0) {
+      if (walked >= VQ_WALK_BUDGET) { spent = true; break; }
+      if (pend == 0) {
+        pend = avail_fresh(vq, avail, num, start, (cl - start) & 0xffff);
+        if (pend < 0) { broken = true; break; }
+        if (pend == 0) { nobuf = true; break; }
+      }
+      const id = <u32>load<u16>(avail + 4 + <usize>((cl & mask) << 1));
+      if (id >= num) { vq_break(vq, VQE_DESC_INDEX); broken = true; break; }
+      chain_start(vq, id);
+      let wrote: u32 = 0, rc: i32 = 0;
+      while (rem > 0) {
+        rc = chain_next(mt, feat, true);
+        if (rc != 1) break;
+        const c = min(w_len, rem);
+        if (fo <= HDR_NUM_BUFFERS && HDR_NUM_BUFFERS < fo + c) nb0 = w_addr + (HDR_NUM_BUFFERS - fo);
+        if (fo <= HDR_NUM_BUFFERS + 1 && HDR_NUM_BUFFERS + 1 < fo + c) nb1 = w_addr + (HDR_NUM_BUFFERS + 1 - fo);
+        src_copy(w_addr, c);
+        fo += c; rem -= c; wrote += c;
+      }
+      if (rc < 0) { vq_break(vq, -rc); broken = true; break; }
+      put_used(used, mask, cl, id, wrote);
+      cl = (cl + 1) & 0xffff;
+      pend--;
+      nch++;
+      if (rem > 0 && !mrg) { small = true; break; }
+    }
+    if (broken || spent) break;
+    if (nobuf && !(mrg && last == start && nch == num)) { stalls++; break; } // the guest may post more
+    if (nobuf || small) { // larger than the guest's buffers can ever be: drop it, keep the chains
+      big++;
+      pend += <i32>nch;
+      head = end;
+      continue;
+    }
+    if (nb1 != 0) { // always found: total ≥ 12 and every chunk is > 0 bytes
+      store<u8>(nb0, <u8>nch);
+      store<u8>(nb1, <u8>(nch >> 8));
+    }
+    last = cl;
+    head = end;
+    frames++;
+    chains += nch;
+    bytes += total - VQ_HDR_LEN;
+  }
+  store<u32>(r, head, RING_HEAD);
+  store<u32>(r, head, RING_CUR);
+  finish(vq, start, last, frames, bytes, chains, big, bad);
+  store<u64>(vq, load<u64>(vq, VQ_STALLS) + stalls, VQ_STALLS);
+  return <i32>frames;
+}

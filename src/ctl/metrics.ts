@@ -1,6 +1,7 @@
 // Prometheus text exposition of the daemon's counters.
 interface PortRow { name: string; kind: string; [k: string]: unknown }
-interface SwitchRow { name: string; rounds: number; frames: number; floodExtra: number; ports: PortRow[] }
+interface FnRow { name: string; state: string; frames: number; faultDrops: number; counters: Record<string, number> }
+interface SwitchRow { name: string; rounds: number; frames: number; floodExtra: number; ports: PortRow[]; lookup?: { mode: string; function: FnRow | null } }
 
 const PORT_COUNTERS: [string, string, string][] = [
   ['txPackets', 'wasmap_port_tx_packets_total', 'Frames taken from the port\'s tx ring.'],
@@ -26,5 +27,19 @@ export function prometheus(stats: SwitchRow[]): string {
   for (const s of stats) out.push(`wasmap_switch_rounds_total{switch="${esc(s.name)}"} ${s.rounds}`);
   out.push('# HELP wasmap_switch_flood_copies_total Copies made by flooding beyond the first.', '# TYPE wasmap_switch_flood_copies_total counter');
   for (const s of stats) out.push(`wasmap_switch_flood_copies_total{switch="${esc(s.name)}"} ${s.floodExtra}`);
+  // forwarding functions: which lookup decides, the function's health and its own counters
+  out.push('# HELP wasmap_switch_lookup 1 for the lookup deciding this switch\'s frames (learning, function or drop).', '# TYPE wasmap_switch_lookup gauge');
+  for (const s of stats) for (const m of ['learning', 'function', 'drop']) out.push(`wasmap_switch_lookup{switch="${esc(s.name)}",mode="${m}"} ${s.lookup?.mode === m ? 1 : 0}`);
+  const fns = stats.filter((s) => s.lookup?.function);
+  if (fns.length) {
+    out.push('# HELP wasmap_fn_active 1 while the switch\'s forwarding function runs, 0 once a fault disabled it.', '# TYPE wasmap_fn_active gauge');
+    for (const s of fns) out.push(`wasmap_fn_active{switch="${esc(s.name)}",function="${esc(s.lookup!.function!.name)}"} ${s.lookup!.function!.state === 'active' ? 1 : 0}`);
+    out.push('# HELP wasmap_fn_frames_total Frames the forwarding function decided.', '# TYPE wasmap_fn_frames_total counter');
+    for (const s of fns) out.push(`wasmap_fn_frames_total{switch="${esc(s.name)}",function="${esc(s.lookup!.function!.name)}"} ${s.lookup!.function!.frames}`);
+    out.push('# HELP wasmap_fn_fault_drops_total Frames dropped with the batch on which the function failed.', '# TYPE wasmap_fn_fault_drops_total counter');
+    for (const s of fns) out.push(`wasmap_fn_fault_drops_total{switch="${esc(s.name)}",function="${esc(s.lookup!.function!.name)}"} ${s.lookup!.function!.faultDrops}`);
+    out.push('# HELP wasmap_fn_counter The forwarding function\'s own counters (wasmap_fn_counters).', '# TYPE wasmap_fn_counter untyped');
+    for (const s of fns) for (const [k, v] of Object.entries(s.lookup!.function!.counters)) out.push(`wasmap_fn_counter{switch="${esc(s.name)}",function="${esc(s.lookup!.function!.name)}",name="${esc(k)}"} ${v}`);
+  }
   return out.join('\n') + '\n';
 }

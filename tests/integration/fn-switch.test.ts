@@ -344,6 +344,10 @@ test('ctl set-lookup: ping through l2-learn.wasm, a faulty function is disabled 
   assert.ok(s[0].lookup.function.faultDrops >= 1);
   r = wctl('stats', 'vale0');
   assert.match(r.stdout, /DISABLED at .*unreachable/);
+  r = wctl('stats', 'vale0', '--prometheus');
+  assert.match(r.stdout, /^wasmap_switch_lookup\{switch="vale0",mode="learning"\} 1$/m);
+  assert.match(r.stdout, /^wasmap_fn_active\{switch="vale0",function="faulty.wasm"\} 0$/m);
+  assert.match(r.stdout, /^wasmap_fn_fault_drops_total\{switch="vale0",function="faulty.wasm"\} [1-9]/m);
   r = wctl('set-lookup', 'vale0', 'default');
   assert.equal(r.status, 0, r.stderr);
   assert.match(ping(3), / 0% packet loss/);

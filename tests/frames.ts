@@ -1,6 +1,10 @@
 // Frames for the tests, built and checksummed here, independently of the datapath and of the
 // example functions: Ethernet, IPv4 with UDP/TCP, RFC 1071 sums, and a seeded generator.
 import assert from 'node:assert/strict';
+import { ip4, be16, station, BCAST, onesSum, Rng } from './unit/helpers.js';
+
+// shared with the unit helpers, so both kinds of test build frames from one set of pieces
+export { ip4, be16, station, BCAST, onesSum, Rng };
 
 export const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -9,22 +13,10 @@ export const macB = (s: string): number[] => {
   assert.equal(b.length, 6, `test bug: MAC ${s}`);
   return b;
 };
-export const ip4 = (s: string): number => s.split('.').reduce((n, x) => n * 256 + Number(x), 0);
 export const ipStr = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-export const be16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
 export const put16 = (b: Uint8Array, o: number, v: number): void => { b[o] = (v >>> 8) & 255; b[o + 1] = v & 255; };
 export const put32 = (b: Uint8Array, o: number, v: number): void => { put16(b, o, v >>> 16); put16(b, o + 2, v & 0xffff); };
-export const station = (n: number): string => `02:00:00:00:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`;
-export const BCAST = 'ff:ff:ff:ff:ff:ff';
 
-/** RFC 1071: the ones' complement sum of big-endian 16-bit words, folded, not complemented. */
-export function onesSum(b: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i + 1 < b.length; i += 2) s += (b[i] << 8) | b[i + 1];
-  if (b.length & 1) s += b[b.length - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
-  return s;
-}
 /** The IPv4 header checksum of `hdr`, computed from scratch (its checksum field taken as zero). */
 export function ipChecksum(hdr: Uint8Array): number {
   const z = hdr.slice(); z[10] = 0; z[11] = 0;
@@ -73,12 +65,3 @@ export function ipFrame(o: Ip): Uint8Array {
   put16(b, ip + 10, ipChecksum(b.subarray(ip, ip + hl)) ^ (o.badSum ? 0x0101 : 0));
   return b.slice(0, len);
 }
-
-/** xorshift32: the same numbers on every run. */
-export class Rng {
-  private s: number;
-  constructor(seed = 0x2545f491) { this.s = seed >>> 0 || 1; }
-  next(): number { let x = this.s; x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; this.s = x; return x; }
-  int(n: number): number { return this.next() % n; }
-}
-

@@ -41,6 +41,9 @@ declare function host_fn_lookup(sw: usize, n: u32, nports: u32, now: u32): i32;
   return f;
 }
 
+/** Record k of the switch's record area. */
+@inline function fn_rec(sw: usize, k: u32): usize { return <usize>load<u32>(sw, SW_FN_REC) + <usize>FN_REC_SIZE * <usize>k; }
+
 /** Header bytes a record carries for a frame whose first fragment is `fl0` bytes (vnet header
  *  included): what the function sees and what a REWRITE replaces. */
 @inline export function fn_hlen(fl0: u32, hdr: u32): u32 {
@@ -73,7 +76,7 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
     const plen = load<u32>(pk, PK_BYTES);
     bytes += plen;
     const fr = frags + 8 * <usize>first;
-    const r = rec + (<usize>k << 7);
+    const r = rec + <usize>FN_REC_SIZE * <usize>k;
     const fl0 = <u32>load<u16>(fr, 4);
     store<u8>(r, <u8>src, 0);
     store<u8>(r, <u8>SW_DST_DROP, 1);
@@ -138,7 +141,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
   let ok = rc >= 0;
   if (!ok && load<i32>(sw, SW_FN_FAULT) == 0) fault(sw, FNE_RC, 0); // a host that did not say why
   for (let k: u32 = 0; ok && k < npk; k++) {
-    const r = rec + (<usize>k << 7);
+    const r = rec + <usize>FN_REC_SIZE * <usize>k;
     const d = <u32>load<u8>(r, 1);
     const flags = load<u16>(r, 6);
     const pk = pkts + <usize>PK_SIZE * <usize>k;
@@ -156,7 +159,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
   }
   if (!ok) {
     for (let k: u32 = 0; k < npk; k++) {
-      store<u8>(rec + (<usize>k << 7), <u8>SW_DST_DROP, 1);
+      store<u8>(rec + <usize>FN_REC_SIZE * <usize>k, <u8>SW_DST_DROP, 1);
       store<u16>(pkts + <usize>PK_SIZE * <usize>k, 0, PK_REWRITE);
     }
     store<u64>(sw, load<u64>(sw, SW_FN_FAULT_DROPS) + <u64>npk, SW_FN_FAULT_DROPS);
@@ -168,7 +171,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
 
 /** The decision for packet k of a decided batch (a runt is always dropped). */
 @inline export function fn_dst(sw: usize, k: u32, frags: usize, pk: usize, hdr: u32): u32 {
-  const r = <usize>load<u32>(sw, SW_FN_REC) + (<usize>k << 7);
+  const r = fn_rec(sw, k);
   if (<u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4) < 14 + hdr) return SW_DST_DROP;
   return <u32>load<u8>(r, 1);
 }
@@ -180,7 +183,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
  * the bytes written.
  */
 export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, out: usize): u32 {
-  const r = <usize>load<u32>(sw, SW_FN_REC) + (<usize>k << 7);
+  const r = fn_rec(sw, k);
   const nf = <u32>load<u16>(pk, PK_NFRAGS);
   const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   const fl0 = <u32>load<u16>(first, 4);
@@ -209,7 +212,7 @@ export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, 
  * in 16-byte strides when both buffers have room for the overshoot.
  */
 export function fn_rewrite_into(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, dst: usize, bsize: u32, src_bsize: u32): i32 {
-  const r = <usize>load<u32>(sw, SW_FN_REC) + (<usize>k << 7);
+  const r = fn_rec(sw, k);
   const fr = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   const fl0 = <u32>load<u16>(fr, 4);
   const rep = fn_replaced(r, fn_hlen(fl0, hdr)), nh = <u32>load<u16>(r, 4);

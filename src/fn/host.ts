@@ -176,13 +176,13 @@ export class FnInstance {
     this.dp.setU32(this.sw + a.SW_LOOKUP, a.LK_FN);
   }
 
-  /** Take it out (the switch goes to `to`); its record area is freed. */
+  /** Take it out (the switch goes to `to`); its record area is freed. status() still answers
+   *  afterwards (the switch's SW_FN_* words stay until the next function is activated). */
   deactivate(to: 'learning' | 'drop'): void {
     const a = this.dp.abi;
-    this.status(); // keep the last counters and any fault reason
     this.dp.setU32(this.sw + a.SW_LOOKUP, to === 'learning' ? a.LK_LEARN : a.LK_DROP);
     this.dp.setU32(this.sw + a.SW_FN_REC, 0);
-    if (this.dp.fnHooks.get(this.sw)) this.dp.fnHooks.delete(this.sw);
+    this.dp.fnHooks.delete(this.sw);
     this.unshare();
     this.dp.release(this.rec, RECORDS);
   }

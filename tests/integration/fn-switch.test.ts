@@ -262,7 +262,7 @@ test('hot swap under load: 300 swaps between functions and learning, not one fra
   const gens = [new Generator(dp, { srcMac: station(2), dstMac: station(3) }), new Generator(dp, { srcMac: station(3), dstMac: station(2) })];
   const sinks = [new Generator(dp), new Generator(dp)];
   const plan = new TrafficPlan(dp, sw.sw, gens.map((gen, i) => ({ gen, kring: p[2 + i].tx.kring, burst: 256 })), sinks.map((gen, i) => ({ gen, kring: p[2 + i].rx.kring })));
-  // teach the learning lookups where everyone is, so no frame is flooded (nor duplicated)
+  // teach the built-in lookup where everyone is, so it floods nothing
   for (const i of [0, 1]) p[i].send([seqFrame(i, 0)]);
   plan.run(2);
   drain(p);

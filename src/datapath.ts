@@ -21,6 +21,9 @@ export interface WasmapFunctions {
   tpk_pull: Fn; tpk_push: Fn; vnet_convert: Fn; vnet_out_room: Fn; csum_bytes: Fn;
   pt_attach: Fn; pt_detach: Fn; pt_sleep: Fn; pt_wake: Fn<number[], void>; pt_take_kick: Fn;
   pt_app_sync: Fn; pt_app_want_kick: Fn; pt_app_awake: Fn<number[], void>;
+  mt_init: Fn<number[], void>; mt_add: Fn<[number, bigint, bigint, bigint, number]>;
+  vq_init: Fn<number[], void>; vq_setup: Fn<[number, number, number, bigint, bigint, bigint, number, number]>; vq_remap: Fn;
+  vq_enable: Fn<number[], void>; vq_base: Fn; vq_error: Fn; vq_take_call: Fn; vq_want_kick: Fn; vq_pull: Fn; vq_push: Fn;
   plan_size: Fn<[]>; traffic_run: Fn<number[], bigint>; pipe_run: Fn<number[], bigint>;
   [name: string]: unknown;
 }
@@ -102,8 +105,10 @@ export class Datapath {
     this.limit = opts.arena ? opts.arena.at + opts.arena.size : Infinity;
   }
 
-  /** A zero-filled, `align`-aligned span of at least `bytes` bytes. Grows memory when needed. */
-  alloc(bytes: number, align = 64): number {
+  /** A zero-filled, `align`-aligned span of at least `bytes` bytes. Grows memory when needed.
+   *  zero=false skips the fill, for spans about to be mapped over (touching them would commit
+   *  pages the mapping then throws away: 256 MiB for a guest's RAM). */
+  alloc(bytes: number, align = 64, zero = true): number {
     const size = Math.ceil(bytes / 64) * 64;
     for (let i = 0; i < this.free.length; i++) {
       const s = this.free[i];
@@ -113,7 +118,7 @@ export class Datapath {
         if (at > s.at) rest.push({ at: s.at, size: at - s.at });
         if (at + size < s.at + s.size) rest.push({ at: at + size, size: s.at + s.size - at - size });
         this.free.splice(i, 1, ...rest);
-        this.u8.fill(0, at, at + size);
+        if (zero) this.u8.fill(0, at, at + size);
         return at;
       }
     }
@@ -131,7 +136,7 @@ export class Datapath {
     }
     if (at > this.top) this.free.push({ at: this.top, size: at - this.top });
     this.top = end;
-    this.u8.fill(0, at, end);
+    if (zero) this.u8.fill(0, at, end);
     return at;
   }
 

@@ -41,6 +41,10 @@ export interface NativeHost {
   eventfdDrain(fd: number): number;
   /** A blocking, close-on-exec unix stream socket connected to `path`. */
   unixConnect(path: string): number;
+  /** A non-blocking listening unix socket at path (remove a stale socket file first). */
+  unixListen(path: string, backlog?: number): number;
+  /** The next waiting connection's fd (blocking socket, close-on-exec), or -1 when none waits. */
+  unixAccept(fd: number): number;
   /** sendmsg the whole of `bytes`, with `fds` (≤ 8) attached as SCM_RIGHTS. */
   sendFds(fd: number, bytes: Uint8Array, fds: number[]): number;
   /** recvmsg up to maxBytes and any fds (close-on-exec); null on timeout, empty data when closed. */
@@ -50,7 +54,7 @@ export interface NativeHost {
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

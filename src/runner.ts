@@ -2,7 +2,8 @@
 // (one shared memory), the VALE registry and the host ports; it runs in a worker thread of
 // the switch daemon, or in-process for tests. Busy while there is work, then it sleeps in
 // poll(2) on the host ports' fds so an idle switch costs ~0 % CPU.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { Datapath } from './datapath.js';
 import { WasmapError } from './errors.js';
 import { loadHost, requireHost, NativeHost } from './host.js';
@@ -12,6 +13,7 @@ import { HostPort, HostKind } from './backends/hostport.js';
 import { PortStats } from './switch.js';
 import { PcapWriter } from './backends/capture.js';
 import { PtPort, PtMode } from './passthrough.js';
+import { VhostUserPort } from './backends/vhost-user.js';
 import type { Fallback } from './fn/host.js';
 
 export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
@@ -28,7 +30,9 @@ export class Runner {
   private readonly captures = new Map<string, PcapWriter>(); // 'vale0:port' -> its pcap
   private readonly ptPorts = new Map<string, PtPort>(); // 'vale0:port' -> passthrough port
   private readonly ptGone: { name: string; reason: string; kicksIn: number; kicksOut: number; at: number; stats: Record<string, number | string>; audit: string[] }[] = [];
+  private readonly vhostPorts = new Map<string, VhostUserPort>(); // 'vale0:vm1' -> vhost-user port
   private lastWork = 0;
+  private lastVhostService = 0;
   readonly started = Date.now();
   stopping = false;
 
@@ -43,12 +47,14 @@ export class Runner {
     const u8 = this.dp.u8;
     let moved = 0;
     for (const hp of this.hostPorts.values()) moved += hp.pull(u8);
+    for (const vp of this.vhostPorts.values()) moved += vp.pull();
     const now = Math.floor(Date.now() / 1000);
     const marks = this.captures.size ? this.captureBefore() : null;
     for (const name of this.vale.switchNames()) moved += this.vale.switch(name).round(now);
     if (this.ptPorts.size) this.kickGuests();
     if (marks) this.captureAfter(marks);
     for (const hp of this.hostPorts.values()) moved += hp.push(u8);
+    for (const vp of this.vhostPorts.values()) moved += vp.push();
     return moved;
   }
 
@@ -93,6 +99,9 @@ export class Runner {
   stepOrSleep(maxSleepMs = 10, spinUs = 300, wakeFd = -1): number {
     const moved = this.step();
     const now = performance.now();
+    // vhost-user control messages are served between passes, at least every 2 ms while busy
+    // (QEMU waits for some replies), at once after a sleep
+    if (this.vhostPorts.size && now - this.lastVhostService >= 2) this.vhostService(now);
     if (moved > 0) { this.lastWork = now; return moved; }
     if ((now - this.lastWork) * 1000 < spinUs) return 0;
     const fds = [...this.hostPorts.values()].filter((h) => !h.down).map((h) => h.fd);
@@ -106,13 +115,29 @@ export class Runner {
       if (pending) { this.ptWake(pts); return 0; }
       for (const p of pts) fds.push(p.kickSwitch);
     }
+    const vfrom = fds.length;
+    for (const vp of this.vhostPorts.values()) {
+      const v = vp.sleepFds(fds); // the same ask-then-look for virtqueues (EVENT_IDX)
+      if (v === 'work') return 0;
+      if (v === 'nap') maxSleepMs = Math.min(maxSleepMs, 1);
+    }
     const host = loadHost();
     if (fds.length && host) {
-      host.pollFds(fds, maxSleepMs);
+      const rev = host.pollFds(fds, maxSleepMs);
       if (wakeFd >= 0) host.eventfdDrain(wakeFd);
+      if (this.vhostPorts.size) {
+        for (const vp of this.vhostPorts.values()) vp.woke(fds.slice(vfrom), rev.slice(vfrom));
+        this.vhostService(performance.now());
+      }
     } else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
     if (pts.length) this.ptWake(pts);
     return 0;
+  }
+
+  /** Accept QEMU connections and answer their messages (never blocks). */
+  vhostService(now = performance.now()): void {
+    this.lastVhostService = now;
+    for (const vp of this.vhostPorts.values()) vp.service();
   }
 
   private ptWake(pts: PtPort[]): void {
@@ -150,13 +175,20 @@ export class Runner {
     return { name: full, reason, stats: this.plain(r.stats), kicksIn: r.kicksIn, kicksOut: r.kicksOut, audit: r.problems };
   }
 
-  /** Leak checks: bytes of linear memory handed out and the memfds/eventfds this process holds. */
-  memory(): { allocated: number; fds: number } {
-    let fds = 0;
+  /** Leak checks: bytes of linear memory handed out, the memfds/eventfds this process holds,
+   *  its sockets, and guest RAM mapped for vhost-user ports. */
+  memory(): { allocated: number; fds: number; sockets: number; guestMapped: number } {
+    let fds = 0, sockets = 0;
     for (const f of readdirSync('/proc/self/fd')) {
-      try { if (/^(\/memfd:|anon_inode:\[eventfd\])/.test(readlinkSync(`/proc/self/fd/${f}`))) fds++; } catch { /* closed meanwhile */ }
+      try {
+        const l = readlinkSync(`/proc/self/fd/${f}`);
+        if (/^(\/memfd:|anon_inode:\[eventfd\])/.test(l)) fds++;
+        else if (l.startsWith('socket:')) sockets++;
+      } catch { /* closed meanwhile */ }
     }
-    return { allocated: this.dp.allocated, fds };
+    let guestMapped = 0;
+    for (const vp of this.vhostPorts.values()) guestMapped += vp.mappedBytes;
+    return { allocated: this.dp.allocated, fds, sockets, guestMapped };
   }
 
   handle(req: Request): Reply {
@@ -184,7 +216,7 @@ export class Runner {
     switch (verb) {
       case 'memory': return this.memory();
       case 'ping': return { pong: true, pid: process.pid, uptimeMs: Date.now() - this.started };
-      case 'attach': return this.attach(this.swName(args), this.str(args, 'port', 'port (tap:IF, af_packet:IF or a virtual port name)'), args);
+      case 'attach': return this.attach(this.swName(args), this.str(args, 'port', 'port (tap:IF, af_packet:IF, vhost-user:PATH or a virtual port name)'), args);
       case 'detach': return this.detach(this.swName(args), this.str(args, 'port', 'port'));
       case 'list': return this.list(typeof args.switch === 'string' ? this.swName(args) : undefined);
       case 'stats': return this.stats(typeof args.switch === 'string' ? this.swName(args) : undefined);
@@ -205,6 +237,7 @@ export class Runner {
   }
 
   attach(sw: string, port: string, args: Record<string, unknown> = {}): unknown {
+    if (port.startsWith('vhost-user:')) return this.attachVhost(sw, parsePortName(port).name, typeof args.name === 'string' ? args.name : undefined);
     const hdr = args.vnetHdr === undefined ? 0 : Number(args.vnetHdr);
     if (![0, 10, 12].includes(hdr)) throw new WasmapError('EINVAL', `vnet header length must be 0, 10 or 12, not ${String(args.vnetHdr)}`);
     if (port.startsWith('tap:') || port.startsWith('af_packet:')) {
@@ -224,6 +257,39 @@ export class Runner {
     const p = this.vale.attach(name);
     if (hdr) this.vale.switch(sw).setHeaderLength(p.name, hdr);
     return { name, kind: 'virtual', index: p.index, vnetHdr: hdr };
+  }
+
+  /** A vhost-user server socket at `path` and a switch port behind it (named `name`, default
+   *  the socket file's name without its extension). QEMU connects whenever it likes. */
+  attachVhost(sw: string, path: string, name?: string): unknown {
+    path = resolve(path);
+    const port = name ?? (basename(path).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') || 'vhost');
+    const full = `${sw}:${port}`;
+    for (const [k, vp] of this.vhostPorts) if (vp.path === path) throw new WasmapError('EBUSY', `${path} is already served by ${k}`);
+    if (this.vale.switch(sw).port(port)) throw new WasmapError('EBUSY', `${full} already exists; name the port with --name`);
+    let st;
+    try { st = statSync(path); } catch { st = null; }
+    if (st) {
+      if (!st.isSocket()) throw new WasmapError('EEXIST', `${path} exists and is not a socket; pick another path`);
+      let live = false;
+      try { this.host().closeFd(this.host().unixConnect(path)); live = true; } catch { /* nobody listens: a stale socket file */ }
+      if (live) throw new WasmapError('EADDRINUSE', `another process listens on ${path}`);
+      unlinkSync(path);
+    }
+    const p = this.vale.attach(full);
+    const s = this.vale.switch(sw);
+    let vp: VhostUserPort;
+    try {
+      s.setHeaderLength(port, 12); // virtio_net_hdr_v1 on every frame, as the guest's rings carry it
+      s.setAccept(port, []);
+      vp = new VhostUserPort(this.host(), this.dp, p, path, (acc) => s.setAccept(port, acc));
+    } catch (e) {
+      this.gone.push(this.vale.detach(full));
+      const err = e as Error & { code?: string };
+      throw new WasmapError(err.code ?? 'EIO', `vhost-user:${path}: ${err.message}`);
+    }
+    this.vhostPorts.set(full, vp);
+    return { name: full, kind: 'vhost-user', path, index: p.index, vnetHdr: 12 };
   }
 
   /** Install a forwarding function (module bytes in base64) or go back to learning ('default').
@@ -267,7 +333,15 @@ export class Runner {
   }
 
   detach(sw: string, port: string): unknown {
-    const full = this.full(sw, port);
+    let full = this.full(sw, port);
+    if (port.startsWith('vhost-user:')) {
+      const path = resolve(port.slice('vhost-user:'.length));
+      const hit = [...this.vhostPorts].find(([, vp]) => vp.path === path);
+      if (!hit) throw new WasmapError('ENOENT', `no vhost-user port serves ${path}`);
+      full = hit[0];
+    }
+    const vp = this.vhostPorts.get(full);
+    if (vp) { vp.close(); this.vhostPorts.delete(full); try { unlinkSync(vp.path); } catch { /* already gone */ } }
     if (this.ptPorts.has(full)) return this.ptClose(sw, port, 'detached by request');
     const hp = this.hostPorts.get(full);
     const pcap = this.captures.get(full);
@@ -288,6 +362,8 @@ export class Runner {
     return this.vale.list().filter((e) => !only || e.switchName === only).map((e) => {
       const hp = this.hostPorts.get(e.name), pt = this.ptPorts.get(e.name);
       if (pt) return { ...e, kind: 'passthrough', mode: pt.mode, down: null, broken: pt.errors.tx || pt.errors.rx ? pt.errors : null };
+      const vp = this.vhostPorts.get(e.name);
+      if (vp) return { ...e, kind: 'vhost-user', path: vp.path, connected: vp.connected, sessions: vp.sessions, down: vp.down };
       return { ...e, kind: hp?.kind ?? 'virtual', ifname: hp?.ifname, down: hp?.down ?? null };
     });
   }
@@ -300,6 +376,12 @@ export class Runner {
         ports: s.ports.map((p) => {
           const hp = this.hostPorts.get(`${n}:${p.name}`), pt = this.ptPorts.get(`${n}:${p.name}`);
           if (pt) return { ...this.plain(p), kind: 'passthrough', mode: pt.mode, down: null, kicksIn: pt.kicksIn, kicksOut: pt.kicksOut, ringErrors: pt.errors };
+          const vp = this.vhostPorts.get(`${n}:${p.name}`);
+          if (vp) {
+            return { ...this.plain(p), kind: 'vhost-user', path: vp.path, down: vp.down, connected: vp.connected, sessions: vp.sessions,
+              refusedConnections: vp.refusedConnections, features: `0x${vp.features.toString(16)}`, downDrops: vp.downDrops,
+              guestMappedBytes: vp.mappedBytes, queues: vp.queueStats(), events: vp.events.slice(-64) };
+          }
           return { ...this.plain(p), kind: hp?.kind ?? 'virtual', down: hp?.down ?? null, kernelRx: hp?.rxFrames ?? 0, kernelTx: hp?.txFrames ?? 0, kernelDrops: hp?.kernelDrops ?? 0 };
         }),
       };
@@ -312,6 +394,8 @@ export class Runner {
     this.captures.clear();
     for (const hp of this.hostPorts.values()) hp.close();
     this.hostPorts.clear();
+    for (const vp of this.vhostPorts.values()) { vp.close(); try { unlinkSync(vp.path); } catch { /* already gone */ } }
+    this.vhostPorts.clear();
     this.vale.close();
   }
 }

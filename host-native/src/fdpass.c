@@ -116,8 +116,41 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// unixListen(path, backlog) -> fd: a non-blocking, close-on-exec listening stream socket bound
+// to path (the caller removes a stale socket file first: bind refuses an existing path).
+static napi_value unix_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[2]; size_t argc = 2; struct sockaddr_un a = {.sun_family = AF_UNIX}; size_t n; int32_t backlog = 4;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], a.sun_path, sizeof a.sun_path, &n) != napi_ok || n == 0)
+    return host_throw(env, "EINVAL", "unixListen(path, backlog): expected a socket path");
+  if (n >= sizeof a.sun_path - 1) return host_throw(env, "ENAMETOOLONG", "socket path longer than %zu bytes", sizeof a.sun_path - 2);
+  if (argc > 1) napi_get_value_int32(env, argv[1], &backlog);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_UNIX): %s", strerror(errno));
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, backlog > 0 ? backlog : 4) < 0) {
+    int e = errno; close(fd);
+    return host_throw(env, host_errno_name(e), "listen on %s: %s", a.sun_path, strerror(e));
+  }
+  napi_value out; napi_create_int32(env, fd, &out);
+  return out;
+}
+
+// unixAccept(fd) -> fd of the new connection (blocking, close-on-exec), or -1 when none waits.
+static napi_value unix_accept(napi_env env, napi_callback_info info) {
+  napi_value argv[1]; size_t argc = 1; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return host_throw(env, "EINVAL", "unixAccept(fd)");
+  int c;
+  do c = accept4(fd, NULL, NULL, SOCK_CLOEXEC); while (c < 0 && errno == EINTR);
+  if (c < 0 && errno != EAGAIN && errno != ECONNABORTED) return host_throw(env, host_errno_name(errno), "accept: %s", strerror(errno));
+  napi_value out; napi_create_int32(env, c < 0 ? -1 : c, &out);
+  return out;
+}
+
 void host_register_fdpass(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+      {"unixListen", NULL, unix_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixAccept", NULL, unix_accept, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unixConnect", NULL, unix_connect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvFds", NULL, recv_fds, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -6,7 +6,7 @@ import { prometheus } from '../ctl/metrics.js';
 import { WasmapError } from '../errors.js';
 import { table } from './format.js';
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { LookupStatus } from '../switch.js';
 
 export const CTL_HELP = `wasmap ctl — control a running switch daemon
@@ -15,7 +15,15 @@ Usage: wasmap ctl [--socket PATH] [--json] VERB ...
   attach NAME PORT [--vnet-hdr 0|10|12] [--accept csum,tso4,tso6,uso]
                                           PORT: tap:IF (created if missing), af_packet:IF
                                           (an existing interface) or a virtual port name
-  detach NAME PORT
+  attach NAME vhost-user:PATH [--name PORT]
+                                          a vhost-user socket for a QEMU guest's virtio-net
+                                          (port PORT, default: PATH's file name); QEMU:
+                                          -chardev socket,id=c0,path=PATH
+                                          -netdev vhost-user,id=n0,chardev=c0
+                                          -device virtio-net-pci,netdev=n0
+                                          with shared guest RAM (memory-backend-memfd,share=on);
+                                          see the README, "Connect QEMU VMs"
+  detach NAME PORT | vhost-user:PATH
   list [NAME]                             ports, their kind and state
   stats [NAME] [--prometheus]             counters: packets, bytes, drops by reason
   set-lookup NAME FILE.wasm|default [--config JSON|@FILE] [--fallback drop|learning]
@@ -30,6 +38,9 @@ The socket defaults to the one of switch NAME (vale0 if none is named): see wasm
 `;
 
 type Row = Record<string, unknown>;
+
+// the daemon may run in another directory: a relative socket path means one relative to here
+const absVhost = (port: string): string => port.startsWith('vhost-user:') && !port.startsWith('vhost-user:/') && port.length > 11 ? `vhost-user:${resolve(port.slice(11))}` : port;
 
 /** The request for set-lookup: the module's bytes travel in the request (the daemon may run
  *  elsewhere in the file system), the configuration as JSON text (inline or @file). */
@@ -79,8 +90,8 @@ export async function ctl(argv: string[]): Promise<number> {
   const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
   let result: unknown;
   switch (verb) {
-    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: rest[0], port: rest[1], vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept }); break;
-    case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: rest[0], port: rest[1] }); break;
+    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: rest[0], port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept }); break;
+    case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: rest[0], port: absVhost(rest[1]) }); break;
     case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: rest[0] } : {}); break;
     case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: rest[0] } : {}); break;
     case 'set-lookup': {

@@ -5,10 +5,13 @@ import { spawn, ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { findBuildFile } from '../../src/paths.js';
 
-export async function startDaemonProcess(args: string[]): Promise<ChildProcess> {
+/** netns: run it inside that network namespace (its TAP ports are created there). */
+export async function startDaemonProcess(args: string[], o: { netns?: string } = {}): Promise<ChildProcess> {
   const cli = findBuildFile('cli.mjs');
   assert.ok(cli, 'build/cli.mjs exists (npm run build)');
-  const daemon = spawn(process.execPath, [cli, 'switch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, cli, 'switch', ...args];
+  if (o.netns) argv.unshift('ip', 'netns', 'exec', o.netns);
+  const daemon = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const t = setTimeout(() => reject(new Error(`daemon did not start: ${out}`)), 15000);

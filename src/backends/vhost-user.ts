@@ -1,0 +1,482 @@
+// vhost-user ports: a QEMU guest's virtio-net device served directly by the switch. QEMU
+// connects to our unix socket, hands over the guest's RAM (as fds) and its virtqueues'
+// addresses; from then on the forwarding thread reads the guest's TX queue and fills its RX
+// queue in place (assembly/virtio/vring.ts) — no hypervisor in the datapath, as with ptnetmap.
+//
+// The protocol (this file) is a small synchronous message loop run by the forwarding thread
+// between rounds, so a memory-table change can never race a round. The switch port stays
+// attached across QEMU sessions: when QEMU goes away (guest powered off, QEMU killed) the port
+// goes down, the guest's memory is unmapped and every fd closed; the next connection starts
+// a new session on the same port.
+import { Datapath } from '../datapath.js';
+import { WasmapError } from '../errors.js';
+import type { NativeHost } from '../host.js';
+import type { SwitchPort } from '../switch.js';
+
+// Requests (vhost-user spec, "Front-end message types") that this back-end understands.
+export const REQ = {
+  GET_FEATURES: 1, SET_FEATURES: 2, SET_OWNER: 3, RESET_OWNER: 4, SET_MEM_TABLE: 5, SET_LOG_BASE: 6, SET_LOG_FD: 7,
+  SET_VRING_NUM: 8, SET_VRING_ADDR: 9, SET_VRING_BASE: 10, GET_VRING_BASE: 11, SET_VRING_KICK: 12, SET_VRING_CALL: 13,
+  SET_VRING_ERR: 14, GET_PROTOCOL_FEATURES: 15, SET_PROTOCOL_FEATURES: 16, GET_QUEUE_NUM: 17, SET_VRING_ENABLE: 18,
+  SEND_RARP: 19, NET_SET_MTU: 20,
+} as const;
+const REQ_NAME = Object.fromEntries(Object.entries(REQ).map(([k, v]) => [v, k])) as Record<number, string>;
+
+const HDR = 12; // u32 request, u32 flags, u32 size
+const F_VERSION = 0x1, F_REPLY = 0x4, F_NEED_REPLY = 0x8;
+const MAX_PAYLOAD = 4096; // the largest message we take is SET_MEM_TABLE: 8 + 8 × 32 bytes
+
+/** Virtio feature bits offered to QEMU (GET_FEATURES). */
+export const FEAT = {
+  CSUM: 1n << 0n, GUEST_CSUM: 1n << 1n, GUEST_TSO4: 1n << 7n, GUEST_TSO6: 1n << 8n, HOST_TSO4: 1n << 11n, HOST_TSO6: 1n << 12n,
+  MRG_RXBUF: 1n << 15n, INDIRECT_DESC: 1n << 28n, EVENT_IDX: 1n << 29n, PROTOCOL_FEATURES: 1n << 30n, VERSION_1: 1n << 32n,
+} as const;
+export const OFFERED = Object.values(FEAT).reduce((a, b) => a | b, 0n);
+/** vhost-user protocol features offered: REPLY_ACK only (bit 3). */
+export const PROTO_REPLY_ACK = 1n << 3n;
+const QUEUES = 2; // one queue pair: 0 = RX (to the guest), 1 = TX (from the guest)
+const RX = 0, TX = 1;
+const PAGE = 4096;
+/** Guest RAM one port may map into the linear memory (all regions together). */
+export const MAX_GUEST_RAM = 1024 * 1024 * 1024;
+
+const VQE_TEXT: Record<number, string> = {
+  1: 'avail->idx ran more than the queue size ahead of the used index (or went back)',
+  2: 'a descriptor index beyond the queue (or its indirect table)',
+  3: 'a buffer or indirect table outside the guest memory QEMU gave us',
+  4: 'a device-writable descriptor in a TX chain',
+  5: 'a device-readable descriptor in an RX chain',
+  6: 'an indirect descriptor though INDIRECT_DESC was not negotiated',
+  7: 'an indirect descriptor inside an indirect table',
+  8: 'an indirect table of bad length (0, not 16×k, too long, or with NEXT set)',
+  9: 'a descriptor chain longer than the queue: it loops',
+  10: 'queue size 0, not a power of 2, or over 32768',
+  11: 'a ring not inside guest memory, or misaligned',
+};
+
+interface Queue { setup: boolean; num: number; base: number; desc: bigint; avail: bigint; used: bigint; addrSet: boolean; kick: number; call: number; err: number; started: boolean; enabled: boolean; kicks: number }
+interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: number }
+
+const freshQueue = (): Queue => ({ setup: false, num: 0, base: 0, desc: 0n, avail: 0n, used: 0n, addrSet: false, kick: -1, call: -1, err: -1, started: false, enabled: false, kicks: 0 });
+
+export interface QueueStats { frames: number; bytes: number; chains: number; dropBig: number; dropBad: number; stalls: number; calls: number; kicks: number; broken: string | null }
+
+export class VhostUserPort {
+  readonly path: string;
+  listenFd: number;
+  conn = -1;
+  /** Why the port does not move frames (no QEMU, a broken queue), null while it does. */
+  down: string | null = 'waiting for QEMU to connect';
+  sessions = 0;
+  refusedConnections = 0;
+  /** Frames the switch sent the port while no guest could take them (discarded, counted). */
+  downDrops = 0;
+  features = 0n;
+  protocolFeatures = 0n;
+  /** The last protocol events, newest last (connects, memory tables, breaks, disconnects). */
+  readonly events: string[] = [];
+  private readonly mt: number; private readonly vqs: number[];
+  private queues: Queue[] = [freshQueue(), freshQueue()];
+  private regions: Mapped[] = [];
+  private inbuf = Buffer.alloc(0);
+  private pendingFds: { at: number; fd: number }[] = []; // fds and the stream offset of their message
+  private consumed = 0; // stream bytes parsed so far (offsets of pendingFds are in this count)
+  private brokenSaid = [0, 0];
+  private closed = false;
+
+  constructor(private readonly host: NativeHost, private readonly dp: Datapath, readonly port: SwitchPort, path: string,
+              private readonly setAccept: (offloads: string[]) => void) {
+    const a = dp.abi;
+    this.path = path;
+    this.mt = dp.alloc(a.MT_SIZE + QUEUES * a.VQ_SIZE, 64);
+    this.vqs = [this.mt + a.MT_SIZE, this.mt + a.MT_SIZE + a.VQ_SIZE];
+    dp.fn.mt_init(this.mt);
+    for (const vq of this.vqs) dp.fn.vq_init(vq);
+    try {
+      this.listenFd = host.unixListen(path, 4);
+    } catch (e) {
+      dp.release(this.mt, a.MT_SIZE + QUEUES * a.VQ_SIZE);
+      throw e;
+    }
+    this.log(`listening on ${path}`);
+  }
+
+  private log(s: string): void {
+    this.events.push(`${new Date().toISOString()} ${s}`);
+    if (this.events.length > 64) this.events.shift();
+  }
+
+  get connected(): boolean { return this.conn >= 0; }
+
+  // ---- datapath (called by the forwarding loop every pass) ---------------------------------
+
+  /** Guest TX queue → the port's tx ring. Returns frames moved. */
+  pull(max = 256): number {
+    if (this.conn < 0) return 0;
+    const vq = this.vqs[TX];
+    const n = this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number;
+    if (this.dp.fn.vq_take_call(vq)) this.call(TX);
+    if (n === 0 && this.dp.fn.vq_error(vq)) this.noteBroken(TX);
+    return n;
+  }
+
+  /** The port's rx ring → guest RX queue (or discarded and counted while no guest is there). */
+  push(): number {
+    if (this.conn < 0 || !this.queues[RX].started) {
+      const rx = this.port.rx;
+      if (rx.head !== rx.tail) this.downDrops += this.port.recv().length;
+      return 0;
+    }
+    const vq = this.vqs[RX];
+    const n = this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number;
+    if (this.dp.fn.vq_take_call(vq)) this.call(RX);
+    if (n === 0 && this.dp.fn.vq_error(vq)) this.noteBroken(RX);
+    return n;
+  }
+
+  private call(q: number): void {
+    const fd = this.queues[q].call;
+    if (fd >= 0) { try { this.host.eventfdSignal(fd); } catch { /* QEMU closed it: the session ends soon */ } }
+  }
+
+  private noteBroken(q: number): void {
+    const code = this.dp.fn.vq_error(this.vqs[q]) as number;
+    if (this.brokenSaid[q] === code) return;
+    this.brokenSaid[q] = code;
+    const why = `${q === TX ? 'TX' : 'RX'} queue broken by the guest: ${VQE_TEXT[code] ?? `error ${code}`}`;
+    this.down = why;
+    this.log(why);
+  }
+
+  /**
+   * Before the loop sleeps: fds to wait on, and whether it may sleep at all. Asks the guest to
+   * kick on new TX buffers (and on new RX buffers when frames wait for them), then looks once
+   * more: 'work' when something arrived meanwhile; 'nap' for a short sleep (a queue without a
+   * kick fd, or frames waiting for RX buffers the guest has only partly posted).
+   */
+  sleepFds(fds: number[]): 'sleep' | 'nap' | 'work' {
+    fds.push(this.listenFd);
+    if (this.conn < 0) return 'sleep';
+    fds.push(this.conn);
+    let verdict: 'sleep' | 'nap' | 'work' = 'sleep';
+    const tx = this.queues[TX], rx = this.queues[RX];
+    if (tx.started) {
+      if (this.dp.fn.vq_want_kick(this.vqs[TX])) return 'work';
+      if (tx.kick >= 0) fds.push(tx.kick); else verdict = 'nap';
+    }
+    if (rx.started) {
+      if (this.port.rx.head !== this.port.rx.tail) {
+        if (this.dp.fn.vq_want_kick(this.vqs[RX])) verdict = 'nap';
+        if (rx.kick < 0) verdict = 'nap';
+      }
+      if (rx.kick >= 0) fds.push(rx.kick);
+    }
+    return verdict;
+  }
+
+  /** After the sleep: revents for the fds sleepFds gave, in the same order (0 where not polled). */
+  woke(fds: number[], revents: number[]): void {
+    for (let i = 0; i < fds.length; i++) {
+      if (!revents[i]) continue;
+      for (const q of this.queues) if (q.kick === fds[i]) { try { q.kicks += this.host.eventfdDrain(q.kick); } catch { /* closed */ } }
+    }
+  }
+
+  // ---- control (called by the forwarding loop between passes) -------------------------------
+
+  /** Accept a waiting QEMU and handle every message that has arrived. Never blocks. */
+  service(): void {
+    if (this.closed) return;
+    for (;;) {
+      const c = this.host.unixAccept(this.listenFd);
+      if (c < 0) break;
+      if (this.conn >= 0) { this.refusedConnections++; this.host.closeFd(c); this.log('refused a second connection: one QEMU per port'); continue; }
+      this.conn = c;
+      this.sessions++;
+      this.down = 'QEMU connected; waiting for the guest driver to start the queues';
+      this.log(`QEMU connected (session ${this.sessions})`);
+    }
+    if (this.conn < 0) return;
+    for (let i = 0; i < 64 && this.conn >= 0; i++) {
+      let r: { data: Uint8Array; fds: number[] } | null;
+      try {
+        r = this.host.recvFds(this.conn, 65536, 0);
+      } catch (e) {
+        this.endSession(`socket error: ${(e as Error).message}`);
+        return;
+      }
+      if (!r) break;
+      // A recvmsg stops right after the message that carried fds (the kernel never reads past
+      // an SCM_RIGHTS skb), so the fds belong to the message holding the chunk's last byte.
+      const at = this.consumed + this.inbuf.length + r.data.length - 1;
+      for (const fd of r.fds) this.pendingFds.push({ at, fd });
+      if (r.data.length === 0) { this.endSession('QEMU disconnected'); return; }
+      this.inbuf = this.inbuf.length ? Buffer.concat([this.inbuf, r.data]) : Buffer.from(r.data);
+      this.parse();
+    }
+  }
+
+  private parse(): void {
+    while (this.conn >= 0 && this.inbuf.length >= HDR) {
+      const req = this.inbuf.readUInt32LE(0), flags = this.inbuf.readUInt32LE(4), size = this.inbuf.readUInt32LE(8);
+      if ((flags & 3) !== F_VERSION) return this.endSession(`protocol error: message version ${flags & 3}, expected 1`);
+      if (size > MAX_PAYLOAD) return this.endSession(`protocol error: ${REQ_NAME[req] ?? `request ${req}`} with a ${size}-byte payload (at most ${MAX_PAYLOAD})`);
+      if (this.inbuf.length < HDR + size) return;
+      const start = this.consumed, end = start + HDR + size;
+      const payload = this.inbuf.subarray(HDR, HDR + size);
+      const fds = this.pendingFds.filter((p) => p.at >= start && p.at < end).map((p) => p.fd);
+      this.pendingFds = this.pendingFds.filter((p) => p.at >= end);
+      this.inbuf = this.inbuf.subarray(HDR + size);
+      this.consumed = end;
+      const taken = new Set<number>();
+      if (process.env.WASMAP_VHOST_DEBUG) this.log(`<- ${REQ_NAME[req] ?? req} flags 0x${flags.toString(16)} size ${size} fds ${fds.length} ${payload.subarray(0, 40).toString('hex')}`);
+      try {
+        this.handle(req, flags, payload, fds, taken);
+      } catch (e) {
+        const err = e as Error;
+        // a refused request: QEMU hears "failed" when it asked for an ack; a protocol error ends the session
+        if (err instanceof WasmapError && err.code === 'EPROTO') { for (const fd of fds) if (!taken.has(fd)) this.host.closeFd(fd); return this.endSession(`protocol error: ${err.message}`); }
+        this.log(`${REQ_NAME[req] ?? `request ${req}`} refused: ${err.message}`);
+        if (flags & F_NEED_REPLY) this.reply(req, u64(1n));
+      } finally {
+        for (const fd of fds) if (!taken.has(fd)) { try { this.host.closeFd(fd); } catch { /* gone */ } }
+      }
+    }
+  }
+
+  private reply(req: number, payload: Buffer): void {
+    const b = Buffer.alloc(HDR + payload.length);
+    b.writeUInt32LE(req, 0); b.writeUInt32LE(F_VERSION | F_REPLY, 4); b.writeUInt32LE(payload.length, 8);
+    payload.copy(b, HDR);
+    try { this.host.sendFds(this.conn, b, []); } catch (e) { this.endSession(`reply to ${REQ_NAME[req]} failed: ${(e as Error).message}`); }
+  }
+
+  private handle(req: number, flags: number, p: Buffer, fds: number[], taken: Set<number>): void {
+    const need = (n: number) => { if (p.length < n) throw new WasmapError('EPROTO', `${REQ_NAME[req]} payload of ${p.length} bytes, expected ${n}`); };
+    let replied = false;
+    const answer = (b: Buffer) => { this.reply(req, b); replied = true; };
+    switch (req) {
+      case REQ.GET_FEATURES: answer(u64(OFFERED)); break;
+      case REQ.SET_FEATURES: {
+        need(8);
+        const f = p.readBigUInt64LE(0);
+        if (f & ~OFFERED) throw new WasmapError('EPROTO', `SET_FEATURES asks for bits we did not offer: 0x${(f & ~OFFERED).toString(16)}`);
+        if (!(f & (FEAT.VERSION_1 | FEAT.MRG_RXBUF))) throw new WasmapError('EPROTO', 'the guest negotiated neither VERSION_1 nor MRG_RXBUF (a legacy 10-byte virtio-net header), which this back-end does not carry; use a modern virtio-net device (disable-legacy=on)');
+        this.features = f;
+        const acc: string[] = [];
+        if (f & FEAT.GUEST_CSUM) acc.push('csum');
+        if (f & FEAT.GUEST_TSO4) acc.push('tso4');
+        if (f & FEAT.GUEST_TSO6) acc.push('tso6');
+        this.setAccept(acc);
+        this.log(`features 0x${f.toString(16)} (guest accepts: ${acc.join(', ') || 'no offloads'})`);
+        for (let q = 0; q < QUEUES; q++) { this.queues[q].setup = false; this.apply(q); }
+        break;
+      }
+      case REQ.GET_PROTOCOL_FEATURES: answer(u64(PROTO_REPLY_ACK)); break;
+      case REQ.SET_PROTOCOL_FEATURES: need(8); this.protocolFeatures = p.readBigUInt64LE(0) & PROTO_REPLY_ACK; break;
+      case REQ.SET_OWNER: break;
+      case REQ.RESET_OWNER: for (let q = 0; q < QUEUES; q++) this.stopQueue(q, true); break;
+      case REQ.SET_MEM_TABLE: this.setMemTable(p, fds, taken); break;
+      case REQ.SET_LOG_BASE: case REQ.SET_LOG_FD: throw new WasmapError('ENOTSUP', 'dirty logging (live migration) is not offered');
+      case REQ.SET_VRING_NUM: case REQ.SET_VRING_BASE: {
+        need(8);
+        const q = this.queue(p.readUInt32LE(0)), v = p.readUInt32LE(4);
+        if (req === REQ.SET_VRING_NUM) q.num = v; else q.base = v & 0xffff;
+        q.setup = false;
+        break;
+      }
+      case REQ.SET_VRING_ADDR: {
+        need(40);
+        const i = p.readUInt32LE(0), q = this.queue(i);
+        q.desc = p.readBigUInt64LE(8); q.used = p.readBigUInt64LE(16); q.avail = p.readBigUInt64LE(24);
+        q.addrSet = true; q.setup = false;
+        this.apply(i);
+        break;
+      }
+      case REQ.GET_VRING_BASE: {
+        need(8);
+        const i = p.readUInt32LE(0);
+        this.queue(i);
+        const base = this.stopQueue(i, false);
+        const b = Buffer.alloc(8); b.writeUInt32LE(i, 0); b.writeUInt32LE(base, 4);
+        answer(b);
+        break;
+      }
+      case REQ.SET_VRING_KICK: case REQ.SET_VRING_CALL: case REQ.SET_VRING_ERR: {
+        need(8);
+        const v = p.readBigUInt64LE(0), i = Number(v & 0xffn), nofd = (v & 0x100n) !== 0n;
+        const q = this.queue(i);
+        let fd = -1;
+        if (!nofd) {
+          if (fds.length !== 1) throw new WasmapError('EPROTO', `${REQ_NAME[req]} for queue ${i} came with ${fds.length} fds, expected 1`);
+          fd = fds[0]; taken.add(fd);
+        }
+        const key = req === REQ.SET_VRING_KICK ? 'kick' : req === REQ.SET_VRING_CALL ? 'call' : 'err';
+        if (q[key] >= 0) this.host.closeFd(q[key]);
+        q[key] = fd;
+        if (req === REQ.SET_VRING_KICK) {
+          q.started = true;
+          if (!(this.protocolFeatures !== 0n || (this.features & FEAT.PROTOCOL_FEATURES))) q.enabled = true;
+          this.apply(i);
+        }
+        break;
+      }
+      case REQ.GET_QUEUE_NUM: answer(u64(1n)); break;
+      case REQ.SET_VRING_ENABLE: {
+        need(8);
+        const i = p.readUInt32LE(0);
+        this.queue(i).enabled = p.readUInt32LE(4) !== 0;
+        this.apply(i);
+        break;
+      }
+      case REQ.SEND_RARP: case REQ.NET_SET_MTU: break; // nothing to do: no migration, the MTU is the guest's business
+      default: throw new WasmapError('ENOTSUP', `request ${req} is not supported`);
+    }
+    if (!replied && (flags & F_NEED_REPLY) && (this.protocolFeatures & PROTO_REPLY_ACK)) this.reply(req, u64(0n));
+  }
+
+  private queue(i: number): Queue {
+    if (i >= QUEUES) throw new WasmapError('EPROTO', `queue ${i}: this back-end has one queue pair (0 rx, 1 tx); multiqueue was not offered`);
+    return this.queues[i];
+  }
+
+  // Set the queue's wasm record up from what QEMU said so far (once per configuration: a set-up
+  // record carries the running ring state), and turn it on when started and enabled.
+  private apply(i: number): void {
+    const q = this.queues[i], vq = this.vqs[i], fn = this.dp.fn, a = this.dp.abi;
+    if (!q.addrSet || !q.num || !this.regions.length) { fn.vq_enable(vq, 0); this.updateDown(); return; }
+    if (!q.setup) {
+      const f = this.features;
+      const vf = (f & FEAT.EVENT_IDX ? a.VQF_EVENT_IDX : 0) | (f & FEAT.MRG_RXBUF ? a.VQF_MRG_RXBUF : 0) | (f & FEAT.INDIRECT_DESC ? a.VQF_INDIRECT : 0);
+      const err = fn.vq_setup(vq, this.mt, q.num, q.desc, q.avail, q.used, vf, q.base) as number;
+      this.brokenSaid[i] = 0;
+      if (err) this.noteBroken(i);
+      q.setup = true; // a failed set-up stays broken until QEMU configures the queue again
+    }
+    fn.vq_enable(vq, q.started && q.enabled ? 1 : 0);
+    this.updateDown();
+  }
+
+  // GET_VRING_BASE / RESET_OWNER / session end: the queue stops; returns where the guest resumes
+  private stopQueue(i: number, forget: boolean): number {
+    const q = this.queues[i], vq = this.vqs[i];
+    this.dp.fn.vq_enable(vq, 0);
+    const base = this.dp.u32(vq + this.dp.abi.VQ_NUM) ? this.dp.fn.vq_base(vq) as number : q.base;
+    q.base = base;
+    q.started = false;
+    if (q.kick >= 0) { this.host.closeFd(q.kick); q.kick = -1; }
+    if (forget) {
+      for (const k of ['call', 'err'] as const) if (q[k] >= 0) { this.host.closeFd(q[k]); q[k] = -1; }
+      this.queues[i] = { ...freshQueue(), kicks: q.kicks };
+    }
+    this.dp.setU32(vq + this.dp.abi.VQ_NUM, 0); // not ready until set up again
+    this.queues[i].setup = false;
+    this.updateDown();
+    return base;
+  }
+
+  private updateDown(): void {
+    if (this.conn < 0) return;
+    const broken = this.vqs.map((vq) => this.dp.fn.vq_error(vq) as number);
+    const b = broken.findIndex((e) => e !== 0);
+    if (b >= 0) { this.down = `${b === TX ? 'TX' : 'RX'} queue broken by the guest: ${VQE_TEXT[broken[b]] ?? `error ${broken[b]}`}`; return; }
+    const ready = this.queues.every((q, i) => q.started && q.enabled && this.dp.u32(this.vqs[i] + this.dp.abi.VQ_NUM) !== 0);
+    this.down = ready ? null : 'QEMU connected; the guest driver has not started both queues';
+  }
+
+  private setMemTable(p: Buffer, fds: number[], taken: Set<number>): void {
+    if (p.length < 8) throw new WasmapError('EPROTO', `SET_MEM_TABLE payload of ${p.length} bytes`);
+    const n = p.readUInt32LE(0), max = this.dp.abi.MT_MAX;
+    if (n === 0 || n > max) throw new WasmapError('EPROTO', `SET_MEM_TABLE with ${n} regions (1..${max})`);
+    if (p.length < 8 + 32 * n) throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${n} regions need ${8 + 32 * n} bytes, got ${p.length}`);
+    if (fds.length !== n) throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${n} regions came with ${fds.length} fds`);
+    const want: { gpa: bigint; size: bigint; uva: bigint; off: bigint }[] = [];
+    let total = 0n;
+    for (let i = 0; i < n; i++) {
+      const o = 8 + 32 * i;
+      const r = { gpa: p.readBigUInt64LE(o), size: p.readBigUInt64LE(o + 8), uva: p.readBigUInt64LE(o + 16), off: p.readBigUInt64LE(o + 24) };
+      if (r.size === 0n || r.off % BigInt(PAGE)) throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i}: size ${r.size}, mmap offset ${r.off} (must be > 0 and page-aligned)`);
+      total += r.size;
+      want.push(r);
+    }
+    if (total > BigInt(MAX_GUEST_RAM)) throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${Number(total >> 20n)} MiB of guest RAM; a port maps at most ${MAX_GUEST_RAM >> 20} MiB (give the guest less memory)`);
+    // the old table goes first: QEMU sends a whole new one each time
+    for (let i = 0; i < QUEUES; i++) this.dp.fn.vq_enable(this.vqs[i], 0);
+    this.unmapAll();
+    const fn = this.dp.fn;
+    for (let i = 0; i < n; i++) {
+      const r = want[i], len = Math.ceil(Number(r.size) / PAGE) * PAGE;
+      const span = this.dp.alloc(len, 65536, false);
+      try {
+        this.host.mapFd(this.dp.u8, span, len, fds[i], Number(r.off));
+      } catch (e) {
+        this.dp.release(span, len);
+        this.unmapAll();
+        throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i} (guest 0x${r.gpa.toString(16)}, ${Number(r.size >> 10n)} KiB): ${(e as Error).message}`);
+      }
+      this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span, len });
+      const rc = fn.mt_add(this.mt, r.gpa, r.size, r.uva, span) as number;
+      if (rc !== 0) { this.unmapAll(); throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i}: overlaps another region (or is out of range)`); }
+    }
+    // the mappings hold the guest's memory; the fds are not needed any more (taken: closed here)
+    for (const fd of fds) { taken.add(fd); this.host.closeFd(fd); }
+    this.log(`memory table: ${n} regions, ${Number(total >> 20n)} MiB (${want.map((r) => `0x${r.gpa.toString(16)}+${Number(r.size >> 10n)}K`).join(', ')})`);
+    // running queues keep their place in the rings: only their addresses are translated again
+    for (let i = 0; i < QUEUES; i++) {
+      const q = this.queues[i];
+      if (q.setup && !this.dp.fn.vq_error(this.vqs[i])) { if (this.dp.fn.vq_remap(this.vqs[i], this.mt)) this.noteBroken(i); }
+      this.apply(i);
+    }
+  }
+
+  private unmapAll(): void {
+    this.dp.fn.mt_init(this.mt);
+    for (const r of this.regions) {
+      try { this.host.unmap(this.dp.u8, r.span, r.len); } catch { /* keep going: the span is released either way */ }
+      this.dp.release(r.span, r.len);
+    }
+    this.regions = [];
+  }
+
+  /** QEMU is gone (or broke the protocol): the port goes down, the guest's memory and fds go. */
+  endSession(reason: string): void {
+    if (this.conn < 0) return;
+    for (let i = 0; i < QUEUES; i++) this.stopQueue(i, true);
+    this.unmapAll();
+    for (const p of this.pendingFds) { try { this.host.closeFd(p.fd); } catch { /* gone */ } }
+    this.pendingFds = [];
+    this.inbuf = Buffer.alloc(0);
+    this.consumed = 0;
+    try { this.host.closeFd(this.conn); } catch { /* gone */ }
+    this.conn = -1;
+    this.features = 0n; this.protocolFeatures = 0n;
+    this.brokenSaid = [0, 0];
+    this.down = `${reason}; waiting for QEMU to connect again`;
+    this.log(reason);
+  }
+
+  queueStats(): { rx: QueueStats; tx: QueueStats } {
+    const a = this.dp.abi;
+    const one = (i: number): QueueStats => {
+      const vq = this.vqs[i], n = (off: number) => Number(this.dp.u64(vq + off));
+      const e = this.dp.fn.vq_error(vq) as number;
+      return { frames: n(a.VQ_FRAMES), bytes: n(a.VQ_BYTES), chains: n(a.VQ_CHAINS), dropBig: n(a.VQ_DROP_BIG), dropBad: n(a.VQ_DROP_BAD),
+        stalls: n(a.VQ_STALLS), calls: n(a.VQ_CALLS), kicks: this.queues[i].kicks, broken: e ? VQE_TEXT[e] ?? `error ${e}` : null };
+    };
+    return { rx: one(RX), tx: one(TX) };
+  }
+
+  /** Mapped guest memory, bytes (for leak checks and stats). */
+  get mappedBytes(): number { return this.regions.reduce((s, r) => s + r.len, 0); }
+
+  close(): void {
+    if (this.closed) return;
+    this.endSession('port detached');
+    this.closed = true;
+    try { this.host.closeFd(this.listenFd); } catch { /* gone */ }
+    this.listenFd = -1;
+    this.dp.release(this.mt, this.dp.abi.MT_SIZE + QUEUES * this.dp.abi.VQ_SIZE);
+  }
+}
+
+function u64(v: bigint): Buffer { const b = Buffer.alloc(8); b.writeBigUInt64LE(v, 0); return b; }

@@ -14,11 +14,14 @@ import { WasmapError } from '../errors.js';
 import { c, median, norm, table } from './format.js';
 import { benchNetns } from './bench-netns.js';
 import { runPassthrough, PtBenchOut } from './bench-pt.js';
+import { benchVm } from './bench-vm.js';
 
 export const BENCH_HELP = `wasmap bench — packet rates of the wasm datapath, with a native C reference
 
 Usage: wasmap bench [--only NAME] [--seconds N] [--runs N] [--json]
        wasmap bench --netns [--only PATH] [--seconds N] [--json]     (root)
+       wasmap bench --vm [--only bridge|wasmap] [--seconds N] [--runs N] [--spin-us N] [--json]
+                                                                 (root, QEMU)
 
 Scenarios (all in one process, on one core; generators and sinks included in the time):
   pipe-60              zero-copy pipe, 60-byte frames (buffer indices swapped, no copy)
@@ -46,11 +49,26 @@ a C TAP<->TAP forwarder with the virtio-net header (build/tapfwd), wasmap with T
 wasmap with AF_PACKET ports on veth: ping RTT, iperf3 TCP (--seconds, default 5) and iperf3
 UDP with 60-byte frames; ratios of TCP Gbit/s to the bridge and to the C forwarder.
 
+With --vm: two QEMU guest pairs (1 vCPU, 256 MiB each, Debian kernel, virtio-net; image built
+once into build/vm) in a fresh network namespace: one pair on (a) a wasmap switch with
+vhost-user ports, one on (b) the standard Linux path, TAP + vhost-net + Linux bridge (vhost=off,
+and said so, without /dev/vhost-net). iperf3 TCP, then UDP with 64-byte payloads (-b 0), guest
+to guest for --seconds (default 5), --runs times (default 3) per path, the paths alternating.
+Rows vm-tcp-wasmap, vm-tcp-bridge, vm-udp64-wasmap, vm-udp64-bridge: gbps (TCP at the
+receiver), mpps (UDP received), medians; ratio = median of the per-run wasmap / bridge
+(targets: TCP ≥ 1.0, UDP ≥ 2.0); the switch's per-port counters and conservation check.
+--spin-us is the switch daemon's (default 0 here: on few shared cores a spinning switch takes
+the CPU the guests need). Without /dev/kvm the guests run under TCG emulation (slow; ~2 min
+at the defaults). Needs qemu-system-x86 and /dev/net/tun; exits 1 when no path was measured
+or the switch's counters do not balance.
+
 Options:
   --only NAME   run one scenario (or a comma-separated list)
   --seconds N   seconds per run (default 2)
   --runs N      runs per scenario (default 3)
-  --json        print a JSON array of results
+  --json        print a JSON array of results (progress goes to stderr)
+  --vm          the VM benchmark above (root)
+  --spin-us N   with --vm: the switch daemon's --spin-us (default 0)
 `;
 
 export interface BenchResult {
@@ -185,8 +203,16 @@ function routerSetup(): FnSetup {
 const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60', 'switch-2port-60-fn', 'router-10k-60', 'passthrough-2guests-60'];
 
 export async function bench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, vm: { type: 'boolean', default: false }, 'spin-us': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(BENCH_HELP); return 0; }
+  if (values.vm) {
+    if (values.netns) throw new WasmapError('EINVAL', '--vm and --netns are separate benchmarks: give one');
+    const secs = Number(values.seconds ?? 5), runs = Number(values.runs), spinUs = Number(values['spin-us'] ?? 0);
+    if (!Number.isInteger(secs) || secs < 1 || secs > 3600) throw new WasmapError('EINVAL', `--seconds must be a whole number 1..3600 with --vm (iperf3 -t), not '${values.seconds}'`);
+    if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new WasmapError('EINVAL', `--runs must be a whole number 1..100, not '${values.runs}'`);
+    if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000_000) throw new WasmapError('EINVAL', `--spin-us must be 0..10000000, not '${values['spin-us']}'`);
+    return benchVm({ seconds: secs, runs, json: values.json, only: values.only?.split(','), spinUs });
+  }
   if (values.netns) {
     const secs = Number(values.seconds ?? 5);
     if (!(secs >= 1)) throw new WasmapError('EINVAL', `--seconds must be ≥ 1 with --netns, not '${values.seconds}'`);

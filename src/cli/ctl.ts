@@ -115,6 +115,14 @@ export async function ctl(argv: string[]): Promise<number> {
       console.log(table(['port', 'tx pkts', 'tx bytes', 'rx pkts', 'rx bytes', 'drop full', 'drop other', 'state'], s.ports.map((p) => [
         String(p.name), String(p.txPackets), String(p.txBytes), String(p.rxPackets), String(p.rxBytes), String(p.dropFull),
         String(Number(p.dropBroken) + Number(p.dropNoDst) + Number(p.dropLookup) + Number(p.dropSize) + Number(p.dropHdr)), p.down ? 'down' : 'up'])));
+      for (const p of s.ports.filter((x) => x.kind === 'vhost-user')) {
+        const q = p.queues as Record<'rx' | 'tx', Record<string, number | string | null>>;
+        console.log(`${String(p.name)}: vhost-user ${String(p.path)}, ${p.connected ? `QEMU connected (session ${String(p.sessions)})` : 'no QEMU'}${p.down ? ` — ${String(p.down)}` : ''}`);
+        for (const d of ['tx', 'rx'] as const) {
+          console.log(`  ${d === 'tx' ? 'from the guest' : 'to the guest  '}: ${String(q[d].frames)} frames, dropped ${String(q[d].dropBig)} too big, ${String(q[d].dropBad)} bad; ${String(q[d].kicks)} kicks, ${String(q[d].calls)} interrupts${d === 'rx' ? `, ${String(q[d].stalls)} waits for buffers` : ''}${q[d].broken ? `; BROKEN: ${String(q[d].broken)}` : ''}`);
+        }
+        if (Number(p.downDrops)) console.log(`  ${String(p.downDrops)} frames discarded while no guest could take them`);
+      }
     }
   } else if (verb === 'set-lookup') console.log(`${rest[0]}: ${describeLookup(result as LookupStatus)}`);
   else console.log(JSON.stringify(result));

@@ -27,6 +27,27 @@ export function prometheus(stats: SwitchRow[]): string {
   for (const s of stats) out.push(`wasmap_switch_rounds_total{switch="${esc(s.name)}"} ${s.rounds}`);
   out.push('# HELP wasmap_switch_flood_copies_total Copies made by flooding beyond the first.', '# TYPE wasmap_switch_flood_copies_total counter');
   for (const s of stats) out.push(`wasmap_switch_flood_copies_total{switch="${esc(s.name)}"} ${s.floodExtra}`);
+  // vhost-user ports: what each virtqueue moved and dropped, and the guest's notifications
+  const vhost = stats.flatMap((s) => s.ports.filter((p) => p.kind === 'vhost-user' && p.queues).map((p) => ({ s, p, q: p.queues as Record<'rx' | 'tx', Record<string, number>> })));
+  if (vhost.length) {
+    const per: [string, string, string][] = [
+      ['frames', 'wasmap_vhost_queue_frames_total', 'Frames moved through the virtqueue (tx: from the guest, rx: to the guest).'],
+      ['bytes', 'wasmap_vhost_queue_bytes_total', 'Their bytes, without the virtio-net header.'],
+      ['dropBig', 'wasmap_vhost_queue_drop_too_big_total', 'Frames dropped: larger than the port or the guest\'s buffers can take.'],
+      ['dropBad', 'wasmap_vhost_queue_drop_bad_total', 'Frames dropped: shorter than the virtio-net header, or bad slots.'],
+      ['stalls', 'wasmap_vhost_queue_stalls_total', 'Times a frame waited for the guest to post RX buffers.'],
+      ['kicks', 'wasmap_vhost_queue_kicks_total', 'Kicks (eventfd wake-ups) the guest sent.'],
+      ['calls', 'wasmap_vhost_queue_calls_total', 'Interrupts the switch asked for.'],
+    ];
+    for (const [key, metric, help] of per) {
+      out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} counter`);
+      for (const { s, p, q } of vhost) for (const d of ['rx', 'tx'] as const) out.push(`${metric}{switch="${esc(s.name)}",port="${esc(p.name)}",queue="${d}"} ${Number(q[d][key] ?? 0)}`);
+    }
+    out.push('# HELP wasmap_vhost_connected 1 while QEMU is connected to the port\'s socket.', '# TYPE wasmap_vhost_connected gauge');
+    for (const { s, p } of vhost) out.push(`wasmap_vhost_connected{switch="${esc(s.name)}",port="${esc(p.name)}"} ${p.connected ? 1 : 0}`);
+    out.push('# HELP wasmap_vhost_down_drops_total Frames for the port discarded while no guest could take them.', '# TYPE wasmap_vhost_down_drops_total counter');
+    for (const { s, p } of vhost) out.push(`wasmap_vhost_down_drops_total{switch="${esc(s.name)}",port="${esc(p.name)}"} ${Number(p.downDrops ?? 0)}`);
+  }
   // forwarding functions: which lookup decides, the function's health and its own counters
   out.push('# HELP wasmap_switch_lookup 1 for the lookup deciding this switch\'s frames (learning, function or drop).', '# TYPE wasmap_switch_lookup gauge');
   for (const s of stats) for (const m of ['learning', 'function', 'drop']) out.push(`wasmap_switch_lookup{switch="${esc(s.name)}",mode="${m}"} ${s.lookup?.mode === m ? 1 : 0}`);

@@ -340,12 +340,11 @@ function finish(vq: usize, start: u32, last: u32, frames: u32, bytes: u64, chain
   const feat = load<u32>(vq, VQ_FEATURES);
   store<u32>(vq, last, VQ_LAST_AVAIL);
   if (last != start) atomic.store<u16>(used, <u16>last, 2);
-  // the guest kicks once it passes avail_event; without EVENT_IDX it does not kick at all
-  // while we run (vq_want_kick asks again before sleeping)
-  if (feat & VQF_EVENT_IDX) {
-    const ae = used + 4 + <usize>(8 * num);
-    if (<u32>atomic.load<u16>(ae) != last) atomic.store<u16>(ae, <u16>last);
-  } else if (atomic.load<u16>(used) != USED_F_NO_NOTIFY) atomic.store<u16>(used, USED_F_NO_NOTIFY);
+  // no kicks while we run (vq_want_kick asks again before sleeping). With EVENT_IDX that is
+  // avail_event left where it is: the guest kicks only when its avail->idx crosses it, and it
+  // already did (or vq_want_kick set it at what we had then); moving it up to `last` here would
+  // ask for one kick after every pass. Without EVENT_IDX: VRING_USED_F_NO_NOTIFY.
+  if ((feat & VQF_EVENT_IDX) == 0 && atomic.load<u16>(used) != USED_F_NO_NOTIFY) atomic.store<u16>(used, USED_F_NO_NOTIFY);
   if (last != start) {
     let call: bool;
     if (feat & VQF_EVENT_IDX) {

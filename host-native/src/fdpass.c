@@ -97,6 +97,16 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
   ssize_t r;
   do r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); while (r < 0 && errno == EINTR);
   if (r < 0) return host_throw(env, host_errno_name(errno), "recvmsg: %s", strerror(errno));
+  if (m.msg_flags & MSG_CTRUNC) {
+    // the kernel installed the fds that fit and dropped the rest: close what we got, or it leaks
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      int *in = (int *)CMSG_DATA(h);
+      for (size_t i = 0; i < k; i++) close(in[i]);
+    }
+    return host_throw(env, "EMSGSIZE", "recvmsg: more than %d fds arrived; all were closed", MAX_FDS);
+  }
   napi_value fds; napi_create_array(env, &fds);
   uint32_t nf = 0;
   for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
@@ -105,7 +115,6 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
     int *in = (int *)CMSG_DATA(h);
     for (size_t i = 0; i < k; i++) { napi_value v; napi_create_int32(env, in[i], &v); napi_set_element(env, fds, nf++, v); }
   }
-  if (m.msg_flags & MSG_CTRUNC) return host_throw(env, "EMSGSIZE", "recvmsg: more than %d fds arrived; the extra ones were dropped by the kernel", MAX_FDS);
   napi_value slice, fn, args[2];
   napi_get_named_property(env, buf, "subarray", &fn);
   napi_create_int32(env, 0, &args[0]); napi_create_int64(env, r, &args[1]);

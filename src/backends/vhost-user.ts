@@ -116,7 +116,7 @@ export class VhostUserPort {
     const vq = this.vqs[TX];
     const n = this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number;
     if (this.dp.fn.vq_take_call(vq)) this.call(TX);
-    if (n === 0 && this.dp.fn.vq_error(vq)) this.noteBroken(TX);
+    if (this.dp.fn.vq_error(vq)) this.noteBroken(TX); // also after good chains: the break may come later in the call
     return n;
   }
 
@@ -130,7 +130,7 @@ export class VhostUserPort {
     const vq = this.vqs[RX];
     const n = this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number;
     if (this.dp.fn.vq_take_call(vq)) this.call(RX);
-    if (n === 0 && this.dp.fn.vq_error(vq)) this.noteBroken(RX);
+    if (this.dp.fn.vq_error(vq)) this.noteBroken(RX);
     return n;
   }
 
@@ -235,7 +235,7 @@ export class VhostUserPort {
       } catch (e) {
         const err = e as Error;
         // a refused request: QEMU hears "failed" when it asked for an ack; a protocol error ends the session
-        if (err instanceof WasmapError && err.code === 'EPROTO') { for (const fd of fds) if (!taken.has(fd)) this.host.closeFd(fd); return this.endSession(`protocol error: ${err.message}`); }
+        if (err instanceof WasmapError && err.code === 'EPROTO') return this.endSession(`protocol error: ${err.message}`); // its fds: closed once, in finally
         this.log(`${REQ_NAME[req] ?? `request ${req}`} refused: ${err.message}`);
         if (flags & F_NEED_REPLY) this.reply(req, u64(1n));
       } finally {
@@ -269,7 +269,12 @@ export class VhostUserPort {
         if (f & FEAT.GUEST_TSO6) acc.push('tso6');
         this.setAccept(acc);
         this.log(`features 0x${f.toString(16)} (guest accepts: ${acc.join(', ') || 'no offloads'})`);
-        for (let q = 0; q < QUEUES; q++) { this.queues[q].setup = false; this.apply(q); }
+        for (let q = 0; q < QUEUES; q++) {
+          // a running ring keeps its place: set it up again from where it is, not from the
+          // SET_VRING_BASE value it started with
+          if (this.dp.u32(this.vqs[q] + this.dp.abi.VQ_NUM)) this.queues[q].base = this.dp.fn.vq_base(this.vqs[q]) as number;
+          this.queues[q].setup = false; this.apply(q);
+        }
         break;
       }
       case REQ.GET_PROTOCOL_FEATURES: answer(u64(PROTO_REPLY_ACK)); break;
@@ -368,6 +373,9 @@ export class VhostUserPort {
     if (forget) {
       for (const k of ['call', 'err'] as const) if (q[k] >= 0) { this.host.closeFd(q[k]); q[k] = -1; }
       this.queues[i] = { ...freshQueue(), kicks: q.kicks };
+      // the guest's break belongs to its session: the next one starts healthy (counters stay)
+      this.dp.setU32(vq + this.dp.abi.VQ_BROKEN, 0);
+      this.brokenSaid[i] = 0;
     }
     this.dp.setU32(vq + this.dp.abi.VQ_NUM, 0); // not ready until set up again
     this.queues[i].setup = false;

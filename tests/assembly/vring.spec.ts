@@ -620,14 +620,14 @@ describe('vq_push (port rx ring → guest RX)', () => {
 
 // =========================================================================================
 describe('notifications', () => {
-  it('EVENT_IDX: avail_event published; a call exactly when used passes used_event', () => {
+  it('EVENT_IDX: avail_event only moves when about to sleep; a call exactly when used passes used_event', () => {
     const w = world();
     expect(setup(w, 16, VQF_EVENT_IDX)).toBe(0);
     for (let i: u32 = 0; i < 16; i++) dsc(w, i, gd(i * 128), 100, 0);
     txRoom(w, 0, 31);
     post(w, 0);
     expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(1);
-    expect(availEvent(w)).toBe(1, 'kick me when you pass 1');
+    expect(availEvent(w)).toBe(0, 'not moved while running: moving it would ask for a kick after every pass');
     expect(vq_take_call(w.vq)).toBe(true, 'the first completion always calls');
     expect(vq_take_call(w.vq)).toBe(false, 'taken');
     setUsedEvent(w, 3); // interrupt me when used->idx passes 3 (when entry 3 is used)
@@ -635,7 +635,9 @@ describe('notifications', () => {
     expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(2);
     expect(usedIdx(w)).toBe(3);
     expect(vq_take_call(w.vq)).toBe(false, 'used went 1 → 3: event 3 not passed');
-    expect(availEvent(w)).toBe(3);
+    expect(availEvent(w)).toBe(0);
+    expect(vq_want_kick(w.vq)).toBe(false, 'nothing new: may sleep');
+    expect(availEvent(w)).toBe(3, 'about to sleep: kick me when you pass 3');
     post(w, 3);
     expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(1);
     expect(vq_take_call(w.vq)).toBe(true, 'used went 3 → 4: passed 3');
@@ -658,14 +660,14 @@ describe('notifications', () => {
     expect(vq_want_kick(w.vq)).toBe(true, 'a chain arrived: do not sleep');
   });
 
-  it('EVENT_IDX on the RX queue too: calls by used_event, avail_event follows', () => {
+  it('EVENT_IDX on the RX queue too: calls by used_event, avail_event set only to sleep', () => {
     const w = world();
     expect(setup(w, 8, VQF_EVENT_IDX | VQF_MRG_RXBUF)).toBe(0);
     for (let i: u32 = 0; i < 8; i++) { dsc(w, i, gd(i * 2048), 2048, F_WRITE); post(w, i); }
     rxPut(w, 100, 1);
     expect(vq_push(w.vq, w.mt, w.rx)).toBe(1);
     expect(vq_take_call(w.vq)).toBe(true);
-    expect(availEvent(w)).toBe(1);
+    expect(availEvent(w)).toBe(0, 'not moved while running');
     setUsedEvent(w, 5);
     rxPut(w, 100, 2); rxPut(w, 100, 3);
     expect(vq_push(w.vq, w.mt, w.rx)).toBe(2);
@@ -673,7 +675,8 @@ describe('notifications', () => {
     rxPut(w, 100, 4); rxPut(w, 100, 5); rxPut(w, 100, 6);
     expect(vq_push(w.vq, w.mt, w.rx)).toBe(3);
     expect(vq_take_call(w.vq)).toBe(true);
-    expect(availEvent(w)).toBe(6);
+    expect(vq_want_kick(w.vq)).toBe(true, 'buffers 6 and 7 are posted and not used yet');
+    expect(availEvent(w)).toBe(6, 'kick me when you post past 6');
   });
 
   it('without EVENT_IDX: call unless NO_INTERRUPT; NO_NOTIFY while running, cleared to sleep', () => {

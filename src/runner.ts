@@ -2,7 +2,7 @@
 // (one shared memory), the VALE registry and the host ports; it runs in a worker thread of
 // the switch daemon, or in-process for tests. Busy while there is work, then it sleeps in
 // poll(2) on the host ports' fds so an idle switch costs ~0 % CPU.
-import { readdirSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { Datapath } from './datapath.js';
 import { WasmapError } from './errors.js';
@@ -267,15 +267,6 @@ export class Runner {
     const full = `${sw}:${port}`;
     for (const [k, vp] of this.vhostPorts) if (vp.path === path) throw new WasmapError('EBUSY', `${path} is already served by ${k}`);
     if (this.vale.switch(sw).port(port)) throw new WasmapError('EBUSY', `${full} already exists; name the port with --name`);
-    let st;
-    try { st = statSync(path); } catch { st = null; }
-    if (st) {
-      if (!st.isSocket()) throw new WasmapError('EEXIST', `${path} exists and is not a socket; pick another path`);
-      let live = false;
-      try { this.host().closeFd(this.host().unixConnect(path)); live = true; } catch { /* nobody listens: a stale socket file */ }
-      if (live) throw new WasmapError('EADDRINUSE', `another process listens on ${path}`);
-      unlinkSync(path);
-    }
     const p = this.vale.attach(full);
     const s = this.vale.switch(sw);
     let vp: VhostUserPort;
@@ -341,7 +332,7 @@ export class Runner {
       full = hit[0];
     }
     const vp = this.vhostPorts.get(full);
-    if (vp) { vp.close(); this.vhostPorts.delete(full); try { unlinkSync(vp.path); } catch { /* already gone */ } }
+    if (vp) { vp.close(); this.vhostPorts.delete(full); }
     if (this.ptPorts.has(full)) return this.ptClose(sw, port, 'detached by request');
     const hp = this.hostPorts.get(full);
     const pcap = this.captures.get(full);
@@ -394,7 +385,7 @@ export class Runner {
     this.captures.clear();
     for (const hp of this.hostPorts.values()) hp.close();
     this.hostPorts.clear();
-    for (const vp of this.vhostPorts.values()) { vp.close(); try { unlinkSync(vp.path); } catch { /* already gone */ } }
+    for (const vp of this.vhostPorts.values()) vp.close();
     this.vhostPorts.clear();
     this.vale.close();
   }

@@ -97,24 +97,21 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
   ssize_t r;
   do r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); while (r < 0 && errno == EINTR);
   if (r < 0) return host_throw(env, host_errno_name(errno), "recvmsg: %s", strerror(errno));
-  if (m.msg_flags & MSG_CTRUNC) {
-    // the kernel installed the fds that fit and dropped the rest: close what we got, or it leaks
-    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
-      size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      int *in = (int *)CMSG_DATA(h);
-      for (size_t i = 0; i < k; i++) close(in[i]);
-    }
-    return host_throw(env, "EMSGSIZE", "recvmsg: more than %d fds arrived; all were closed", MAX_FDS);
-  }
-  napi_value fds; napi_create_array(env, &fds);
-  uint32_t nf = 0;
+  // collect the fds first: when the kernel truncated them (more than MAX_FDS arrived) it
+  // installed those that fit and dropped the rest, and those we got must be closed, not leaked
+  int got[MAX_FDS]; uint32_t nf = 0;
   for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
     if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
     size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     int *in = (int *)CMSG_DATA(h);
-    for (size_t i = 0; i < k; i++) { napi_value v; napi_create_int32(env, in[i], &v); napi_set_element(env, fds, nf++, v); }
+    for (size_t i = 0; i < k; i++) { if (nf < MAX_FDS) got[nf++] = in[i]; else close(in[i]); }
   }
+  if (m.msg_flags & MSG_CTRUNC) {
+    for (uint32_t i = 0; i < nf; i++) close(got[i]);
+    return host_throw(env, "EMSGSIZE", "recvmsg: more than %d fds arrived; all were closed", MAX_FDS);
+  }
+  napi_value fds; napi_create_array(env, &fds);
+  for (uint32_t i = 0; i < nf; i++) { napi_value v; napi_create_int32(env, got[i], &v); napi_set_element(env, fds, i, v); }
   napi_value slice, fn, args[2];
   napi_get_named_property(env, buf, "subarray", &fn);
   napi_create_int32(env, 0, &args[0]); napi_create_int64(env, r, &args[1]);

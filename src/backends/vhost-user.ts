@@ -8,6 +8,7 @@
 // attached across QEMU sessions: when QEMU goes away (guest powered off, QEMU killed) the port
 // goes down, the guest's memory is unmapped and every fd closed; the next connection starts
 // a new session on the same port.
+import { statSync, unlinkSync } from 'node:fs';
 import { Datapath } from '../datapath.js';
 import { WasmapError } from '../errors.js';
 import type { NativeHost } from '../host.js';
@@ -93,6 +94,7 @@ export class VhostUserPort {
     dp.fn.mt_init(this.mt);
     for (const vq of this.vqs) dp.fn.vq_init(vq);
     try {
+      claimPath(host, path);
       this.listenFd = host.unixListen(path, 4);
     } catch (e) {
       dp.release(this.mt, a.MT_SIZE + QUEUES * a.VQ_SIZE);
@@ -483,8 +485,21 @@ export class VhostUserPort {
     this.closed = true;
     try { this.host.closeFd(this.listenFd); } catch { /* gone */ }
     this.listenFd = -1;
+    try { unlinkSync(this.path); } catch { /* already gone */ }
     this.dp.release(this.mt, this.dp.abi.MT_SIZE + QUEUES * this.dp.abi.VQ_SIZE);
   }
+}
+
+// The socket file is ours from listen to close: a stale one (nobody listening, e.g. after a
+// crash) is removed; anything else at the path is refused.
+function claimPath(host: NativeHost, path: string): void {
+  let st;
+  try { st = statSync(path); } catch { return; }
+  if (!st.isSocket()) throw new WasmapError('EEXIST', `${path} exists and is not a socket; pick another path`);
+  let live = false;
+  try { host.closeFd(host.unixConnect(path)); live = true; } catch { /* nobody listens: a stale socket file */ }
+  if (live) throw new WasmapError('EADDRINUSE', `another process listens on ${path}`);
+  unlinkSync(path);
 }
 
 function u64(v: bigint): Buffer { const b = Buffer.alloc(8); b.writeBigUInt64LE(v, 0); return b; }

@@ -171,7 +171,7 @@ test('lb: each flow sticks to one output, flows spread over all outputs, replies
 
 const FAULTS: [string, RegExp][] = [
   ['trap', /trap: RuntimeError: unreachable/], ['oob', /out of bounds/], ['divzero', /divide by zero/],
-  ['loop', /ran out of fuel/], ['stack', /call stack|stack overflow/i], ['decision', /bad decision: record \d+ said port 200/],
+  ['loop', /ran out of fuel/], ['stack', /call stack|stack overflow|ran out of fuel/i], ['decision', /bad decision: record \d+ said port 200/],
   ['rewrite', /bad rewrite: record 0 asked for a new header of 200 bytes/], ['flags', /bad flags: record 0 set flags 0x80/],
   ['negative', /returned < 0: wasmap_fn_lookup returned -7/],
 ];

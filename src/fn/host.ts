@@ -14,16 +14,20 @@ import { Script, createContext } from 'node:vm';
 
 /** Fuel for the configuration calls (wasmap_fn_config_buf, wasmap_fn_config): the router with
  *  10 240 prefixes takes 140 M units (55 ms where measured). */
-export const FN_CONFIG_FUEL = 400_000_000n;
-/** Wall-clock limit on each setup call — instantiation (its start function), version, batch,
- *  and each configuration call: the call is interrupted (V8 terminates it) and the module refused.
- *  Fuel bounds instructions; this bounds a function that makes each instruction slow (a load
- *  that misses every cache costs ~100 instructions' time). */
-export const FN_SETUP_MS = 500;
-/** A lookup call that takes longer than this (wall clock) disables the function, as a trap would:
- *  its fuel (fnFuelFor) stops computing within ~7 ms, but a function built to miss the caches on
- *  every load could hold a full batch for a few hundred ms; it does so at most once. */
+export const FN_CONFIG_FUEL = 300_000_000n;
+/** Wall-clock limit on the module's setup calls together — instantiation (its start function),
+ *  version, batch and the configuration calls: a call still running at the deadline is
+ *  interrupted (V8 terminates it) and the module refused. Fuel bounds instructions; this bounds
+ *  a function that makes each instruction slow (a load that misses every cache and the TLB
+ *  costs ~100 instructions' time). */
+export const FN_SETUP_MS = 1000;
+/** FN_SLOW_STRIKES lookup calls in a row that each take longer than FN_SLOW_MS (wall clock)
+ *  disable the function, as a trap would: fuel (fnFuelFor) stops computing within ~7 ms, but a
+ *  function built to miss the caches and the TLB on every load can make a full batch's fuel last
+ *  a few hundred ms; it does so at most this many times. In a row, so that one call that was
+ *  merely descheduled (a busy host) does not disable a good function. */
 export const FN_SLOW_MS = 100;
+export const FN_SLOW_STRIKES = 3;
 
 // Runs f() with a wall-clock limit: node:vm's timeout interrupts running WebAssembly too (the
 // watchdog terminates execution; V8 checks for it at loop headers and calls). A setup call only:
@@ -101,14 +105,18 @@ export class FnInstance {
   disabledAt: Date | null = null;
   readonly loadedAt = new Date();
   private counterCache: Record<string, number> = {};
+  private deadline = 0; // of the setup calls (performance.now())
+  private strikes = 0; // lookup calls in a row over the slow limit
 
   /** Instantiate `fn` for the switch at `sw` (its state address); nothing is switched yet. */
   constructor(private readonly dp: Datapath, private readonly sw: number, private readonly fn: PreparedFn, readonly opts: FnOptions = {}) {
     let inst: WebAssembly.Instance;
     const abort = () => { throw new WasmapError('EFNABORT', 'the function called abort (a failed assertion)'); };
     const setupMs = opts.setupMs ?? FN_SETUP_MS;
+    this.deadline = performance.now() + setupMs;
+
     try { inst = withTimeout(setupMs, () => new WebAssembly.Instance(fn.module, { env: { abort } })); } catch (e) {
-      throw new WasmapError('EBADFN', `the module failed to start: ${timedOut(e) ? `its start function ran over ${setupMs} ms` : (e as Error).message}`);
+      throw new WasmapError('EBADFN', `the module failed to start: ${timedOut(e) ? `its start function ran over the ${setupMs} ms setup limit (wall clock) and was stopped` : (e as Error).message}`);
     }
     this.ex = inst.exports as unknown as FnExports;
     const v = this.guard('wasmap_fn_version', () => this.ex.wasmap_fn_version());
@@ -135,9 +143,9 @@ export class FnInstance {
   /** Run a call of the module outside the datapath (setup): traps become EBADFN. */
   private guard(what: string, f: () => number, fuel: bigint = fnFuelFor(1024)): number {
     this.ex.wasmap_fuel.value = fuel;
-    const ms = this.opts.setupMs ?? FN_SETUP_MS;
-    try { return withTimeout(ms, f); } catch (e) {
-      throw new WasmapError('EBADFN', `${what} failed: ${timedOut(e) ? `ran over ${ms} ms (wall clock) and was stopped` : trapReason(e, this.ex.wasmap_fuel)}`);
+    const left = Math.max(1, Math.ceil(this.deadline - performance.now()));
+    try { return withTimeout(left, f); } catch (e) {
+      throw new WasmapError('EBADFN', `${what} failed: ${timedOut(e) ? `ran over the ${this.opts.setupMs ?? FN_SETUP_MS} ms setup limit (wall clock) and was stopped` : trapReason(e, this.ex.wasmap_fuel)}`);
     }
   }
 
@@ -242,7 +250,10 @@ export class FnInstance {
       return this.fail(this.dp.abi.FNE_TRAP, trapReason(e, fuel));
     }
     const took = performance.now() - t0, slow = this.opts.slowMs ?? FN_SLOW_MS;
-    if (took > slow) return this.fail(this.dp.abi.FNE_TRAP, `too slow: a batch of ${n} took ${took.toFixed(1)} ms (wall clock), over the ${slow} ms a call may take`);
+    this.strikes = took > slow ? this.strikes + 1 : 0;
+    if (this.strikes >= FN_SLOW_STRIKES) {
+      return this.fail(this.dp.abi.FNE_TRAP, `too slow: ${this.strikes} calls in a row took over ${slow} ms (wall clock), the last ${took.toFixed(1)} ms for a batch of ${n}`);
+    }
     if (rc < 0) return this.fail(this.dp.abi.FNE_RC, `wasmap_fn_lookup returned ${rc} for a batch of ${n}`);
     if (this.view.buffer !== this.ex.memory.buffer) {
       // its memory grew during the call: V8 grows in place, but if the pages were ever moved

@@ -13,8 +13,10 @@ export const FN_MAX_PAGES = 256;
  *  compiled in the forwarding thread, between two rounds, so its size bounds that pause. */
 export const FN_MAX_BYTES = 1 << 20;
 /** The largest code section accepted: V8 compiles each function on its first call (lazily), in
- *  the forwarding thread; ~200 µs per KiB of code where measured, so at most ~50 ms in all. */
-export const FN_MAX_CODE = 256 << 10;
+ *  the forwarding thread, inside a lookup: ~0.2-1.5 ms per KiB of one big function where
+ *  measured (the higher on a busy host), so 64 KiB (the examples have 1-7 KiB) keeps that
+ *  one-time pause in the tens of ms. */
+export const FN_MAX_CODE = 64 << 10;
 /** At most this many tables, of at most FN_MAX_TABLE entries each (the maximum is capped). */
 export const FN_MAX_TABLES = 4;
 export const FN_MAX_TABLE = 65536;

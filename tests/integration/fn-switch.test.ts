@@ -276,7 +276,7 @@ test('finding 5: bulk-memory and straight-line loops stop within the batch bound
     ['fill', H.bulkLoop('fill'), /ran out of fuel/, 1], ['fill', H.bulkLoop('fill'), /ran out of fuel/, 1024],
     ['copy', H.bulkLoop('copy'), /ran out of fuel/, 1024], ['init', H.bulkLoop('init'), /ran out of fuel/, 1024],
     ['table.fill', H.bulkLoop('table.fill', 65536), /ran out of fuel/, 1024], ['grow', H.bulkLoop('grow'), /ran out of fuel/, 1],
-    ['straight', H.straightLine(20_000), /ran out of fuel/, 1024], ['chase', H.chaseLookup(), /too slow|ran out of fuel/, 1024],
+    ['straight', H.straightLine(9_000), /ran out of fuel/, 1024], ['chase', H.chaseLookup(), /too slow|ran out of fuel/, 1024],
   ];
   let longest = 0;
   for (const [name, m, reason, n] of cases) {

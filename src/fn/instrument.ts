@@ -1,10 +1,13 @@
 // Load-time checks and fuel instrumentation of forwarding-function modules (docs/forwarding-
 // functions.md). We decode the binary ourselves, without a dependency, because we must rewrite
-// it: the ABI's imports and exports are checked, the memory's maximum is capped, and a fuel
-// counter is added at every function entry and loop header so that no function runs forever.
-// Anything we do not understand is refused with EBADFN; what we accept we rewrite only where
-// needed, so a module WebAssembly accepts stays one it accepts, with unchanged function and
-// global indices (the name section and element segments stay right).
+// it: the ABI's imports and exports are checked, the memory's and tables' maxima are capped, and
+// fuel is charged at every function entry and loop header (for the instructions up to the next
+// one) and before every bulk operation (by its length), so that no call runs long. The input
+// must be valid WebAssembly on its own (a module that is not could name the fuel counter we
+// append). Anything we do not understand is refused with EBADFN; what we accept we rewrite only
+// where needed, so a module WebAssembly accepts stays one it accepts, with unchanged function
+// and global indices (the name section and element segments stay right; the fuel counter is
+// the last global, which no valid code, export or initializer of the input can name).
 import { WasmapError } from '../errors.js';
 
 /** The loader's cap on a function's memory (16 MiB), the ABI's default. */
@@ -13,20 +16,21 @@ export const FN_MAX_PAGES = 256;
  *  compiled in the forwarding thread, between two rounds, so its size bounds that pause. */
 export const FN_MAX_BYTES = 1 << 20;
 /** The largest code section accepted: V8 compiles each function on its first call (lazily), in
- *  the forwarding thread, inside a lookup: ~0.2-1.5 ms per KiB of one big function where
- *  measured (the higher on a busy host), so 64 KiB (the examples have 1-7 KiB) keeps that
- *  one-time pause in the tens of ms. */
-export const FN_MAX_CODE = 64 << 10;
+ *  the forwarding thread, inside a lookup, and runs it unoptimized at first: the first round
+ *  of a module costs ~0.3-1 ms per KiB of code where measured (the more on a busy host), so
+ *  32 KiB (the examples have 0.1-6 KiB) keeps that one-time pause to ~10-30 ms. */
+export const FN_MAX_CODE = 32 << 10;
 /** At most this many tables, of at most FN_MAX_TABLE entries each (the maximum is capped). */
 export const FN_MAX_TABLES = 4;
 export const FN_MAX_TABLE = 65536;
 
-/** Fuel for one batch of `nRecords` records. A unit is one function entry or one loop
- *  iteration. A sane lookup spends tens of units per record (parse, hash, probe a few slots);
- *  5 000 per record leaves room for a linear scan of a small table, and the 100 000 base for
- *  per-batch work such as an aging sweep. A unit costs ~1.2 ns on the machines measured
- *  (BENCHMARKS.md), so a runaway function is stopped within ~7 ms even on a full batch of 1024:
- *  the switch falls back within the 10 ms the design promises. */
+/** Fuel for one batch of `nRecords` records. A unit is one instruction executed (a memory
+ *  access FN_MEM_WEIGHT), bulk operations by length (see scan()). The examples spend 35-730
+ *  units per record; 5 000 leaves room for a linear scan of a small table, and the 100 000 base
+ *  for per-batch work such as an aging sweep. A unit of computing code costs 0.15-2 ns where
+ *  measured, so a runaway function is stopped within ~7 ms even on a full batch of 1024: the
+ *  switch falls back within the 10 ms the design promises. (Loads built to miss every cache
+ *  cost far more per unit: host.ts bounds those by the wall clock.) */
 export function fnFuelFor(nRecords: number): bigint {
   if (!Number.isSafeInteger(nRecords) || nRecords < 0) throw new WasmapError('EINVAL', `fnFuelFor: record count ${nRecords} must be a non-negative integer`);
   return 100_000n + 5_000n * BigInt(nRecords);

@@ -276,7 +276,7 @@ test('finding 5: bulk-memory and straight-line loops stop within the batch bound
     ['fill', H.bulkLoop('fill'), /ran out of fuel/, 1], ['fill', H.bulkLoop('fill'), /ran out of fuel/, 1024],
     ['copy', H.bulkLoop('copy'), /ran out of fuel/, 1024], ['init', H.bulkLoop('init'), /ran out of fuel/, 1024],
     ['table.fill', H.bulkLoop('table.fill', 65536), /ran out of fuel/, 1024], ['grow', H.bulkLoop('grow'), /ran out of fuel/, 1],
-    ['straight', H.straightLine(9_000), /ran out of fuel/, 1024], ['chase', H.chaseLookup(), /too slow|ran out of fuel/, 1024],
+    ['straight', H.straightLine(4_500), /ran out of fuel/, 1024], ['chase', H.chaseLookup(), /too slow|ran out of fuel/, 1024],
   ];
   let longest = 0;
   for (const [name, m, reason, n] of cases) {
@@ -310,7 +310,7 @@ test('the configuration, counters and start calls are bounded too: fuel, then th
     let err: unknown;
     const ms = took(() => { try { sw.setLookup(m, { config: {} }); } catch (e) { err = e; } });
     assert.ok(err instanceof WasmapError && err.code === 'EBADFN' && reason.test(err.message), `${name}: ${String(err)}`);
-    assert.ok(ms < FN_SETUP_MS + 150, `${name}: set-lookup held the thread ${ms.toFixed(1)} ms (limit ${FN_SETUP_MS} ms + setup)`);
+    assert.ok(ms < FN_SETUP_MS + 500, `${name}: set-lookup held the thread ${ms.toFixed(1)} ms (limit ${FN_SETUP_MS} ms + compiling and touching memory)`);
   }
   // counters: read with the fuel of an empty batch; a runaway counters call gives no counters, fast
   sw.setLookup(H.countersForever());

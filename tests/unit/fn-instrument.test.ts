@@ -495,7 +495,7 @@ test('finding 5: bulk memory and table operations are charged by length — a 16
 });
 
 test('finding 5: a long straight-line function called in a loop is charged for every instruction, not once per call', () => {
-  const x = instantiate(prepareFnModule(H.straightLine(9_000)).bytes);
+  const x = instantiate(prepareFnModule(H.straightLine(4_500)).bytes);
   x.wasmap_fuel.value = 10n;
   assert.throws(() => x.wasmap_fn_lookup(1024, 2, 0), isRuntimeError); // the first call compiles it (lazily): not timed
   x.wasmap_fuel.value = fnFuelFor(1024);
@@ -506,8 +506,8 @@ test('finding 5: a long straight-line function called in a loop is charged for e
 
 test('limits: module size, table count and size (capped maximum), unknown table element types', () => {
   refused(new Uint8Array(FN_MAX_BYTES + 1), `at most ${FN_MAX_BYTES}`);
-  refused(H.straightLine(10_000), 'code is', `at most ${FN_MAX_CODE}`); // 70 KB of code
-  prepareFnModule(H.straightLine(9_000)); // 63 KB
+  refused(H.straightLine(5_000), 'code is', `at most ${FN_MAX_CODE}`); // 35 KB of code
+  prepareFnModule(H.straightLine(4_500)); // 31.5 KB
   refused(H.hugeTable(), '10000000 entries', `at most ${FN_MAX_TABLE}`);
   prepareFnModule(H.hugeTable(FN_MAX_TABLE));
   refused(H.manyTables(FN_MAX_TABLES + 1), `at most ${FN_MAX_TABLES}`);

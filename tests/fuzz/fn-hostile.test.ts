@@ -58,7 +58,7 @@ test(`fn-hostile fuzz: ${LOADS} hostile and mutated modules through Switch.setLo
   const a = new Switch(dp, 'vale1'), b = new Switch(dp, 'vale2');
   const ap = [0, 1, 2].map((i) => a.attach(`p${i}`)), bp = [0, 1].map((i) => b.attach(`p${i}`));
   const seeds: [string, Uint8Array, unknown][] = [...examples(), ...Object.entries(HOSTILE).map(([n, f]): [string, Uint8Array, unknown] => [n, f(), n.startsWith('config') ? {} : undefined])];
-  const facts = { ops: 0, loads: 0, refused: 0, ran: 0, disabled: 0, rounds: 0, frames: 0, bystander: 0, guarded: 0, longestRound: 0, longestSetup: 0, longestStats: 0 };
+  const facts = { ops: 0, loads: 0, refused: 0, ran: 0, disabled: 0, rounds: 0, frames: 0, bystander: 0, guarded: 0, longestRound: 0, longestSetup: 0, longestStats: 0, statsRetried: 0 };
   const reasons = new Map<string, number>();
   let seq = 0, expect = 0;
   const bystanderFrame = (k: number): Uint8Array => { const f = ether(station(0xb1), station(0xb0), 0x88b5, 60 + (k % 200)); new DataView(f.buffer).setUint32(14, k); return f; };
@@ -131,11 +131,14 @@ test(`fn-hostile fuzz: ${LOADS} hostile and mutated modules through Switch.setLo
         }
         for (const p of ap) p.recv();
       }
-      const ts = performance.now();
-      const st = a.lookupStatus();
-      const statsMs = performance.now() - ts;
+      // stats (the counters call): deterministic, so one slow reading (a GC pause, the thread
+      // descheduled on a busy host) is measured again; slow twice is the function's doing
+      const statsTime = (): number => { const ts = performance.now(); a.lookupStatus(); return performance.now() - ts; };
+      let statsMs = statsTime();
+      if (statsMs >= STATS_MS) { facts.statsRetried++; statsMs = statsTime(); }
       facts.longestStats = Math.max(facts.longestStats, statsMs);
-      assert.ok(statsMs < STATS_MS, `seed ${SEED} load ${load} (${name}, ${how}): stats took ${statsMs.toFixed(1)} ms`);
+      assert.ok(statsMs < STATS_MS, `seed ${SEED} load ${load} (${name}, ${how}): stats took ${statsMs.toFixed(1)} ms, twice`);
+      const st = a.lookupStatus();
       if (st.function?.state === 'disabled') {
         facts.disabled++;
         const rs = st.function.reason!;
@@ -162,5 +165,5 @@ test(`fn-hostile fuzz: ${LOADS} hostile and mutated modules through Switch.setLo
   } finally {
     a.destroy(); b.destroy();
   }
-  console.log(`fuzz fn-hostile: seed=${SEED} ops=${facts.ops} longest_round_ms=${facts.longestRound.toFixed(1)} loads=${facts.loads} refused=${facts.refused} ran=${facts.ran} disabled=${facts.disabled} rounds=${facts.rounds} frames=${facts.frames} bystander=${facts.bystander} guarded=${facts.guarded} longest_setup_ms=${facts.longestSetup.toFixed(1)} longest_stats_ms=${facts.longestStats.toFixed(2)} slow_ms=${FN_SLOW_MS} reasons=${[...reasons].map(([k, v]) => `${k.replace(/ /g, '_')}:${v}`).join(',')}`);
+  console.log(`fuzz fn-hostile: seed=${SEED} ops=${facts.ops} longest_round_ms=${facts.longestRound.toFixed(1)} loads=${facts.loads} refused=${facts.refused} ran=${facts.ran} disabled=${facts.disabled} rounds=${facts.rounds} frames=${facts.frames} bystander=${facts.bystander} guarded=${facts.guarded} longest_setup_ms=${facts.longestSetup.toFixed(1)} longest_stats_ms=${facts.longestStats.toFixed(2)} stats_retried=${facts.statsRetried} slow_ms=${FN_SLOW_MS} reasons=${[...reasons].map(([k, v]) => `${k.replace(/ /g, '_')}:${v}`).join(',')}`);
 });

@@ -10,6 +10,35 @@ import { loadHost, NativeHost } from '../host.js';
 import { WasmapError } from '../errors.js';
 import { prepareFnModule, fnFuelFor, FnReport } from './instrument.js';
 import { createHash } from 'node:crypto';
+import { Script, createContext } from 'node:vm';
+
+/** Fuel for the configuration calls (wasmap_fn_config_buf, wasmap_fn_config): the router with
+ *  10 240 prefixes takes 140 M units (55 ms where measured). */
+export const FN_CONFIG_FUEL = 300_000_000n;
+/** Wall-clock limit on the module's setup calls together — instantiation (its start function),
+ *  version, batch and the configuration calls: a call still running at the deadline is
+ *  interrupted (V8 terminates it) and the module refused. Fuel bounds instructions; this bounds
+ *  a function that makes each instruction slow (a load that misses every cache and the TLB
+ *  costs ~100 instructions' time). */
+export const FN_SETUP_MS = 1000;
+/** FN_SLOW_STRIKES lookup calls in a row that each take longer than FN_SLOW_MS (wall clock)
+ *  disable the function, as a trap would: fuel (fnFuelFor) stops computing within ~7 ms, but a
+ *  function built to miss the caches and the TLB on every load can make a full batch's fuel last
+ *  a few hundred ms; it does so at most this many times. In a row, so that one call that was
+ *  merely descheduled (a busy host) does not disable a good function. */
+export const FN_SLOW_MS = 100;
+export const FN_SLOW_STRIKES = 3;
+
+// Runs f() with a wall-clock limit: node:vm's timeout interrupts running WebAssembly too (the
+// watchdog terminates execution; V8 checks for it at loop headers and calls). A setup call only:
+// arming the watchdog costs ~0.4 ms, far too much per batch.
+const timerCtx = createContext({ f: null as unknown });
+const timerScript = new Script('f()');
+function withTimeout<T>(ms: number, f: () => T): T {
+  timerCtx.f = f;
+  try { return timerScript.runInContext(timerCtx, { timeout: ms }) as T; } finally { timerCtx.f = null; }
+}
+const timedOut = (e: unknown): boolean => (e as { code?: string })?.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
 
 export type Fallback = 'drop' | 'learning';
 export interface FnOptions {
@@ -19,8 +48,11 @@ export interface FnOptions {
   fallback?: Fallback;
   /** A name for stats (default: 'function'). */
   name?: string;
-  /** Fuel for the configuration call (default 200 M units: a 10 000-prefix table takes ~5 M). */
+  /** Fuel for each configuration call (default FN_CONFIG_FUEL). */
   configFuel?: bigint;
+  /** Wall-clock limits (ms): each setup call (default FN_SETUP_MS) and a lookup call (FN_SLOW_MS). */
+  setupMs?: number;
+  slowMs?: number;
 }
 
 interface FnExports {
@@ -73,13 +105,18 @@ export class FnInstance {
   disabledAt: Date | null = null;
   readonly loadedAt = new Date();
   private counterCache: Record<string, number> = {};
+  private deadline = 0; // of the setup calls (performance.now())
+  private strikes = 0; // lookup calls in a row over the slow limit
 
   /** Instantiate `fn` for the switch at `sw` (its state address); nothing is switched yet. */
   constructor(private readonly dp: Datapath, private readonly sw: number, private readonly fn: PreparedFn, readonly opts: FnOptions = {}) {
     let inst: WebAssembly.Instance;
     const abort = () => { throw new WasmapError('EFNABORT', 'the function called abort (a failed assertion)'); };
-    try { inst = new WebAssembly.Instance(fn.module, { env: { abort } }); } catch (e) {
-      throw new WasmapError('EBADFN', `the module failed to start: ${(e as Error).message}`);
+    const setupMs = opts.setupMs ?? FN_SETUP_MS;
+    this.deadline = performance.now() + setupMs;
+
+    try { inst = withTimeout(setupMs, () => new WebAssembly.Instance(fn.module, { env: { abort } })); } catch (e) {
+      throw new WasmapError('EBADFN', `the module failed to start: ${timedOut(e) ? `its start function ran over the ${setupMs} ms setup limit (wall clock) and was stopped` : (e as Error).message}`);
     }
     this.ex = inst.exports as unknown as FnExports;
     const v = this.guard('wasmap_fn_version', () => this.ex.wasmap_fn_version());
@@ -89,15 +126,26 @@ export class FnInstance {
     if (this.batch + RECORDS > this.view.byteLength) {
       throw new WasmapError('EBADFN', `wasmap_fn_batch() = ${this.batch}: the 1024 records (128 KiB) from there do not fit in the module's ${this.view.byteLength}-byte memory`);
     }
-    if (opts.config !== undefined) this.configure(opts.config);
+    this.prefault();
+    if (opts.config !== undefined) { this.configure(opts.config); this.prefault(); }
     this.rec = dp.alloc(RECORDS, 65536);
+  }
+
+  /** Touch every page of the module's memory now, at setup: the first touch of a page costs a
+   *  page fault (~16 µs where measured, ~70 ms for 16 MiB), which fuel cannot see; done here,
+   *  no lookup pays it (pages grown later are charged by memory.grow's fuel). */
+  private prefault(): void {
+    const u = new Uint8Array(this.ex.memory.buffer);
+    for (let i = 0; i < u.length; i += 4096) u[i] = u[i]; // eslint-disable-line no-self-assign
+    this.view = u;
   }
 
   /** Run a call of the module outside the datapath (setup): traps become EBADFN. */
   private guard(what: string, f: () => number, fuel: bigint = fnFuelFor(1024)): number {
     this.ex.wasmap_fuel.value = fuel;
-    try { return f(); } catch (e) {
-      throw new WasmapError('EBADFN', `${what} failed: ${trapReason(e, this.ex.wasmap_fuel)}`);
+    const left = Math.max(1, Math.ceil(this.deadline - performance.now()));
+    try { return withTimeout(left, f); } catch (e) {
+      throw new WasmapError('EBADFN', `${what} failed: ${timedOut(e) ? `ran over the ${this.opts.setupMs ?? FN_SETUP_MS} ms setup limit (wall clock) and was stopped` : trapReason(e, this.ex.wasmap_fuel)}`);
     }
   }
 
@@ -109,7 +157,7 @@ export class FnInstance {
       try { JSON.parse(text); } catch (e) { throw new WasmapError('EINVAL', `the configuration is not JSON: ${(e as Error).message}`); }
     }
     const bytes = new TextEncoder().encode(text);
-    const fuel = this.opts.configFuel ?? 200_000_000n;
+    const fuel = this.opts.configFuel ?? FN_CONFIG_FUEL;
     const at = this.guard('wasmap_fn_config_buf', () => buf(bytes.length), fuel);
     const mem = new Uint8Array(this.ex.memory.buffer);
     if (at < 0 || at + bytes.length > mem.byteLength) throw new WasmapError('EBADFN', `wasmap_fn_config_buf(${bytes.length}) returned ${at}, not room inside the module's memory`);
@@ -197,8 +245,14 @@ export class FnInstance {
     const fuel = this.ex.wasmap_fuel;
     fuel.value = fnFuelFor(n);
     let rc: number;
+    const t0 = performance.now();
     try { rc = this.ex.wasmap_fn_lookup(n, nports, now); } catch (e) {
       return this.fail(this.dp.abi.FNE_TRAP, trapReason(e, fuel));
+    }
+    const took = performance.now() - t0, slow = this.opts.slowMs ?? FN_SLOW_MS;
+    this.strikes = took > slow ? this.strikes + 1 : 0;
+    if (this.strikes >= FN_SLOW_STRIKES) {
+      return this.fail(this.dp.abi.FNE_TRAP, `too slow: ${this.strikes} calls in a row took over ${slow} ms (wall clock), the last ${took.toFixed(1)} ms for a batch of ${n}`);
     }
     if (rc < 0) return this.fail(this.dp.abi.FNE_RC, `wasmap_fn_lookup returned ${rc} for a batch of ${n}`);
     if (this.view.buffer !== this.ex.memory.buffer) {

@@ -16,6 +16,8 @@ import { findBuildFile } from '../../src/paths.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { loadHost } from '../../src/host.js';
 import { WasmapError } from '../../src/errors.js';
+import { compileFn, FN_SETUP_MS, FN_SLOW_STRIKES } from '../../src/fn/host.js';
+import * as H from '../fixtures/fn/modules/hostile.js';
 import { same, macB, ipFrame, ipChecksum, put16, ether, station, BCAST, UDP, TCP } from '../frames.js';
 
 const NOW = 1_000_000;
@@ -171,7 +173,7 @@ test('lb: each flow sticks to one output, flows spread over all outputs, replies
 
 const FAULTS: [string, RegExp][] = [
   ['trap', /trap: RuntimeError: unreachable/], ['oob', /out of bounds/], ['divzero', /divide by zero/],
-  ['loop', /ran out of fuel/], ['stack', /call stack|stack overflow/i], ['decision', /bad decision: record \d+ said port 200/],
+  ['loop', /ran out of fuel/], ['stack', /call stack|stack overflow|ran out of fuel/i], ['decision', /bad decision: record \d+ said port 200/],
   ['rewrite', /bad rewrite: record 0 asked for a new header of 200 bytes/], ['flags', /bad flags: record 0 set flags 0x80/],
   ['negative', /returned < 0: wasmap_fn_lookup returned -7/],
 ];
@@ -246,6 +248,89 @@ test('bad module files and refused configurations are clear errors, and the look
   refuse(example('forward-other'), 'EINVAL', /takes no configuration/, { config: {} });
   refuse(faulty(), 'EINVAL', /not JSON/, { config: '{oops' });
   assert.equal(sw.lookupStatus().function?.state, 'active');
+  law(sw);
+});
+
+// ---- hostile modules (issue #15, findings 4 and 5) ----
+
+/** Runs f and returns how long it took (ms). */
+const took = (f: () => unknown): number => { const t0 = performance.now(); f(); return performance.now() - t0; };
+
+test('finding 4: a module that would refuel itself (global.set of an undeclared global) is refused; the lookup in place stays', () => {
+  const { sw, p } = rig(2);
+  sw.setLookup(example('forward-other'));
+  for (const m of [H.selfRefuel(), H.selfRefuelPastGlobals()]) {
+    assert.throws(() => sw.setLookup(m), (e: unknown) => e instanceof WasmapError && e.code === 'EBADFN' && /global|not valid/.test(e.message));
+    assert.throws(() => compileFn(m), (e: unknown) => e instanceof WasmapError && e.code === 'EBADFN');
+  }
+  p[0].send([ether(station(2), station(1), 0x88b5)]);
+  assert.ok(took(() => sw.round(NOW)) < 100, 'a round returns');
+  assert.equal(p[1].recv().length, 1, 'forward-other still decides');
+  law(sw);
+});
+
+test('finding 5: bulk-memory and straight-line loops stop within the batch bound; chasing cache misses is stopped by the wall clock', () => {
+  const dp = new Datapath();
+  const a = rig(2, 'vale1', dp), b = rig(2, 'vale2', dp);
+  const cases: [string, Uint8Array, RegExp, number][] = [
+    ['fill', H.bulkLoop('fill'), /ran out of fuel/, 1], ['fill', H.bulkLoop('fill'), /ran out of fuel/, 1024],
+    ['copy', H.bulkLoop('copy'), /ran out of fuel/, 1024], ['init', H.bulkLoop('init'), /ran out of fuel/, 1024],
+    ['table.fill', H.bulkLoop('table.fill', 65536), /ran out of fuel/, 1024], ['grow', H.bulkLoop('grow'), /ran out of fuel/, 1],
+    ['straight', H.straightLine(4_500), /ran out of fuel/, 1024], ['chase', H.chaseLookup(), /too slow|ran out of fuel/, 1024],
+  ];
+  let longest = 0;
+  for (const [name, m, reason, n] of cases) {
+    const before = a.sw.stats().ports[0].dropLookup;
+    a.sw.setLookup(m, { fallback: 'learning', slowMs: name === 'chase' ? 1 : undefined });
+    // the chase is disabled after FN_SLOW_STRIKES slow calls in a row (when fuel does not stop it first)
+    for (let r = 0; r < (name === 'chase' ? FN_SLOW_STRIKES : 1) && a.sw.lookupStatus().function?.state === 'active'; r++) {
+      a.p[0].send(Array.from({ length: n }, () => ether(station(2), station(1), 0x88b5)));
+      b.p[0].send([ether(station(2), station(1), 0x88b5)]);
+      const ms = took(() => { a.sw.round(NOW); b.sw.round(NOW); });
+      longest = Math.max(longest, ms);
+      if (name !== 'chase') assert.ok(ms < 100, `${name}, batch of ${n}: the round took ${ms.toFixed(1)} ms (documented: ~7 ms)`);
+      assert.equal(b.p[1].recv().length, 1, `${name}: the other switch forwarded`);
+    }
+    const st = a.sw.lookupStatus();
+    assert.equal(st.function?.state, 'disabled', name);
+    assert.match(st.function!.reason!, reason, name);
+    assert.ok(st.function!.faultDrops > 0 && BigInt(st.function!.faultDrops) === a.sw.stats().ports[0].dropLookup - before, `${name}: the batch was dropped and counted`);
+    a.p[1].recv();
+    law(a.sw); law(b.sw);
+  }
+  console.log(`# hostile lookups: longest round ${longest.toFixed(1)} ms`);
+});
+
+test('the configuration, counters and start calls are bounded too: fuel, then the setup wall clock', () => {
+  const { sw, p } = rig(2);
+  sw.setLookup(example('forward-other'));
+  for (const [name, m, reason] of [['config fill', H.configForever('fill'), /ran out of fuel|setup limit/], ['config spin', H.configForever('spin'), /ran out of fuel|setup limit/],
+    ['config chase', H.configForever('chase'), /setup limit|ran out of fuel/], ['start', H.startForever(), /failed to start/]] as const) {
+    // (config fill is stopped by fuel, or by the wall clock on a slow machine: a 2.4 GB fill)
+    let err: unknown;
+    const ms = took(() => { try { sw.setLookup(m, { config: {} }); } catch (e) { err = e; } });
+    assert.ok(err instanceof WasmapError && err.code === 'EBADFN' && reason.test(err.message), `${name}: ${String(err)}`);
+    assert.ok(ms < FN_SETUP_MS + 500, `${name}: set-lookup held the thread ${ms.toFixed(1)} ms (limit ${FN_SETUP_MS} ms + compiling and touching memory)`);
+  }
+  // counters: read with the fuel of an empty batch; a runaway counters call gives no counters, fast
+  sw.setLookup(H.countersForever());
+  const ms = took(() => assert.deepEqual(sw.lookupStatus().function?.counters, {}));
+  assert.ok(ms < 50, `a runaway counters call held stats ${ms.toFixed(1)} ms`);
+  assert.equal(sw.lookupStatus().function?.state, 'active', 'a bad counters table is not a fault');
+  p[0].send([ether(station(2), station(1), 0x88b5)]); sw.round(NOW);
+  assert.equal(p[1].recv().length, 1, 'its lookup still forwards');
+  law(sw);
+});
+
+test('deep recursion: the stack overflow is caught like any trap, the fallback forwards', () => {
+  const { sw, p } = rig(2);
+  sw.setLookup(H.bigFrameRecursion(), { fallback: 'learning' });
+  // a full batch: its fuel lets the recursion go deeper than the stack
+  p[0].send(Array.from({ length: 1024 }, () => ether(station(2), station(1), 0x88b5))); sw.round(NOW);
+  p[1].recv();
+  assert.match(sw.lookupStatus().function!.reason!, /call stack|stack overflow/i);
+  p[0].send([ether(station(2), station(1), 0x88b5)]); sw.round(NOW);
+  assert.equal(p[1].recv().length, 1);
   law(sw);
 });
 

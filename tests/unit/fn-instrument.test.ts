@@ -12,94 +12,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WasmapError } from '../../src/errors.js';
-import { FN_MAX_PAGES, FN_START_FUEL, fnFuelFor, prepareFnModule } from '../../src/fn/instrument.js';
+import { FN_MAX_BYTES, FN_MAX_CODE, FN_MAX_PAGES, FN_MAX_TABLE, FN_MAX_TABLES, FN_START_FUEL, fnFuelFor, prepareFnModule } from '../../src/fn/instrument.js';
+import * as H from '../fixtures/fn/modules/hostile.js';
+import { Script, createContext } from 'node:vm';
 import { assertWasmapError } from './helpers.js';
 
-// ---- a tiny module builder ----
-const I32 = 0x7f, I64 = 0x7e, F32 = 0x7d, V128 = 0x7b, FUNCREF = 0x70;
-type Sig = [number[], number[]];
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do { let b = n % 128; n = Math.floor(n / 128); if (n) b |= 0x80; out.push(b); } while (n);
-  return out;
-}
-function sleb(v: number | bigint): number[] {
-  let n = BigInt(v);
-  const out: number[] = [];
-  for (;;) {
-    const b = Number(n & 0x7fn); n >>= 7n;
-    if ((n === 0n && !(b & 0x40)) || (n === -1n && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-const str = (s: string): number[] => { const b = Buffer.from(s); return [...uleb(b.length), ...b]; };
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const i32c = (n: number): number[] => [0x41, ...sleb(n)];
-const i64c = (n: bigint): number[] => [0x42, ...sleb(n)];
-const f32c = (x: number): number[] => { const b = Buffer.alloc(4); b.writeFloatLE(x); return [0x43, ...b]; };
-const f64c = (x: number): number[] => { const b = Buffer.alloc(8); b.writeDoubleLE(x); return [0x44, ...b]; };
-
-interface Func { sig: Sig; locals?: number[]; code: number[]; name?: string }
-interface Spec {
-  types?: Sig[]; // at type indices 0.., for block types and call_indirect; function types follow
-  imports?: { mod: string; name: string; sig?: Sig; desc?: number[] }[];
-  funcs?: Func[]; // function indices 0.. (after imports); the ABI's three come after them
-  abi?: boolean; // default true
-  tables?: number[][]; memory?: number[] | null; tags?: number[][]; globals?: number[][];
-  exports?: [string, number, number][]; exportMemory?: boolean; start?: number;
-  elems?: number[][]; dataCount?: boolean; data?: number[][]; custom?: [string, number[]][];
-}
-const BATCH = 1024;
-// lookup: record i (at 1024 + 128 i) goes to port (source + 1) % nports
-const LOOKUP: Func = { name: 'wasmap_fn_lookup', sig: [[I32, I32, I32], [I32]], locals: [I32, I32], code: [
-  0x02, 0x40, 0x03, 0x40,
-  0x20, 3, 0x20, 0, 0x4f, 0x0d, 1, // i >= n: break
-  0x20, 3, ...i32c(7), 0x74, ...i32c(BATCH), 0x6a, 0x21, 4, // a = 1024 + (i << 7)
-  0x20, 4, 0x20, 4, 0x2d, 0, 0, ...i32c(1), 0x6a, 0x20, 1, 0x70, 0x3a, 0, 1, // a[1] = (a[0] + 1) % nports
-  0x20, 3, ...i32c(1), 0x6a, 0x21, 3, 0x0c, 0, // i++; continue
-  0x0b, 0x0b, ...i32c(0)] };
-const ABI: Func[] = [
-  { name: 'wasmap_fn_version', sig: [[], [I32]], code: i32c(1) },
-  { name: 'wasmap_fn_batch', sig: [[], [I32]], code: i32c(BATCH) },
-  LOOKUP,
-];
-
-function build(spec: Spec = {}): Uint8Array<ArrayBuffer> {
-  const types: Sig[] = [...(spec.types ?? [])];
-  const typeIdx = (s: Sig): number => {
-    const k = types.findIndex((t) => JSON.stringify(t) === JSON.stringify(s));
-    return k >= 0 ? k : types.push(s) - 1;
-  };
-  const imports = (spec.imports ?? []).map((im) => [...str(im.mod), ...str(im.name), ...(im.desc ?? [0, ...uleb(typeIdx(im.sig!))])]);
-  const funcs = [...(spec.funcs ?? []), ...(spec.abi === false ? [] : ABI)];
-  const fidx = funcs.map((f) => typeIdx(f.sig));
-  const nimp = (spec.imports ?? []).filter((im) => !im.desc).length;
-  const exports: number[][] = funcs.flatMap((f, i) => (f.name ? [[...str(f.name), 0, ...uleb(nimp + i)]] : []));
-  if (spec.memory !== null && spec.exportMemory !== false) exports.push([...str('memory'), 2, 0]);
-  for (const [n, k, i] of spec.exports ?? []) exports.push([...str(n), k, ...uleb(i)]);
-  const bodies = funcs.map((f) => {
-    const b = [...vec((f.locals ?? []).map((t) => [1, t])), ...f.code, 0x0b];
-    return [...uleb(b.length), ...b];
-  });
-  const out = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
-  const tsec = types.map(([p, r]) => [0x60, ...vec(p.map((t) => [t])), ...vec(r.map((t) => [t]))]);
-  out.push(...section(1, vec(tsec)));
-  if (imports.length) out.push(...section(2, vec(imports)));
-  out.push(...section(3, vec(fidx.map((t) => uleb(t)))));
-  if (spec.tables) out.push(...section(4, vec(spec.tables)));
-  if (spec.memory !== null) out.push(...section(5, vec([spec.memory ?? [0, 1]])));
-  if (spec.tags) out.push(...section(13, vec(spec.tags)));
-  if (spec.globals) out.push(...section(6, vec(spec.globals)));
-  out.push(...section(7, vec(exports)));
-  if (spec.start !== undefined) out.push(...section(8, uleb(spec.start)));
-  if (spec.elems) out.push(...section(9, vec(spec.elems)));
-  if (spec.dataCount) out.push(...section(12, uleb(spec.data?.length ?? 0)));
-  out.push(...section(10, vec(bodies)));
-  if (spec.data) out.push(...section(11, vec(spec.data)));
-  for (const [name, body] of spec.custom ?? []) out.push(...section(0, [...str(name), ...body]));
-  return Uint8Array.from(out);
-}
+import { I32, I64, F32, V128, FUNCREF, Sig, uleb, sleb, str, vec, i32c, i64c, f32c, f64c, Func, Spec, LOOKUP, ABI, build } from '../fixtures/fn/modules/builder.js';
 
 // each test module exports its own functions: untyped on purpose
 type Exports = Record<string, any>;
@@ -122,7 +40,7 @@ function lookup(x: Exports, n: number, nports: number): number[] {
 test('a valid module passes, keeps its behaviour and gains an i64 wasmap_fuel export', () => {
   const bytes = build();
   const { bytes: out, report } = prepareFnModule(bytes);
-  assert.deepEqual(report, { functions: 3, loops: 1, memoryPages: 1, maxPages: FN_MAX_PAGES,
+  assert.deepEqual(report, { functions: 3, loops: 1, bulkOps: 0, memoryPages: 1, maxPages: FN_MAX_PAGES,
     exports: ['wasmap_fn_version', 'wasmap_fn_batch', 'wasmap_fn_lookup', 'memory'] });
   const x = instantiate(out), orig = instantiate(bytes);
   assert.ok(x.wasmap_fuel instanceof WebAssembly.Global);
@@ -131,8 +49,10 @@ test('a valid module passes, keeps its behaviour and gains an i64 wasmap_fuel ex
   assert.equal(x.wasmap_fn_version(), 1);
   assert.deepEqual(lookup(x, 300, 7), lookup(orig, 300, 7));
   assert.deepEqual(lookup(x, 3, 7), [1, 2, 3]);
-  // entries: version, batch twice, lookup twice; loop headers: 301 + 4 (the last pass exits)
-  assert.equal(fnFuelFor(300) - x.wasmap_fuel.value, 5n + 301n + 4n);
+  // entries: version and batch (3 units each: the charge, i32.const, end), batch again, lookup
+  // twice (6: the charge, block, loop, end, i32.const, end); loop headers: 301 + 4 (the last
+  // pass exits), 31 units each (the charge, 28 instructions, 2 of them memory accesses at 4)
+  assert.equal(fnFuelFor(300) - x.wasmap_fuel.value, 3n * 3n + 2n * 6n + 31n * (301n + 4n));
   // the header, type and function sections are untouched (the type section is under 128 bytes)
   const typeAndFuncs = 10 + bytes[9] + 2 + bytes[11 + bytes[9]];
   assert.deepEqual(out.subarray(0, typeAndFuncs), bytes.subarray(0, typeAndFuncs));
@@ -161,7 +81,7 @@ test('an endless loop traps once the fuel is spent, leaves the counter negative,
   const x = prepared({ funcs: [SPIN] });
   x.wasmap_fuel.value = 1000n;
   assert.throws(() => x.spin(), isRuntimeError);
-  assert.equal(x.wasmap_fuel.value, -1n, 'the counter tells a fuel trap from any other');
+  assert.ok(x.wasmap_fuel.value < 0n, 'the counter tells a fuel trap from any other');
   assert.throws(() => x.wasmap_fn_version(), isRuntimeError, 'no fuel, no call');
   x.wasmap_fuel.value = 1000n;
   assert.equal(x.wasmap_fn_version(), 1);
@@ -169,13 +89,14 @@ test('an endless loop traps once the fuel is spent, leaves the counter negative,
   assert.throws(() => x.spin(), isRuntimeError);
 });
 
-test('fuel is exact: one unit per function entry and per loop header', () => {
+test('fuel is exact: a function entry pays for the instructions outside loops, a loop header for those in its loop', () => {
   const x = prepared({ funcs: [COUNT] });
+  // entry: the charge + loop, local.get, end = 4; each pass: the charge + 7 instructions + end = 9
   for (const k of [1, 2, 10, 1000]) {
-    x.wasmap_fuel.value = BigInt(1 + k);
+    x.wasmap_fuel.value = BigInt(4 + 9 * k);
     assert.equal(x.count(k), k);
     assert.equal(x.wasmap_fuel.value, 0n);
-    x.wasmap_fuel.value = BigInt(k);
+    x.wasmap_fuel.value = BigInt(4 + 9 * k - 1);
     assert.throws(() => x.count(k), isRuntimeError);
   }
 });
@@ -183,13 +104,13 @@ test('fuel is exact: one unit per function entry and per loop header', () => {
 test('recursion is bounded by the entry fuel, before the stack overflows', () => {
   const inf: Func = { name: 'inf', sig: [[], []], code: [0x10, 1] };
   const x = prepared({ funcs: [REC, inf] });
-  x.wasmap_fuel.value = 51n;
+  x.wasmap_fuel.value = 51n * 14n; // 51 entries of the charge + 13 instructions
   assert.equal(x.rec(50), 50);
-  x.wasmap_fuel.value = 50n;
+  x.wasmap_fuel.value = 51n * 14n - 1n;
   assert.throws(() => x.rec(50), isRuntimeError);
   x.wasmap_fuel.value = 10_000n;
   assert.throws(() => x.inf(), isRuntimeError, 'a fuel trap, not a RangeError (stack overflow)');
-  assert.equal(x.wasmap_fuel.value, -1n);
+  assert.ok(x.wasmap_fuel.value < 0n);
 });
 
 test('tail calls and try/catch_all cannot escape the fuel', () => {
@@ -223,7 +144,7 @@ test('globals keep their indices; the fuel global is appended; a name section st
   assert.equal(x.g0.value, 5);
   x.wasmap_fuel.value = 10n;
   assert.equal(x.getg(), -9n);
-  assert.equal(x.wasmap_fuel.value, 9n);
+  assert.equal(x.wasmap_fuel.value, 7n); // the charge, global.get, end
   const m = new WebAssembly.Module(out);
   assert.deepEqual(new Uint8Array(WebAssembly.Module.customSections(m, 'name')[0]),
     new Uint8Array(WebAssembly.Module.customSections(new WebAssembly.Module(bytes), 'name')[0]));
@@ -235,16 +156,17 @@ test('globals keep their indices; the fuel global is appended; a name section st
 const GROW: Func = { name: 'grow', sig: [[I32], [I32]], code: [0x20, 0, 0x40, 0] };
 
 test('memory: the maximum is capped at 256 pages (or maxPages), growth beyond it returns -1', () => {
-  let x = prepared({ funcs: [GROW] });
+  const preparedRich = (spec: Spec, opts?: { maxPages?: number }): Exports => { const x = prepared(spec, opts); x.wasmap_fuel.value = 1n << 40n; return x; };
+  let x = preparedRich({ funcs: [GROW] });
   assert.equal(x.grow(255), 1);
   assert.equal(x.grow(1), -1);
   assert.throws(() => x.memory.grow(1), RangeError);
-  x = prepared({ funcs: [GROW], memory: [1, 1, 10] }); // a smaller declared maximum is kept
+  x = preparedRich({ funcs: [GROW], memory: [1, 1, 10] }); // a smaller declared maximum is kept
   assert.equal(x.grow(10), -1);
   assert.equal(x.grow(9), 1);
   const r = prepareFnModule(build({ funcs: [GROW], memory: [1, 2, 100] }), { maxPages: 4 }).report;
   assert.deepEqual([r.memoryPages, r.maxPages], [2, 4]);
-  x = prepared({ funcs: [GROW], memory: [1, 2, 100] }, { maxPages: 4 });
+  x = preparedRich({ funcs: [GROW], memory: [1, 2, 100] }, { maxPages: 4 });
   assert.equal(x.grow(3), -1);
   assert.equal(x.grow(2), 2);
   refused(build({ memory: [0, ...uleb(257)] }), '257 pages', 'at most 256');
@@ -262,7 +184,7 @@ const ABORT_SIG: Sig = [[I32, I32, I32, I32], []];
 test('imports: only env.abort (i32, i32, i32, i32) -> () is tolerated', () => {
   const abortOk = build({ imports: [{ mod: 'env', name: 'abort', sig: ABORT_SIG }] });
   const x = instantiate(prepareFnModule(abortOk).bytes, { env: { abort: () => { throw new Error('abort'); } } });
-  x.wasmap_fuel.value = 100n;
+  x.wasmap_fuel.value = 1000n;
   assert.deepEqual(lookup(x, 2, 5), [1, 2], 'function indices shifted by the import still line up');
   refused(build({ imports: [{ mod: 'wasi_snapshot_preview1', name: 'fd_write', sig: [[I32, I32, I32, I32], [I32]] }] }),
     'wasi_snapshot_preview1.fd_write', 'may not import', '--runtime stub --use abort=');
@@ -383,12 +305,17 @@ test('SIMD, bulk memory, atomics, tables, references, multi-value, br_table, EH:
   const { bytes: out, report } = prepareFnModule(bytes);
   assert.equal(report.loops, 4); // the empty one, the parameterized one, br_table's and the lookup's
   const a = instantiate(bytes), b = instantiate(out);
-  b.wasmap_fuel.value = 1000n;
+  b.wasmap_fuel.value = 100_000n;
   const want = a.sink();
   assert.equal(b.sink(), want);
   assert.deepEqual(new Uint8Array(b.memory.buffer, 0, 256), new Uint8Array(a.memory.buffer, 0, 256));
-  // entries: sink, double (call_indirect), the thrower 3 times; loop headers: 1 + 10 + 3 (br_table's)
-  assert.equal(1000n - b.wasmap_fuel.value, 1n + 1n + 3n + 1n + 10n + 3n);
+  assert.equal(report.bulkOps, 7, 'memory.init/copy/fill and table.grow/init/copy/fill are charged by length');
+  const used = 100_000n - b.wasmap_fuel.value;
+  const c = instantiate(out), d = instantiate(out); // sink runs once per instance (data.drop)
+  c.wasmap_fuel.value = used;
+  assert.equal(c.sink(), want, 'exactly the fuel it used is enough');
+  d.wasmap_fuel.value = used - 1n;
+  assert.throws(() => d.sink(), isRuntimeError);
 });
 
 // ---- a real AssemblyScript module, with SIMD ----
@@ -504,4 +431,99 @@ test('fuzz: mutations give EBADFN, or a module WebAssembly accepts whenever it a
     if (accepted && !WebAssembly.validate(out)) assert.fail(`iteration ${iter}: instrumentation broke a valid module\n${hex()}`);
   }
   assert.ok(passed > 100 && valid > 50, `enough mutations get through to test something (${passed}, ${valid} valid)`);
+});
+
+// ---- hostile modules (issue #15, findings 4 and 5) ----
+/** Runs f with a wall-clock limit (node:vm interrupts WebAssembly too); the elapsed ms, or the
+ *  limit's error: a test of a module that should stop must not hang when it does not. */
+function timed(limitMs: number, f: () => unknown): { ms: number; error: unknown } {
+  const ctx = createContext({ f });
+  const t0 = performance.now();
+  let error: unknown = null;
+  try { new Script('f()').runInContext(ctx, { timeout: limitMs }); } catch (e) { error = e; }
+  const ms = performance.now() - t0;
+  if ((error as { code?: string })?.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') assert.fail(`still running after ${limitMs} ms: fuel did not stop it`);
+  return { ms, error };
+}
+
+/** What FnInstance does at setup: touch every page once (a first touch is a page fault). */
+function prefault(x: Exports): void {
+  const u = new Uint8Array(x.memory.buffer);
+  for (let i = 0; i < u.length; i += 4096) u[i] = 0;
+}
+
+test('finding 4: a module invalid on its own (global.set of a global it does not declare) is refused, not given the fuel counter', () => {
+  for (const [name, m] of [['global.set 0, no globals', H.selfRefuel()], ['global.set 1, one global', H.selfRefuelPastGlobals()]] as const) {
+    assert.equal(WebAssembly.validate(m), false, `${name}: the test module is invalid on its own`);
+    assertWasmapError(() => prepareFnModule(m), 'EBADFN', 'global');
+  }
+  refused(H.exportsMissingGlobal(), 'export g names global 0, which does not exist');
+  // invalid in ways our decoder does not look at: WebAssembly's verdict on the input is final
+  refused(build({ funcs: [{ name: 'bad', sig: [[], [I32]], code: [0x42, 1] }] }), 'not valid WebAssembly'); // i64 where i32 is due
+  refused(build({ funcs: [{ name: 'bad', sig: [[], []], code: [0x20, 5, 0x1a] }] }), 'not valid WebAssembly'); // local 5 of 0
+});
+
+test('finding 4: a valid module\'s own global is not the fuel counter: refilling it in a loop still runs out of fuel', () => {
+  const refill: Func = { name: 'refill', sig: [[], []], code: [0x03, 0x40, ...i64c(1n << 50n), 0x24, 0, 0x0c, 0, 0x0b] };
+  const m = build({ funcs: [refill], globals: [[I64, 1, ...i64c(0n), 0x0b]], exports: [['g0', 3, 0]] });
+  assert.ok(WebAssembly.validate(m));
+  const x = instantiate(prepareFnModule(m).bytes);
+  x.wasmap_fuel.value = 1000n;
+  const { error } = timed(3000, () => x.refill());
+  assert.ok(error instanceof WebAssembly.RuntimeError && x.wasmap_fuel.value < 0n, String(error));
+  assert.equal(x.g0.value, 1n << 50n, 'it set its own global');
+  assert.notEqual(x.g0, x.wasmap_fuel);
+});
+
+test('finding 5: bulk memory and table operations are charged by length — a 16 MiB fill loop stops within the batch bound', () => {
+  for (const op of ['fill', 'copy', 'init', 'table.fill', 'table.copy', 'grow'] as const) {
+    const x = instantiate(prepareFnModule(H.bulkLoop(op, op.startsWith('table') ? 65536 : 16 << 20)).bytes);
+    prefault(x);
+    for (const n of [1, 1024]) {
+      x.wasmap_fuel.value = fnFuelFor(n);
+      const { ms, error } = timed(3000, () => x.wasmap_fn_lookup(n, 2, 0));
+      assert.ok(error instanceof WebAssembly.RuntimeError && x.wasmap_fuel.value < 0n, `${op}, batch of ${n}: out of fuel (${String(error)})`);
+      assert.ok(ms < 100, `${op}, batch of ${n}: stopped after ${ms.toFixed(1)} ms, want well under 100 (the documented ~7 ms)`);
+    }
+  }
+  // the charge is by length: a small fill costs little (one unit per 8 bytes), a large one much
+  const x = instantiate(prepareFnModule(H.bulkLoop('fill', 800)).bytes);
+  x.wasmap_fuel.value = 100_000n;
+  assert.throws(() => x.wasmap_fn_lookup(1, 2, 0), isRuntimeError);
+  // 100 000 units: passes of 100 (the 800-byte fill) + the charge and 6 instructions
+  assert.ok(x.wasmap_fuel.value < 0n);
+});
+
+test('finding 5: a long straight-line function called in a loop is charged for every instruction, not once per call', () => {
+  const x = instantiate(prepareFnModule(H.straightLine(4_500)).bytes);
+  x.wasmap_fuel.value = 10n;
+  assert.throws(() => x.wasmap_fn_lookup(1024, 2, 0), isRuntimeError); // the first call compiles it (lazily): not timed
+  x.wasmap_fuel.value = fnFuelFor(1024);
+  const { ms, error } = timed(3000, () => x.wasmap_fn_lookup(1024, 2, 0));
+  assert.ok(error instanceof WebAssembly.RuntimeError && x.wasmap_fuel.value < 0n, String(error));
+  assert.ok(ms < 100, `stopped after ${ms.toFixed(1)} ms`);
+});
+
+test('limits: module size, table count and size (capped maximum), unknown table element types', () => {
+  refused(new Uint8Array(FN_MAX_BYTES + 1), `at most ${FN_MAX_BYTES}`);
+  refused(H.straightLine(5_000), 'code is', `at most ${FN_MAX_CODE}`); // 35 KB of code
+  prepareFnModule(H.straightLine(4_500)); // 31.5 KB
+  refused(H.hugeTable(), '10000000 entries', `at most ${FN_MAX_TABLE}`);
+  prepareFnModule(H.hugeTable(FN_MAX_TABLE));
+  refused(H.manyTables(FN_MAX_TABLES + 1), `at most ${FN_MAX_TABLES}`);
+  // a table that may grow without bound is capped like the memory
+  const grow: Func = { name: 'tgrow', sig: [[I32], [I32]], code: [0xd0, FUNCREF, 0x20, 0, 0xfc, 15, 0] };
+  const x = prepared({ funcs: [grow], tables: [[FUNCREF, 0, 1]] });
+  x.wasmap_fuel.value = 1n << 40n;
+  assert.equal(x.tgrow(FN_MAX_TABLE - 1), 1);
+  assert.equal(x.tgrow(1), -1, 'past FN_MAX_TABLE: refused like a memory past its cap');
+});
+
+test('a stack overflow (deep recursion with big frames) is a RangeError the host catches; the instance lives on', () => {
+  const x = instantiate(prepareFnModule(H.bigFrameRecursion()).bytes);
+  x.wasmap_fuel.value = fnFuelFor(1024);
+  assert.throws(() => x.wasmap_fn_lookup(1, 2, 0), RangeError);
+  assert.ok(x.wasmap_fuel.value > 0n, 'the stack ran out, not the fuel');
+  x.wasmap_fuel.value = 100n;
+  assert.equal(x.wasmap_fn_version(), 1);
 });

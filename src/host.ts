@@ -8,14 +8,28 @@ import { findBuildFile } from './paths.js';
 
 export interface NativeHost {
   /** memfd_create(MFD_CLOEXEC) + ftruncate; returns the fd. `sealed`: no one holding the fd
-   *  can shrink or grow it afterwards (F_SEAL_SHRINK|GROW|SEAL), so handing it out is safe. */
-  memfdCreate(name: string, size: number, sealed?: boolean): number;
+   *  can shrink or grow it afterwards (F_SEAL_SHRINK|GROW|SEAL), so handing it out is safe;
+   *  'allow': MFD_ALLOW_SEALING without seals (whoever gets the fd may seal it). */
+  memfdCreate(name: string, size: number, sealed?: boolean | 'allow'): number;
   /** mmap(MAP_SHARED|MAP_FIXED) the fd over [offset, offset+length) of the memory behind `view`
    *  (a Uint8Array over a WebAssembly.Memory's buffer); offsets and length page-aligned. */
   mapFd(view: Uint8Array, offset: number, length: number, fd: number, fdOffset?: number): void;
   /** Put fresh zeroed anonymous pages back over a span (never a hole, whatever was there). */
   unmap(view: Uint8Array, offset: number, length: number): void;
   closeFd(fd: number): void;
+  /** Guest RAM from a peer: add F_SEAL_SHRINK (the peer can then never shrink the file under
+   *  our mapping), then check it is a regular file of at least `end` bytes (EINVAL if not).
+   *  sealed false, with why, when it cannot be sealed: fence its mapping instead. */
+  sealFd(fd: number, end: number): { sealed: boolean; why: string | null };
+  /** A SIGBUS inside [offset, offset+length) of the memory (a peer shrank the file mapped
+   *  there) maps zeroed pages over the whole span, and is counted, instead of killing the
+   *  process. unmap() removes the fences inside the span it restores. */
+  fence(view: Uint8Array, offset: number, length: number): void;
+  unfence(view: Uint8Array, offset: number, length: number): void;
+  /** SIGBUS faults mended in the fences inside the span (0 while the peer behaved). */
+  fenceFaults(view: Uint8Array, offset: number, length: number): number;
+  /** Fences registered now, and faults mended since the process started. */
+  fenceStats(): { fences: number; faults: number };
   pageSize(): number;
   version(): string;
   /** Attach to TAP `name` or create it (IFF_TAP|IFF_NO_PI, virtio-net header of hdrLen bytes), non-blocking. */
@@ -53,7 +67,7 @@ export interface NativeHost {
 
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
-const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'pageSize', 'version',
+const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'pageSize', 'version',
   'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;

@@ -36,8 +36,10 @@ export interface NativeHost {
   tapOpen(name: string, hdrLen: number): { fd: number; name: string };
   /** An AF_PACKET socket bound to an existing interface, non-blocking, qdisc bypass. */
   packetOpen(ifname: string): number;
-  /** Read frames from fd into a tx ring (the ring's address in the memory); advances head. -errno if the fd died. */
-  fdToRing(view: Uint8Array, ring: number, fd: number, isSocket: boolean, max: number): number;
+  /** Read frames from fd into a tx ring (the ring's address in the memory); advances head. -errno if the fd died.
+   *  A frame longer than the slots one read may take (or a datagram cut by the kernel) is
+   *  dropped whole and counted in dropped[0]; slots carry at most 65535 bytes (u16 len). */
+  fdToRing(view: Uint8Array, ring: number, fd: number, isSocket: boolean, max: number, dropped?: Float64Array): number;
   /** Write the frames of an rx ring's [head, tail) to fd; advances head; frames the kernel
    *  refused are counted in dropped[0]. -errno if the fd died. */
   ringToFd(view: Uint8Array, ring: number, fd: number, isSocket: boolean, dropped: Float64Array): number;

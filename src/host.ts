@@ -61,8 +61,9 @@ export interface NativeHost {
   unixListen(path: string, backlog?: number): number;
   /** The next waiting connection's fd (blocking socket, close-on-exec), or -1 when none waits. */
   unixAccept(fd: number): number;
-  /** sendmsg the whole of `bytes`, with `fds` (≤ 8) attached as SCM_RIGHTS. */
-  sendFds(fd: number, bytes: Uint8Array, fds: number[]): number;
+  /** sendmsg the whole of `bytes`, with `fds` (≤ 8) attached as SCM_RIGHTS. noWait: never
+   *  block on a full socket (throws EAGAIN instead) — for peers that must not stall us. */
+  sendFds(fd: number, bytes: Uint8Array, fds: number[], noWait?: boolean): number;
   /** recvmsg up to maxBytes and any fds (close-on-exec); null on timeout, empty data when closed. */
   recvFds(fd: number, maxBytes: number, timeoutMs: number): { data: Uint8Array; fds: number[] } | null;
 }

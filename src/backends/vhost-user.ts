@@ -302,7 +302,9 @@ export class VhostUserPort {
     const b = Buffer.alloc(HDR + payload.length);
     b.writeUInt32LE(req, 0); b.writeUInt32LE(F_VERSION | F_REPLY, 4); b.writeUInt32LE(payload.length, 8);
     payload.copy(b, HDR);
-    try { this.host.sendFds(this.conn, b, []); } catch (e) { this.endSession(`reply to ${REQ_NAME[req]} failed: ${(e as Error).message}`); }
+    // never blocks: a front-end that asks and does not read its replies (its socket full) would
+    // otherwise hold the forwarding thread, every port's traffic, in sendmsg
+    try { this.host.sendFds(this.conn, b, [], true); } catch (e) { this.endSession(`reply to ${REQ_NAME[req] ?? `request ${req}`} failed: ${(e as Error).message}`); }
   }
 
   private handle(req: number, flags: number, p: Buffer, fds: number[], taken: Set<number>): void {

@@ -719,6 +719,31 @@ test('#15-9 fds a front-end can make the switch hold are bounded: a drip of 1 by
   assert.deepEqual(seqs(p1.recv()), [5], 'the next session works');
 });
 
+// Found while fixing #15-9: replies were sent with a blocking sendmsg, so a front-end that asks
+// (GET_FEATURES, need_reply) and never reads filled its socket and then held the forwarding
+// thread — every port's traffic — in sendmsg for good.
+test('#15 a front-end that asks and never reads its replies cannot block the switch: its session ends, the bystanders forward', { skip }, (t) => {
+  const { runner, g, p1, p2, vm } = rig(t);
+  const before = runner.memory();
+  g.start();
+  const ask = Buffer.concat(Array.from({ length: 200 }, () => message(REQ.GET_FEATURES)));
+  let rounds = 0;
+  const t0 = Date.now();
+  while (vm().connected && rounds < 2000) {
+    try { g.q.sendRaw(ask); } catch { break; }
+    runner.vhostService();
+    rounds++;
+  }
+  assert.equal(vm().connected, false, `the session ended (after ${rounds} batches of 200 requests)`);
+  assert.match(vm().down ?? 'up', /reply to GET_FEATURES failed: .*does not read/);
+  assert.ok(Date.now() - t0 < 20000, 'and quickly');
+  p1.send([frame(station(0x102), PMAC, 60, 1)]); p2.send([frame(PMAC, station(0x102), 60, 2)]);
+  runner.step();
+  assert.deepEqual(seqs(p1.recv()), [2]);
+  g.disconnect(); runner.vhostService();
+  assert.deepEqual(runner.memory(), before, 'fds, sockets and memory back');
+});
+
 // ---- sessions: reconnects, a second QEMU, detach --------------------------------------------
 
 test('disconnect and reconnect 20 times: down while gone (frames counted as downDrops), memory, fds, sockets and mappings back each time', { skip }, (t) => {

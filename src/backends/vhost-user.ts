@@ -31,6 +31,10 @@ const MAX_PAYLOAD = 4096; // the largest message we take is SET_MEM_TABLE: 8 + 8
 export const MAX_PENDING_FDS = 8;
 /** Bytes of one message not yet complete that we buffer: a header and the largest payload. */
 export const MAX_PENDING_BYTES = HDR + MAX_PAYLOAD;
+/** Messages handled per service() call (the forwarding thread's time between passes): a flood
+ *  of requests waits in the socket and costs its sender, not every other port, a stall. */
+export const MAX_MSGS_PER_SERVICE = 256;
+const RECV_BYTES = 8192; // per recvmsg: what waits unparsed is at most this + one partial message
 
 /** Virtio feature bits offered to QEMU (GET_FEATURES). */
 export const FEAT = {
@@ -81,6 +85,9 @@ export class VhostUserPort {
   /** fds beyond what a message may carry or beyond MAX_PENDING_FDS, partial messages beyond
    *  MAX_PENDING_BYTES, guest RAM that shrank under the switch (SIGBUS fenced). */
   readonly refused: Refusals = { fds: 0, bytes: 0, memoryFaults: 0 };
+  /** Control messages handled, all sessions. */
+  messages = 0;
+  private budget = 0; // messages this service() call may still handle
   /** Frames the switch sent the port while no guest could take them (discarded, counted). */
   downDrops = 0;
   features = 0n;
@@ -193,6 +200,7 @@ export class VhostUserPort {
   sleepFds(fds: number[]): 'sleep' | 'nap' | 'work' {
     fds.push(this.listenFd);
     if (this.conn < 0) return 'sleep';
+    if (this.wholeMessage) return 'work'; // messages left for lack of budget: no sleeping on them
     fds.push(this.conn);
     let verdict: 'sleep' | 'nap' | 'work' = 'sleep';
     const tx = this.queues[TX], rx = this.queues[RX];
@@ -233,10 +241,12 @@ export class VhostUserPort {
       this.log(`QEMU connected (session ${this.sessions})`);
     }
     if (this.conn < 0) return;
-    for (let i = 0; i < 64 && this.conn >= 0; i++) {
+    this.budget = MAX_MSGS_PER_SERVICE;
+    this.parse(); // what the last call left for lack of budget
+    for (let i = 0; i < 64 && this.conn >= 0 && this.budget > 0; i++) {
       let r: { data: Uint8Array; fds: number[] } | null;
       try {
-        r = this.host.recvFds(this.conn, 65536, 0);
+        r = this.host.recvFds(this.conn, RECV_BYTES, 0);
       } catch (e) {
         this.endSession(`socket error: ${(e as Error).message}`);
         return;
@@ -254,9 +264,10 @@ export class VhostUserPort {
       }
       this.inbuf = this.inbuf.length ? Buffer.concat([this.inbuf, r.data]) : Buffer.from(r.data);
       this.parse();
-      // what is left is one message not yet complete (parse takes every whole one): bounded by
-      // MAX_PAYLOAD already; said again here so a change in parse cannot lift the bound
-      if (this.conn >= 0 && this.inbuf.length > MAX_PENDING_BYTES) {
+      // what is left is one message not yet complete (parse takes every whole one while the
+      // budget lasts): bounded by MAX_PAYLOAD already; said again here so a change in parse
+      // cannot lift the bound
+      if (this.conn >= 0 && this.budget > 0 && this.inbuf.length > MAX_PENDING_BYTES) {
         this.refused.bytes += this.inbuf.length;
         this.endSession(`protocol error: ${this.inbuf.length} bytes of a message not yet complete (at most ${MAX_PENDING_BYTES})`);
         return;
@@ -264,12 +275,21 @@ export class VhostUserPort {
     }
   }
 
+  /** A whole message waits in our buffer (the last service() ran out of budget). */
+  private get wholeMessage(): boolean {
+    if (this.inbuf.length < HDR) return false;
+    const size = this.inbuf.readUInt32LE(8);
+    return size > MAX_PAYLOAD || this.inbuf.length >= HDR + size; // a whole one, or one parse refuses at once
+  }
+
   private parse(): void {
-    while (this.conn >= 0 && this.inbuf.length >= HDR) {
+    while (this.conn >= 0 && this.inbuf.length >= HDR && this.budget > 0) {
       const req = this.inbuf.readUInt32LE(0), flags = this.inbuf.readUInt32LE(4), size = this.inbuf.readUInt32LE(8);
       if ((flags & 3) !== F_VERSION) return this.endSession(`protocol error: message version ${flags & 3}, expected 1`);
       if (size > MAX_PAYLOAD) return this.endSession(`protocol error: ${REQ_NAME[req] ?? `request ${req}`} with a ${size}-byte payload (at most ${MAX_PAYLOAD})`);
       if (this.inbuf.length < HDR + size) return;
+      this.budget--;
+      this.messages++;
       const start = this.consumed, end = start + HDR + size;
       const payload = this.inbuf.subarray(HDR, HDR + size);
       const fds = this.pendingFds.filter((p) => p.at >= start && p.at < end).map((p) => p.fd);

@@ -744,6 +744,34 @@ test('#15 a front-end that asks and never reads its replies cannot block the swi
   assert.deepEqual(runner.memory(), before, 'fds, sockets and memory back');
 });
 
+// Found with the fuzz suite's protocol flood: service() handled every message that 64 reads of
+// 64 KiB brought, so one front-end's flood of requests held the forwarding thread (every port)
+// for as long as it took to handle ~350 000 of them.
+test('#15 a flood of control messages is handled at most 256 per service call; all of them in the end, in order; the bystanders forward between', { skip }, (t) => {
+  const { runner, g, p1, p2, vm } = rig(t);
+  g.start();
+  const vp = vhostPort(runner, 'vm1');
+  const flood = Buffer.concat(Array.from({ length: 4000 }, (_, k) => message(REQ.SET_VRING_ENABLE, vringState(k & 1, 1))));
+  g.q.sendRaw(flood);
+  g.q.send(REQ.GET_QUEUE_NUM); // answered only after all 4000
+  let most = 0, calls = 0, reply = null;
+  while (!reply && calls < 1000) {
+    const before = vp.messages;
+    runner.vhostService();
+    most = Math.max(most, vp.messages - before);
+    calls++;
+    reply = g.q.recv(0);
+    p1.send([frame(station(0x102), PMAC, 60, calls)]);
+    runner.step();
+    assert.deepEqual(seqs(p2.recv()), [calls], 'the bystanders forward between the calls');
+  }
+  assert.ok(reply && reply.req === REQ.GET_QUEUE_NUM, 'every message was handled, the last one answered');
+  assert.ok(most <= 256, `at most 256 messages per call, saw ${most}`);
+  assert.ok(calls >= 4001 / 256, `${calls} calls`);
+  assert.equal(vm().connected, true);
+  assert.equal(listed(runner, 'vm1').down, null, 'still up');
+});
+
 // ---- sessions: reconnects, a second QEMU, detach --------------------------------------------
 
 test('disconnect and reconnect 20 times: down while gone (frames counted as downDrops), memory, fds, sockets and mappings back each time', { skip }, (t) => {

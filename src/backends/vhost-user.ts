@@ -34,6 +34,8 @@ export const MAX_PENDING_BYTES = HDR + MAX_PAYLOAD;
 /** Messages handled per service() call (the forwarding thread's time between passes): a flood
  *  of requests waits in the socket and costs its sender, not every other port, a stall. */
 export const MAX_MSGS_PER_SERVICE = 256;
+/** Connections taken from the listening socket per service() call (the backlog is 4). */
+export const MAX_ACCEPTS_PER_SERVICE = 8;
 const RECV_BYTES = 8192; // per recvmsg: what waits unparsed is at most this + one partial message
 
 /** Virtio feature bits offered to QEMU (GET_FEATURES). */
@@ -231,7 +233,9 @@ export class VhostUserPort {
   /** Accept a waiting QEMU and handle every message that has arrived. Never blocks. */
   service(): void {
     if (this.closed) return;
-    for (;;) {
+    // one session per port; the connections beyond it are refused (closed, counted), at most
+    // MAX_ACCEPTS_PER_SERVICE per call so a connect flood cannot hold the forwarding thread
+    for (let k = 0; k < MAX_ACCEPTS_PER_SERVICE; k++) {
       const c = this.host.unixAccept(this.listenFd);
       if (c < 0) break;
       if (this.conn >= 0) { this.refusedConnections++; this.host.closeFd(c); this.log('refused a second connection: one QEMU per port'); continue; }

@@ -8,22 +8,38 @@ import { findBuildFile } from './paths.js';
 
 export interface NativeHost {
   /** memfd_create(MFD_CLOEXEC) + ftruncate; returns the fd. `sealed`: no one holding the fd
-   *  can shrink or grow it afterwards (F_SEAL_SHRINK|GROW|SEAL), so handing it out is safe. */
-  memfdCreate(name: string, size: number, sealed?: boolean): number;
+   *  can shrink or grow it afterwards (F_SEAL_SHRINK|GROW|SEAL), so handing it out is safe;
+   *  'allow': MFD_ALLOW_SEALING without seals (whoever gets the fd may seal it). */
+  memfdCreate(name: string, size: number, sealed?: boolean | 'allow'): number;
   /** mmap(MAP_SHARED|MAP_FIXED) the fd over [offset, offset+length) of the memory behind `view`
    *  (a Uint8Array over a WebAssembly.Memory's buffer); offsets and length page-aligned. */
   mapFd(view: Uint8Array, offset: number, length: number, fd: number, fdOffset?: number): void;
   /** Put fresh zeroed anonymous pages back over a span (never a hole, whatever was there). */
   unmap(view: Uint8Array, offset: number, length: number): void;
   closeFd(fd: number): void;
+  /** Guest RAM from a peer: add F_SEAL_SHRINK (the peer can then never shrink the file under
+   *  our mapping), then check it is a regular file of at least `end` bytes (EINVAL if not).
+   *  sealed false, with why, when it cannot be sealed: fence its mapping instead. */
+  sealFd(fd: number, end: number): { sealed: boolean; why: string | null };
+  /** A SIGBUS inside [offset, offset+length) of the memory (a peer shrank the file mapped
+   *  there) maps zeroed pages over the whole span, and is counted, instead of killing the
+   *  process. unmap() removes the fences inside the span it restores. */
+  fence(view: Uint8Array, offset: number, length: number): void;
+  unfence(view: Uint8Array, offset: number, length: number): void;
+  /** SIGBUS faults mended in the fences inside the span (0 while the peer behaved). */
+  fenceFaults(view: Uint8Array, offset: number, length: number): number;
+  /** Fences registered now, and faults mended since the process started. */
+  fenceStats(): { fences: number; faults: number };
   pageSize(): number;
   version(): string;
   /** Attach to TAP `name` or create it (IFF_TAP|IFF_NO_PI, virtio-net header of hdrLen bytes), non-blocking. */
   tapOpen(name: string, hdrLen: number): { fd: number; name: string };
   /** An AF_PACKET socket bound to an existing interface, non-blocking, qdisc bypass. */
   packetOpen(ifname: string): number;
-  /** Read frames from fd into a tx ring (the ring's address in the memory); advances head. -errno if the fd died. */
-  fdToRing(view: Uint8Array, ring: number, fd: number, isSocket: boolean, max: number): number;
+  /** Read frames from fd into a tx ring (the ring's address in the memory); advances head. -errno if the fd died.
+   *  A frame longer than the slots one read may take (or a datagram cut by the kernel) is
+   *  dropped whole and counted in dropped[0]; slots carry at most 65535 bytes (u16 len). */
+  fdToRing(view: Uint8Array, ring: number, fd: number, isSocket: boolean, max: number, dropped?: Float64Array): number;
   /** Write the frames of an rx ring's [head, tail) to fd; advances head; frames the kernel
    *  refused are counted in dropped[0]. -errno if the fd died. */
   ringToFd(view: Uint8Array, ring: number, fd: number, isSocket: boolean, dropped: Float64Array): number;
@@ -45,15 +61,16 @@ export interface NativeHost {
   unixListen(path: string, backlog?: number): number;
   /** The next waiting connection's fd (blocking socket, close-on-exec), or -1 when none waits. */
   unixAccept(fd: number): number;
-  /** sendmsg the whole of `bytes`, with `fds` (≤ 8) attached as SCM_RIGHTS. */
-  sendFds(fd: number, bytes: Uint8Array, fds: number[]): number;
+  /** sendmsg the whole of `bytes`, with `fds` (≤ 8) attached as SCM_RIGHTS. noWait: never
+   *  block on a full socket (throws EAGAIN instead) — for peers that must not stall us. */
+  sendFds(fd: number, bytes: Uint8Array, fds: number[], noWait?: boolean): number;
   /** recvmsg up to maxBytes and any fds (close-on-exec); null on timeout, empty data when closed. */
   recvFds(fd: number, maxBytes: number, timeoutMs: number): { data: Uint8Array; fds: number[] } | null;
 }
 
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
-const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'pageSize', 'version',
+const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'pageSize', 'version',
   'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;

@@ -167,6 +167,7 @@ const DESC_F_INDIRECT: u16 = 4;
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 const USED_F_NO_NOTIFY: u16 = 1;
 const HDR_NUM_BUFFERS: u32 = 10; // u16 in virtio_net_hdr_v1
+const SLOT_LEN_MAX: u32 = 0xffff; // a netmap slot's len is a u16
 
 /** Zero a record: not set up, disabled, counters 0. */
 export function vq_init(vq: usize): void { memory.fill(vq, 0, VQ_SIZE); }
@@ -390,6 +391,9 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
   if (head >= n || tail >= n) return 0;
   let room = ring_dist(head, tail, n);
   const base = <usize>load<u32>(k, KR_BUF_BASE), bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
+  // bytes one slot carries: a slot's len is a u16, so a 65536-byte buffer holds 65535 (a full
+  // one stored as 65536 would read back as 0: the frame cut, its bytes lost uncounted)
+  const cap = min(bsize, SLOT_LEN_MAX);
   const maxslots = min(NETMAP_MAX_FRAGS, n - 1); // what tx_scan accepts as one packet
   const num = load<u32>(vq, VQ_NUM), mask = num - 1;
   const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
@@ -407,7 +411,7 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
     chain_start(vq, id);
     // copy while the frame fits in the free slots; walk (and check) the whole chain anyway
     const lim = min(room, maxslots);
-    let total: u32 = 0, nslots: u32 = 0, fill = bsize;
+    let total: u32 = 0, nslots: u32 = 0, fill = cap;
     let toobig = false, copying = true, corrupt = false;
     let s: usize = 0, buf: usize = 0;
     let rc: i32 = 0;
@@ -416,9 +420,9 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
       if (toobig || len > VQ_MAX_FRAME - total) { toobig = true; continue; }
       total += len;
       while (copying && len > 0) {
-        if (fill == bsize) { // next slot
+        if (fill == cap) { // next slot
           if (nslots == lim) { copying = false; break; }
-          if (nslots > 0) { store<u16>(s, <u16>bsize, SLOT_LEN); store<u16>(s, NS_MOREFRAG, SLOT_FLAGS); }
+          if (nslots > 0) { store<u16>(s, <u16>cap, SLOT_LEN); store<u16>(s, NS_MOREFRAG, SLOT_FLAGS); }
           const si = head + nslots;
           s = r + RING_SLOTS + <usize>(SLOT_SIZE * (si >= n ? si - n : si));
           const idx = load<u32>(s, SLOT_BUF_IDX);
@@ -427,13 +431,13 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
           fill = 0;
           nslots++;
         }
-        const c = min(len, bsize - fill);
+        const c = min(len, cap - fill);
         memory.copy(buf + fill, src, c);
         fill += c; src += c; len -= c;
       }
     }
     if (rc < 0) { vq_break(vq, -rc); break; }
-    const need = (total + bsize - 1) / bsize;
+    const need = (total + cap - 1) / cap;
     if (toobig || need > maxslots) big++;
     else if (total < VQ_HDR_LEN) bad++;
     else if (corrupt || need > room) break; // leave it for when the switch has freed slots

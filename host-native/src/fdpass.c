@@ -32,17 +32,20 @@ static napi_value unix_connect(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// sendFds(fd, bytes: Uint8Array, fds: number[]) -> bytes sent. The fds ride on the first byte;
-// the whole message is sent (a short write is retried, without the fds again).
+// sendFds(fd, bytes: Uint8Array, fds: number[], noWait?) -> bytes sent. The fds ride on the first
+// byte; the whole message is sent (a short write is retried, without the fds again). noWait:
+// never wait for the peer to read (MSG_DONTWAIT): a full socket throws EAGAIN at once — a peer
+// that does not read what it asked for must not be able to block the caller's thread.
 static napi_value send_fds(napi_env env, napi_callback_info info) {
-  napi_value argv[3]; size_t argc = 3; int32_t fd; uint32_t nfds = 0;
+  napi_value argv[4]; size_t argc = 4; int32_t fd; uint32_t nfds = 0; bool nowait = false;
   napi_typedarray_type t; size_t len, bo; void *data; napi_value ab; bool isarr = false, ista = false;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
       napi_is_typedarray(env, argv[1], &ista) != napi_ok || !ista ||
       napi_get_typedarray_info(env, argv[1], &t, &len, &data, &ab, &bo) != napi_ok || t != napi_uint8_array ||
       napi_is_array(env, argv[2], &isarr) != napi_ok || !isarr || napi_get_array_length(env, argv[2], &nfds) != napi_ok)
-    return host_throw(env, "EINVAL", "sendFds(fd, bytes: Uint8Array, fds: number[])");
+    return host_throw(env, "EINVAL", "sendFds(fd, bytes: Uint8Array, fds: number[], noWait?)");
+  if (argc > 3) { napi_valuetype vt; napi_typeof(env, argv[3], &vt); if (vt == napi_boolean) napi_get_value_bool(env, argv[3], &nowait); }
   if (nfds > MAX_FDS) return host_throw(env, "EINVAL", "sendFds: at most %d fds", MAX_FDS);
   if (len == 0) return host_throw(env, "EINVAL", "sendFds: the message must not be empty (fds ride on its bytes)");
   int fds[MAX_FDS];
@@ -63,9 +66,11 @@ static napi_value send_fds(napi_env env, napi_callback_info info) {
       h->cmsg_level = SOL_SOCKET; h->cmsg_type = SCM_RIGHTS; h->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
       memcpy(CMSG_DATA(h), fds, sizeof(int) * nfds);
     }
-    ssize_t r = sendmsg(fd, &m, MSG_NOSIGNAL);
+    ssize_t r = sendmsg(fd, &m, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
     if (r < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN && nowait)
+        return host_throw(env, "EAGAIN", "sendmsg: the peer's socket is full (%zu of %zu bytes sent); it does not read", done, len);
       if (errno == EAGAIN) { struct pollfd p = {fd, POLLOUT, 0}; poll(&p, 1, 1000); continue; }
       return host_throw(env, host_errno_name(errno), "sendmsg: %s", strerror(errno));
     }

@@ -63,8 +63,9 @@ static int ring_ref(napi_env env, napi_value view, int64_t off, struct ring_ref 
 
 // The buffer of a slot, or NULL if the slot points outside the memory (never trust it).
 static uint8_t *slot_buf(struct ring_ref *r, struct nm_slot *s) {
-  int64_t at = (int64_t)(r->ring - r->mem) + r->buf_ofs + (int64_t)s->buf_idx * r->bsize;
-  if (s->buf_idx < 2 || at < 0 || (uint64_t)at + r->bsize > r->memlen) return NULL;
+  uint32_t idx = s->buf_idx; // read once: the check and the address use the same value
+  int64_t at = (int64_t)(r->ring - r->mem) + r->buf_ofs + (int64_t)idx * r->bsize;
+  if (idx < 2 || at < 0 || (uint64_t)at + r->bsize > r->memlen) return NULL;
   return r->mem + at;
 }
 static inline uint32_t rd32(uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -134,16 +135,34 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// fdToRing(view, ringOffset, fd, isSocket, max) -> frames read into the tx ring (head advanced),
-// or -errno for a dead fd. EAGAIN ends the batch.
+// A slot's len is a u16: a 65536-byte buffer carries at most 65535 bytes (a full one stored as
+// 65536 would read back as 0 and the frame would be cut without a count).
+#define SLOT_LEN_MAX 65535u
+static inline uint32_t slot_cap(const struct ring_ref *r) { return r->bsize > SLOT_LEN_MAX ? SLOT_LEN_MAX : r->bsize; }
+
+// fdToRing(view, ringOffset, fd, isSocket, max, dropped?) -> frames read into the tx ring (head
+// advanced), or -errno for a dead fd. EAGAIN ends the batch. A frame longer than the slots it
+// may take is dropped, never cut, and counted in dropped[0] (a Float64Array(1)) when given.
 static napi_value fd_to_ring(napi_env env, napi_callback_info info) {
-  napi_value argv[5]; size_t argc = 5; int64_t off; int32_t fd, max; bool sock;
+  napi_value argv[6]; size_t argc = 6; int64_t off; int32_t fd, max; bool sock;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 5 || napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int32(env, argv[2], &fd) != napi_ok ||
       napi_get_value_bool(env, argv[3], &sock) != napi_ok || napi_get_value_int32(env, argv[4], &max) != napi_ok)
-    return host_throw(env, "EINVAL", "fdToRing(view, ringOffset, fd, isSocket, max)");
+    return host_throw(env, "EINVAL", "fdToRing(view, ringOffset, fd, isSocket, max, dropped?: Float64Array(1))");
+  double scratch_drop = 0, *dropped = &scratch_drop;
+  if (argc > 5) {
+    napi_valuetype t; napi_typeof(env, argv[5], &t);
+    if (t != napi_undefined) {
+      napi_typedarray_type dt; size_t dlen, dbo; void *dd; napi_value dab; bool dta = false;
+      if (napi_is_typedarray(env, argv[5], &dta) != napi_ok || !dta ||
+          napi_get_typedarray_info(env, argv[5], &dt, &dlen, &dd, &dab, &dbo) != napi_ok || dt != napi_float64_array || dlen < 1)
+        return host_throw(env, "EINVAL", "fdToRing: dropped must be a Float64Array(1)");
+      dropped = dd;
+    }
+  }
   struct ring_ref r;
   if (ring_ref(env, argv[0], off, &r)) return NULL;
+  const uint32_t cap = slot_cap(&r);
   uint32_t head = rd32(r.ring + R_HEAD), tail = rd32(r.ring + R_TAIL);
   if (head >= r.n || tail >= r.n) return ret_i64(env, 0);
   uint32_t space = tail >= head ? tail - head : tail + r.n - head, want = space < (uint32_t)max ? space : (uint32_t)max, got = 0;
@@ -154,7 +173,7 @@ static napi_value fd_to_ring(napi_env env, napi_callback_info info) {
       for (uint32_t k = 0; k < b; k++) {
         uint8_t *buf = slot_buf(&r, slot_at(&r, i));
         if (!buf) { b = k; break; }
-        iov[k].iov_base = buf; iov[k].iov_len = r.bsize;
+        iov[k].iov_base = buf; iov[k].iov_len = cap;
         memset(&msgs[k], 0, sizeof msgs[k]);
         msgs[k].msg_hdr.msg_iov = &iov[k]; msgs[k].msg_hdr.msg_iovlen = 1;
         i = i + 1 == r.n ? 0 : i + 1;
@@ -162,36 +181,49 @@ static napi_value fd_to_ring(napi_env env, napi_callback_info info) {
       if (b == 0) break;
       int c = recvmmsg(fd, msgs, b, MSG_DONTWAIT, NULL);
       if (c < 0) { if (errno == EAGAIN || errno == EINTR || !fatal(errno)) break; if (!got) return ret_i64(env, -errno); break; }
+      // datagrams longer than a slot were cut by the kernel (MSG_TRUNC): dropped and counted;
+      // the whole ones move up into the slots the dropped ones took (buffer indices swapped)
+      uint32_t w = head, kept = 0;
       for (int k = 0; k < c; k++) {
-        struct nm_slot *s = slot_at(&r, head);
-        s->len = (uint16_t)(msgs[k].msg_len > r.bsize ? r.bsize : msgs[k].msg_len); s->flags = 0;
-        head = head + 1 == r.n ? 0 : head + 1;
+        uint32_t at = head + (uint32_t)k; if (at >= r.n) at -= r.n;
+        if (msgs[k].msg_hdr.msg_flags & MSG_TRUNC) { (*dropped)++; continue; }
+        struct nm_slot *s = slot_at(&r, w), *from = slot_at(&r, at);
+        if (from != s) { uint32_t t = s->buf_idx; s->buf_idx = from->buf_idx; from->buf_idx = t; }
+        s->len = (uint16_t)(msgs[k].msg_len > cap ? cap : msgs[k].msg_len); s->flags = 0;
+        w = w + 1 == r.n ? 0 : w + 1;
+        kept++;
       }
-      got += (uint32_t)c;
+      head = w;
+      got += kept;
       if ((uint32_t)c < b) break;
     }
   } else {
     // A TAP with offloads hands over frames up to 64 KiB (TSO): scatter each read over as
     // many free slots as the largest frame needs and chain them with MOREFRAG. Read only while
     // that many slots are free, so no frame is ever cut.
-    uint32_t per = (65536 + 12 + r.bsize - 1) / r.bsize;
+    // A frame longer than those slots lands in a scratch buffer past them: dropped and counted.
+    uint32_t per = (65536 + 12 + cap - 1) / cap;
     if (per > 64) per = 64;
-    struct iovec iov[64];
-    while (space >= per && got < (uint32_t)max) {
+    static __thread uint8_t spill[65536 + 64];
+    struct iovec iov[65];
+    uint32_t reads = 0; // frames dropped count against the batch too: a flood of them cannot hold us here
+    while (space >= per && reads++ < (uint32_t)max) {
       uint32_t i = head;
       for (uint32_t k = 0; k < per; k++) {
         uint8_t *buf = slot_buf(&r, slot_at(&r, i));
-        if (!buf) return ret_i64(env, got); // a slot of ours points outside the memory: stop
-        iov[k].iov_base = buf; iov[k].iov_len = r.bsize;
+        if (!buf) goto out; // a slot of ours points outside the memory: stop
+        iov[k].iov_base = buf; iov[k].iov_len = cap;
         i = i + 1 == r.n ? 0 : i + 1;
       }
-      ssize_t c = readv(fd, iov, (int)per);
+      iov[per].iov_base = spill; iov[per].iov_len = sizeof spill;
+      ssize_t c = readv(fd, iov, (int)per + 1);
       if (c < 0) { if (errno == EAGAIN || errno == EINTR || !fatal(errno)) break; if (!got) return ret_i64(env, -errno); break; }
       if (c == 0) break;
-      uint32_t used = c == 0 ? 1 : (uint32_t)((c + r.bsize - 1) / r.bsize);
+      if ((uint64_t)c > (uint64_t)per * cap) { (*dropped)++; continue; }
+      uint32_t used = (uint32_t)((c + cap - 1) / cap);
       for (uint32_t k = 0; k < used; k++) {
         struct nm_slot *s = slot_at(&r, head);
-        uint32_t len = k + 1 < used ? r.bsize : (uint32_t)(c - (ssize_t)k * r.bsize);
+        uint32_t len = k + 1 < used ? cap : (uint32_t)(c - (ssize_t)k * cap);
         s->len = (uint16_t)len; s->flags = k + 1 < used ? NS_MOREFRAG : 0;
         head = head + 1 == r.n ? 0 : head + 1;
       }
@@ -199,6 +231,7 @@ static napi_value fd_to_ring(napi_env env, napi_callback_info info) {
       got++;
     }
   }
+out:
   wr32(r.ring + R_HEAD, head); wr32(r.ring + R_CUR, head);
   return ret_i64(env, got);
 }
@@ -227,10 +260,11 @@ static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
     while (i != tail && nf < 64) {
       struct nm_slot *s = slot_at(&r, i);
       uint8_t *buf = slot_buf(&r, s);
-      iov[nf].iov_base = buf; iov[nf].iov_len = buf && s->len <= r.bsize ? s->len : 0;
+      uint16_t len = s->len, flags = s->flags; // each read once
+      iov[nf].iov_base = buf; iov[nf].iov_len = buf && len <= r.bsize ? len : 0;
       nf++;
       i = i + 1 == r.n ? 0 : i + 1;
-      if (!(s->flags & NS_MOREFRAG)) { complete = 1; break; }
+      if (!(flags & NS_MOREFRAG)) { complete = 1; break; }
     }
     if (!complete) break;
     ssize_t c;

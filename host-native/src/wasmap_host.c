@@ -149,7 +149,7 @@ static int get_span(napi_env env, const char *fn, napi_value view, napi_value vo
 }
 
 static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
-  static const char *fn = "memfdCreate(name, size[, sealed])";
+  static const char *fn = "memfdCreate(name, size[, sealed: boolean | 'allow'])";
   napi_value argv[3] = {NULL, NULL, NULL}, out;
   char name[250]; // the kernel's limit is 249 bytes plus the NUL
   size_t n;
@@ -157,8 +157,17 @@ static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
   int64_t size;
   size_t argc = 0;
   if (get_args(env, info, 2, 3, argv, &argc, fn)) return NULL;
-  bool sealed = false;
-  if (argc > 2) CALL(env, napi_get_value_bool(env, argv[2], &sealed));
+  bool sealed = false, allow = false;
+  if (argc > 2) {
+    napi_valuetype st;
+    CALL(env, napi_typeof(env, argv[2], &st));
+    if (st == napi_string) {
+      char mode[8]; size_t ml;
+      CALL(env, napi_get_value_string_utf8(env, argv[2], mode, sizeof mode, &ml));
+      if (strcmp(mode, "allow")) return host_throw(env, "EINVAL", "%s: sealed must be a boolean or 'allow'", fn);
+      allow = true;
+    } else if (st != napi_undefined) CALL(env, napi_get_value_bool(env, argv[2], &sealed));
+  }
   CALL(env, napi_typeof(env, argv[0], &t));
   if (t != napi_string) return host_throw(env, "EINVAL", "%s: name must be a string", fn);
   CALL(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &n));
@@ -167,7 +176,7 @@ static napi_value memfd_create_js(napi_env env, napi_callback_info info) {
   CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
   if (strlen(name) != n) return host_throw(env, "EINVAL", "%s: name must not contain NUL characters", fn);
   if (get_int(env, argv[1], fn, "size", 0, MAX_SAFE, &size)) return NULL;
-  int fd = memfd_create(name, MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0));
+  int fd = memfd_create(name, MFD_CLOEXEC | (sealed || allow ? MFD_ALLOW_SEALING : 0));
   if (fd < 0) {
     int e = errno;
     return host_throw(env, host_errno_name(e), "memfd_create(%s): %s%s", name, strerror(e),
@@ -247,6 +256,7 @@ static napi_value unmap(napi_env env, napi_callback_info info) {
   uint8_t *at;
   if (get_args(env, info, 3, 3, argv, NULL, fn)) return NULL;
   if (get_span(env, fn, argv[0], argv[1], argv[2], &at, &off, &len)) return NULL;
+  host_unfence((uintptr_t)at, (uintptr_t)at + (uintptr_t)len); // given back: a later SIGBUS there is not ours to mend
   void *p = mmap(at, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED) {
     int e = errno;
@@ -295,6 +305,7 @@ static napi_value init(napi_env env, napi_value exports) {
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   host_register_io(env, exports);
   host_register_fdpass(env, exports);
+  host_register_fence(env, exports);
   return exports;
 }
 

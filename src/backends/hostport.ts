@@ -20,7 +20,9 @@ export class HostPort {
   rxFrames = 0; txFrames = 0; // frames read from / written to the kernel
   private readonly refused = new Float64Array(1); // frames the kernel refused (link down, too big)
   // TPACKET tx frames the kernel refused are counted by tpk_push at offset 16 of its state
-  get kernelDrops(): number { return this.refused[0] + (this.ring ? Number(this.dp.u64(this.ring.stTx + 16)) : 0); }
+  /** Frames read from the kernel longer than the slots one read may take: dropped whole, never cut. */
+  private readonly tooLong = new Float64Array(1);
+  get kernelDrops(): number { return this.refused[0] + this.tooLong[0] + (this.ring ? Number(this.dp.u64(this.ring.stTx + 16)) : 0); }
 
   private constructor(private readonly host: NativeHost, private readonly dp: Datapath, kind: HostKind, ifname: string,
                       port: SwitchPort, fd: number, private readonly ring: PacketRing | null) {
@@ -59,7 +61,7 @@ export class HostPort {
     if (this.down) return 0;
     let n: number;
     if (this.ring) n = this.dp.fn.tpk_pull(this.ring.stRx, this.ring.rx, this.ring.frames, this.ring.frameSize, this.port.tx.kring, max);
-    else n = this.host.fdToRing(view, this.port.tx.ring, this.fd, false, max);
+    else n = this.host.fdToRing(view, this.port.tx.ring, this.fd, false, max, this.tooLong);
     if (n < 0) { this.fail('read', n); return 0; }
     this.rxFrames += n;
     return n;

@@ -26,6 +26,17 @@ const REQ_NAME = Object.fromEntries(Object.entries(REQ).map(([k, v]) => [v, k]))
 const HDR = 12; // u32 request, u32 flags, u32 size
 const F_VERSION = 0x1, F_REPLY = 0x4, F_NEED_REPLY = 0x8;
 const MAX_PAYLOAD = 4096; // the largest message we take is SET_MEM_TABLE: 8 + 8 × 32 bytes
+/** fds a front-end may have us hold for messages not yet complete (one SET_MEM_TABLE's worth):
+ *  more, and the session ends (issue #15: one byte + 8 fds per send grew our fd table). */
+export const MAX_PENDING_FDS = 8;
+/** Bytes of one message not yet complete that we buffer: a header and the largest payload. */
+export const MAX_PENDING_BYTES = HDR + MAX_PAYLOAD;
+/** Messages handled per service() call (the forwarding thread's time between passes): a flood
+ *  of requests waits in the socket and costs its sender, not every other port, a stall. */
+export const MAX_MSGS_PER_SERVICE = 256;
+/** Connections taken from the listening socket per service() call (the backlog is 4). */
+export const MAX_ACCEPTS_PER_SERVICE = 8;
+const RECV_BYTES = 8192; // per recvmsg: what waits unparsed is at most this + one partial message
 
 /** Virtio feature bits offered to QEMU (GET_FEATURES). */
 export const FEAT = {
@@ -56,7 +67,10 @@ const VQE_TEXT: Record<number, string> = {
 };
 
 interface Queue { setup: boolean; num: number; base: number; desc: bigint; avail: bigint; used: bigint; addrSet: boolean; kick: number; call: number; err: number; started: boolean; enabled: boolean; kicks: number }
-interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: number }
+interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: number; sealed: boolean }
+
+/** What a front-end tried to make us hold, refused (each refusal ends its session). */
+export interface Refusals { fds: number; bytes: number; memoryFaults: number }
 
 const freshQueue = (): Queue => ({ setup: false, num: 0, base: 0, desc: 0n, avail: 0n, used: 0n, addrSet: false, kick: -1, call: -1, err: -1, started: false, enabled: false, kicks: 0 });
 
@@ -70,6 +84,12 @@ export class VhostUserPort {
   down: string | null = 'waiting for QEMU to connect';
   sessions = 0;
   refusedConnections = 0;
+  /** fds beyond what a message may carry or beyond MAX_PENDING_FDS, partial messages beyond
+   *  MAX_PENDING_BYTES, guest RAM that shrank under the switch (SIGBUS fenced). */
+  readonly refused: Refusals = { fds: 0, bytes: 0, memoryFaults: 0 };
+  /** Control messages handled, all sessions. */
+  messages = 0;
+  private budget = 0; // messages this service() call may still handle
   /** Frames the switch sent the port while no guest could take them (discarded, counted). */
   downDrops = 0;
   features = 0n;
@@ -117,6 +137,7 @@ export class VhostUserPort {
     if (this.conn < 0) return 0;
     const vq = this.vqs[TX];
     const n = this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number;
+    if (this.checkFaults()) return n;
     if (this.dp.fn.vq_take_call(vq)) this.call(TX);
     if (this.dp.fn.vq_error(vq)) this.noteBroken(TX); // also after good chains: the break may come later in the call
     return n;
@@ -131,9 +152,31 @@ export class VhostUserPort {
     }
     const vq = this.vqs[RX];
     const n = this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number;
+    if (this.checkFaults()) return n;
     if (this.dp.fn.vq_take_call(vq)) this.call(RX);
     if (this.dp.fn.vq_error(vq)) this.noteBroken(RX);
     return n;
+  }
+
+  /**
+   * Did the guest's RAM shrink under the switch? (The front-end truncated a file we could not
+   * seal; the native SIGBUS fence put zero pages over the region and the access read zeros.)
+   * Then the session ends: the port goes down with the reason. Returns the reason, or null.
+   * pull() and push() call it after every pass over guest memory.
+   */
+  checkFaults(): string | null {
+    if (this.conn < 0 || !this.regions.length) return null;
+    let faulted = -1;
+    for (let i = 0; i < this.regions.length && faulted < 0; i++) {
+      const r = this.regions[i];
+      if (this.host.fenceFaults(this.dp.u8, r.span, r.len)) faulted = i;
+    }
+    if (faulted < 0) return null;
+    const r = this.regions[faulted];
+    this.refused.memoryFaults++;
+    const why = `guest memory shrank under the switch (region at guest 0x${r.gpa.toString(16)}, ${Number(r.size >> 10n)} KiB, was truncated by the front-end; it read as zeros)`;
+    this.endSession(why);
+    return why;
   }
 
   private call(q: number): void {
@@ -159,6 +202,7 @@ export class VhostUserPort {
   sleepFds(fds: number[]): 'sleep' | 'nap' | 'work' {
     fds.push(this.listenFd);
     if (this.conn < 0) return 'sleep';
+    if (this.wholeMessage) return 'work'; // messages left for lack of budget: no sleeping on them
     fds.push(this.conn);
     let verdict: 'sleep' | 'nap' | 'work' = 'sleep';
     const tx = this.queues[TX], rx = this.queues[RX];
@@ -189,7 +233,9 @@ export class VhostUserPort {
   /** Accept a waiting QEMU and handle every message that has arrived. Never blocks. */
   service(): void {
     if (this.closed) return;
-    for (;;) {
+    // one session per port; the connections beyond it are refused (closed, counted), at most
+    // MAX_ACCEPTS_PER_SERVICE per call so a connect flood cannot hold the forwarding thread
+    for (let k = 0; k < MAX_ACCEPTS_PER_SERVICE; k++) {
       const c = this.host.unixAccept(this.listenFd);
       if (c < 0) break;
       if (this.conn >= 0) { this.refusedConnections++; this.host.closeFd(c); this.log('refused a second connection: one QEMU per port'); continue; }
@@ -199,10 +245,12 @@ export class VhostUserPort {
       this.log(`QEMU connected (session ${this.sessions})`);
     }
     if (this.conn < 0) return;
-    for (let i = 0; i < 64 && this.conn >= 0; i++) {
+    this.budget = MAX_MSGS_PER_SERVICE;
+    this.parse(); // what the last call left for lack of budget
+    for (let i = 0; i < 64 && this.conn >= 0 && this.budget > 0; i++) {
       let r: { data: Uint8Array; fds: number[] } | null;
       try {
-        r = this.host.recvFds(this.conn, 65536, 0);
+        r = this.host.recvFds(this.conn, RECV_BYTES, 0);
       } catch (e) {
         this.endSession(`socket error: ${(e as Error).message}`);
         return;
@@ -213,17 +261,39 @@ export class VhostUserPort {
       const at = this.consumed + this.inbuf.length + r.data.length - 1;
       for (const fd of r.fds) this.pendingFds.push({ at, fd });
       if (r.data.length === 0) { this.endSession('QEMU disconnected'); return; }
+      if (this.pendingFds.length > MAX_PENDING_FDS) {
+        this.refused.fds += this.pendingFds.length;
+        this.endSession(`protocol error: ${this.pendingFds.length} fds waiting for messages not yet complete (at most ${MAX_PENDING_FDS}); all closed`);
+        return;
+      }
       this.inbuf = this.inbuf.length ? Buffer.concat([this.inbuf, r.data]) : Buffer.from(r.data);
       this.parse();
+      // what is left is one message not yet complete (parse takes every whole one while the
+      // budget lasts): bounded by MAX_PAYLOAD already; said again here so a change in parse
+      // cannot lift the bound
+      if (this.conn >= 0 && this.budget > 0 && this.inbuf.length > MAX_PENDING_BYTES) {
+        this.refused.bytes += this.inbuf.length;
+        this.endSession(`protocol error: ${this.inbuf.length} bytes of a message not yet complete (at most ${MAX_PENDING_BYTES})`);
+        return;
+      }
     }
   }
 
+  /** A whole message waits in our buffer (the last service() ran out of budget). */
+  private get wholeMessage(): boolean {
+    if (this.inbuf.length < HDR) return false;
+    const size = this.inbuf.readUInt32LE(8);
+    return size > MAX_PAYLOAD || this.inbuf.length >= HDR + size; // a whole one, or one parse refuses at once
+  }
+
   private parse(): void {
-    while (this.conn >= 0 && this.inbuf.length >= HDR) {
+    while (this.conn >= 0 && this.inbuf.length >= HDR && this.budget > 0) {
       const req = this.inbuf.readUInt32LE(0), flags = this.inbuf.readUInt32LE(4), size = this.inbuf.readUInt32LE(8);
       if ((flags & 3) !== F_VERSION) return this.endSession(`protocol error: message version ${flags & 3}, expected 1`);
       if (size > MAX_PAYLOAD) return this.endSession(`protocol error: ${REQ_NAME[req] ?? `request ${req}`} with a ${size}-byte payload (at most ${MAX_PAYLOAD})`);
       if (this.inbuf.length < HDR + size) return;
+      this.budget--;
+      this.messages++;
       const start = this.consumed, end = start + HDR + size;
       const payload = this.inbuf.subarray(HDR, HDR + size);
       const fds = this.pendingFds.filter((p) => p.at >= start && p.at < end).map((p) => p.fd);
@@ -231,6 +301,12 @@ export class VhostUserPort {
       this.inbuf = this.inbuf.subarray(HDR + size);
       this.consumed = end;
       const taken = new Set<number>();
+      const allowed = fdsAllowed(req, payload);
+      if (fds.length > allowed) {
+        for (const fd of fds) { try { this.host.closeFd(fd); } catch { /* gone */ } }
+        this.refused.fds += fds.length;
+        return this.endSession(`protocol error: ${REQ_NAME[req] ?? `request ${req}`} came with ${fds.length} fds, at most ${allowed} (all closed)`);
+      }
       if (process.env.WASMAP_VHOST_DEBUG) this.log(`<- ${REQ_NAME[req] ?? req} flags 0x${flags.toString(16)} size ${size} fds ${fds.length} ${payload.subarray(0, 40).toString('hex')}`);
       try {
         this.handle(req, flags, payload, fds, taken);
@@ -250,7 +326,9 @@ export class VhostUserPort {
     const b = Buffer.alloc(HDR + payload.length);
     b.writeUInt32LE(req, 0); b.writeUInt32LE(F_VERSION | F_REPLY, 4); b.writeUInt32LE(payload.length, 8);
     payload.copy(b, HDR);
-    try { this.host.sendFds(this.conn, b, []); } catch (e) { this.endSession(`reply to ${REQ_NAME[req]} failed: ${(e as Error).message}`); }
+    // never blocks: a front-end that asks and does not read its replies (its socket full) would
+    // otherwise hold the forwarding thread, every port's traffic, in sendmsg
+    try { this.host.sendFds(this.conn, b, [], true); } catch (e) { this.endSession(`reply to ${REQ_NAME[req] ?? `request ${req}`} failed: ${(e as Error).message}`); }
   }
 
   private handle(req: number, flags: number, p: Buffer, fds: number[], taken: Set<number>): void {
@@ -417,20 +495,29 @@ export class VhostUserPort {
     for (let i = 0; i < n; i++) {
       const r = want[i], len = Math.ceil(Number(r.size) / PAGE) * PAGE;
       const span = this.dp.alloc(len, 65536, false);
+      let sealed = false;
       try {
+        // the front-end keeps the fd: it could ftruncate it under our mapping (SIGBUS on our
+        // next touch). Sealed against shrinking first, then its size checked; what cannot be
+        // sealed (a file, a memfd without MFD_ALLOW_SEALING) is mapped behind the SIGBUS fence
+        const g = this.host.sealFd(fds[i], Number(r.off) + len);
+        sealed = g.sealed;
         this.host.mapFd(this.dp.u8, span, len, fds[i], Number(r.off));
+        this.host.fence(this.dp.u8, span, len); // defence in depth: sealed ones too
+        if (!sealed) this.log(`region ${i} cannot be sealed against shrinking (${g.why}): mapped behind the SIGBUS fence`);
       } catch (e) {
+        try { this.host.unmap(this.dp.u8, span, len); } catch { /* the span is released either way */ }
         this.dp.release(span, len);
         this.unmapAll();
         throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i} (guest 0x${r.gpa.toString(16)}, ${Number(r.size >> 10n)} KiB): ${(e as Error).message}`);
       }
-      this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span, len });
+      this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span, len, sealed });
       const rc = fn.mt_add(this.mt, r.gpa, r.size, r.uva, span) as number;
       if (rc !== 0) { this.unmapAll(); throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i}: overlaps another region (or is out of range)`); }
     }
     // the mappings hold the guest's memory; the fds are not needed any more (taken: closed here)
     for (const fd of fds) { taken.add(fd); this.host.closeFd(fd); }
-    this.log(`memory table: ${n} regions, ${Number(total >> 20n)} MiB (${want.map((r) => `0x${r.gpa.toString(16)}+${Number(r.size >> 10n)}K`).join(', ')})`);
+    this.log(`memory table: ${n} regions, ${Number(total >> 20n)} MiB (${want.map((r) => `0x${r.gpa.toString(16)}+${Number(r.size >> 10n)}K`).join(', ')}), ${this.regions.every((r) => r.sealed) ? 'sealed against shrinking' : 'not all sealable: fenced'}`);
     // running queues keep their place in the rings: only their addresses are translated again
     for (let i = 0; i < QUEUES; i++) {
       const q = this.queues[i];
@@ -500,6 +587,18 @@ function claimPath(host: NativeHost, path: string): void {
   try { host.closeFd(host.unixConnect(path)); live = true; } catch { /* nobody listens: a stale socket file */ }
   if (live) throw new WasmapError('EADDRINUSE', `another process listens on ${path}`);
   unlinkSync(path);
+}
+
+/** fds a message may carry: one per region for SET_MEM_TABLE, one for the vring fd messages
+ *  (none when their payload says "no fd"), one for SET_LOG_FD; none for anything else. */
+function fdsAllowed(req: number, p: Buffer): number {
+  switch (req) {
+    case REQ.SET_MEM_TABLE: return p.length >= 4 ? Math.min(p.readUInt32LE(0), 8) : 0;
+    case REQ.SET_VRING_KICK: case REQ.SET_VRING_CALL: case REQ.SET_VRING_ERR:
+      return p.length >= 8 && (p.readBigUInt64LE(0) & 0x100n) ? 0 : 1;
+    case REQ.SET_LOG_FD: return 1;
+    default: return 0;
+  }
 }
 
 function u64(v: bigint): Buffer { const b = Buffer.alloc(8); b.writeBigUInt64LE(v, 0); return b; }

@@ -290,6 +290,35 @@ describe('vq_setup', () => {
 
 // =========================================================================================
 describe('vq_pull (guest TX → port tx ring)', () => {
+  // issue #15 ("not yet proven"): with 65536-byte buffers a full slot's length, stored in the
+  // u16 slot len, became 0: the frame was cut and its bytes lost without a count
+  it('65536-byte buffers: a frame of 65536 bytes (and one of 64 KiB + header) fills slots of at most 65535 bytes, no length stored as 0', () => {
+    const w = world(8, 65536);
+    expect(setup(w, 16, 0)).toBe(0);
+    dsc(w, 0, gd(0), 65536, 0); // the whole data region: header + 65524 bytes
+    post(w, 0);
+    dsc(w, 1, gd(0), 12, F_NEXT, 2); // TSO: 12 + 65536
+    dsc(w, 2, gd(0), 65536, 0);
+    post(w, 1);
+    txRoom(w, 0, 7);
+    expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(2);
+    expect(hx_len(w.tx, 0)).toBe(65535);
+    expect(hx_flags(w.tx, 0)).toBe(NS_MOREFRAG);
+    expect(hx_len(w.tx, 1)).toBe(1);
+    expect(hx_flags(w.tx, 1)).toBe(0);
+    expect(memory.compare(hx_buf(w.tx, 0), w.d, 65535)).toBe(0);
+    expect(load<u8>(hx_buf(w.tx, 1))).toBe(load<u8>(w.d + 65535));
+    expect(hx_len(w.tx, 2)).toBe(65535);
+    expect(hx_flags(w.tx, 2)).toBe(NS_MOREFRAG);
+    expect(hx_len(w.tx, 3)).toBe(13);
+    expect(hx_flags(w.tx, 3)).toBe(0);
+    expect(memory.compare(hx_buf(w.tx, 2) + 12, w.d, 65523)).toBe(0);
+    expect(memory.compare(hx_buf(w.tx, 3), w.d + 65523, 13)).toBe(0);
+    expect(hx_head(w.tx)).toBe(4);
+    expect(cnt(w, VQ_BYTES)).toBe(65524 + 65536);
+    expect(guardsOk(w)).toBe(true);
+  });
+
   it('one descriptor: header and frame in one slot, used element with len 0', () => {
     const w = world();
     expect(setup(w, 256, 0)).toBe(0);

@@ -5,10 +5,12 @@
 // WASMAP_REQUIRE_NET is not 1 (then a missing addon fails every test instead).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHost, hostMissingReason, requireHost, type NativeHost } from '../../src/host.js';
+import { findBuildFile } from '../../src/paths.js';
 
 const required = process.env.WASMAP_REQUIRE_NET === '1';
 const host = loadHost();
@@ -224,4 +226,146 @@ test('bad arguments are refused with a code and leave the memory as it was', { s
   const fd = h.memfdCreate('wasmap-test', 0);
   h.closeFd(fd);
   assert.throws(() => h.closeFd(fd), { code: 'EBADF' });
+});
+
+// ---- issue #15: guest RAM a peer can shrink, slot lengths of 65536-byte buffers --------------
+
+/** A netmap ring by hand at `ring` in `view`: n slots over buffers of bsize bytes (indices 2..n+1)
+ *  placed at ring + bufOfs; head 0, tail n-1 (the user owns n-1 slots). */
+function handRing(view: Uint8Array, ring: number, n: number, bsize: number, bufOfs: number): DataView {
+  const dv = new DataView(view.buffer, view.byteOffset);
+  dv.setBigInt64(ring + 0, BigInt(bufOfs), true); // buf_ofs
+  dv.setUint32(ring + 8, n, true); dv.setUint32(ring + 12, bsize, true);
+  dv.setUint32(ring + 20, 0, true); dv.setUint32(ring + 24, 0, true); dv.setUint32(ring + 28, n - 1, true);
+  for (let i = 0; i < n; i++) { dv.setUint32(ring + 256 + 16 * i, 2 + i, true); dv.setUint16(ring + 256 + 16 * i + 4, 0, true); dv.setUint16(ring + 256 + 16 * i + 6, 0, true); }
+  return dv;
+}
+const slotLen = (dv: DataView, ring: number, i: number) => dv.getUint16(ring + 256 + 16 * i + 4, true);
+const slotFlags = (dv: DataView, ring: number, i: number) => dv.getUint16(ring + 256 + 16 * i + 6, true);
+
+/** A connected pair of blocking unix stream sockets [writer, reader]. */
+function socketPair(h: NativeHost, dir: string): [number, number] {
+  const path = join(dir, `p${Math.random().toString(36).slice(2)}.sock`);
+  const l = h.unixListen(path, 1);
+  try {
+    const w = h.unixConnect(path);
+    let r = -1;
+    for (let i = 0; i < 100 && r < 0; i++) r = h.unixAccept(l);
+    assert.ok(r >= 0, 'accepted');
+    return [w, r];
+  } finally { h.closeFd(l); }
+}
+
+test('#15 fdToRing with 65536-byte buffers: a full slot carries 65535 bytes, never a length of 0 (readv and recvmmsg paths); a frame longer than its slots is dropped and counted, not cut', { skip }, () => {
+  const h = requireHost();
+  const mem = new WebAssembly.Memory({ initial: 128, maximum: 128, shared: true }); // 8 MiB
+  const view = new Uint8Array(mem.buffer);
+  const dir = mkdtempSync(join(tmpdir(), 'wasmap-host-'));
+  try {
+    for (const isSocket of [false, true]) {
+      const dv = handRing(view, 0, 8, 65536, 65536);
+      const [w, r] = socketPair(h, dir);
+      try {
+        const data = pattern(65536, isSocket ? 3 : 4);
+        h.sendFds(w, data, []);
+        const dropped = new Float64Array(1);
+        let got = 0;
+        // the sockets block and readv does not say MSG_DONTWAIT: ask for exactly what was sent
+        for (let k = 0; k < 4 && got < (isSocket ? 2 : 1); k++) got += h.fdToRing(view, 0, r, isSocket, 1, dropped);
+        const lens = [0, 1].map((i) => slotLen(dv, 0, i));
+        assert.deepEqual(lens, [65535, 1], `${isSocket ? 'recvmmsg' : 'readv'}: slot lengths`);
+        if (!isSocket) assert.equal(slotFlags(dv, 0, 0), 0x20, 'readv: the first slot of the frame has MOREFRAG');
+        const buf0 = 65536 + 2 * 65536, buf1 = buf0 + 65536;
+        assert.ok(Buffer.from(view.subarray(buf0, buf0 + 65535)).equals(data.subarray(0, 65535)), 'bytes of slot 0');
+        assert.equal(view[buf1], data[65535], 'the last byte in slot 1');
+        assert.equal(dropped[0], 0);
+      } finally { h.closeFd(w); h.closeFd(r); }
+    }
+    // a frame longer than the slots a read may take (64 slots of 64 bytes = 4096 bytes): dropped whole and counted
+    const dv = handRing(view, 0, 128, 64, 65536);
+    const [w, r] = socketPair(h, dir);
+    try {
+      h.sendFds(w, pattern(5000, 5), []);
+      const dropped = new Float64Array(1);
+      assert.equal(h.fdToRing(view, 0, r, false, 1, dropped), 0, 'nothing delivered');
+      assert.equal(dropped[0], 1, 'one frame dropped and counted');
+      assert.equal(dv.getUint32(20, true), 0, 'head did not move');
+      h.sendFds(w, pattern(100, 6), []);
+      assert.equal(h.fdToRing(view, 0, r, false, 1, dropped), 1, 'the next frame is taken');
+      assert.deepEqual([slotLen(dv, 0, 0), slotLen(dv, 0, 1), slotFlags(dv, 0, 0), slotFlags(dv, 0, 1)], [64, 36, 0x20, 0]);
+    } finally { h.closeFd(w); h.closeFd(r); }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('#15-2 sealFd: a sealable memfd gets F_SEAL_SHRINK (its holder can no longer shrink it), an unsealable one or a file says why, a device or a short file is refused', { skip }, () => {
+  const h = requireHost();
+  const dir = mkdtempSync(join(tmpdir(), 'wasmap-host-'));
+  const sealable = h.memfdCreate('wasmap-test-seal', 3 * WASM_PAGE, 'allow');
+  const plain = h.memfdCreate('wasmap-test-plain', 3 * WASM_PAGE);
+  const qemu = h.memfdCreate('wasmap-test-qemu', 3 * WASM_PAGE, true);
+  writeFileSync(join(dir, 'f'), Buffer.alloc(WASM_PAGE));
+  const file = openSync(join(dir, 'f'), 'r+');
+  const nul = openSync('/dev/null', 'r+');
+  try {
+    assert.deepEqual(h.sealFd(sealable, 3 * WASM_PAGE), { sealed: true, why: null });
+    assert.throws(() => ftruncateSync(sealable, WASM_PAGE), { code: 'EPERM' }, 'shrinking is refused to everyone now');
+    ftruncateSync(sealable, 4 * WASM_PAGE); // growing is not
+    assert.deepEqual(h.sealFd(qemu, WASM_PAGE), { sealed: true, why: null }, 'QEMU\'s sealed memfd: already sealed');
+    const p = h.sealFd(plain, 3 * WASM_PAGE);
+    assert.equal(p.sealed, false);
+    assert.match(p.why!, /MFD_ALLOW_SEALING/);
+    const f = h.sealFd(file, WASM_PAGE);
+    assert.equal(f.sealed, false);
+    assert.ok(f.why);
+    assert.throws(() => h.sealFd(file, 2 * WASM_PAGE), { code: 'EINVAL' }, 'shorter than needed');
+    assert.throws(() => h.sealFd(nul, 0), { code: 'EINVAL' }, 'not a regular file');
+  } finally {
+    for (const fd of [sealable, plain, qemu]) h.closeFd(fd);
+    closeSync(file); closeSync(nul);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('#15-2 the SIGBUS fence: a truncated file under a fenced span reads zeros (wasm and JS), the fault is counted, unmap removes the fence', { skip }, () => {
+  const h = requireHost();
+  const w = instantiate(new WebAssembly.Memory({ initial: 16, maximum: 64, shared: true }));
+  const view = new Uint8Array(w.mem.buffer);
+  const base = h.fenceStats();
+  const fd = h.memfdCreate('wasmap-test-fence', 2 * WASM_PAGE);
+  try {
+    writeSync(fd, pattern(2 * WASM_PAGE, 9), 0, 2 * WASM_PAGE, 0);
+    h.mapFd(view, 4 * WASM_PAGE, 2 * WASM_PAGE, fd);
+    h.fence(view, 4 * WASM_PAGE, 2 * WASM_PAGE);
+    assert.throws(() => h.fence(view, 5 * WASM_PAGE, WASM_PAGE), { code: 'EEXIST' }, 'fences do not overlap');
+    assert.equal(h.fenceStats().fences, base.fences + 1);
+    assert.equal(w.load8(4 * WASM_PAGE + 5), pattern(16, 9)[5]);
+    ftruncateSync(fd, 0);
+    assert.equal(w.load8(5 * WASM_PAGE + 7), 0, 'wasm reads zeros where the process would have died');
+    assert.equal(view[4 * WASM_PAGE + 1], 0, 'JS too');
+    w.store8(4 * WASM_PAGE, 1);
+    assert.equal(w.load8(4 * WASM_PAGE), 1, 'and the zero pages are writable');
+    assert.equal(h.fenceFaults(view, 4 * WASM_PAGE, 2 * WASM_PAGE), 1, 'one fault: the whole span was mended at once');
+    assert.equal(h.fenceStats().faults, base.faults + 1);
+    h.unmap(view, 4 * WASM_PAGE, 2 * WASM_PAGE);
+    assert.equal(h.fenceStats().fences, base.fences, 'unmap took the fence');
+  } finally { h.closeFd(fd); }
+});
+
+test('#15-2 the fence chains: a SIGBUS outside every fence still kills the process (SIGBUS), as without the fence', { skip }, () => {
+  const addon = findBuildFile('wasmap_host.node');
+  assert.ok(addon);
+  const js = `
+    const h = require(${JSON.stringify(addon)}), fs = require('fs');
+    const mem = new WebAssembly.Memory({ initial: 16, maximum: 16, shared: true }), v = new Uint8Array(mem.buffer);
+    const a = h.memfdCreate('wasmap-test-a', 65536), b = h.memfdCreate('wasmap-test-b', 65536);
+    h.mapFd(v, 65536, 65536, a); h.mapFd(v, 3 * 65536, 65536, b);
+    h.fence(v, 65536, 65536);
+    fs.ftruncateSync(a, 0); fs.ftruncateSync(b, 0);
+    if (v[65536 + 9] !== 0) process.exit(3);
+    console.log('fenced ok');
+    v[3 * 65536 + 9] = 1; // not fenced: dies here
+    process.exit(4);`;
+  const r = spawnSync(process.execPath, ['-e', js], { encoding: 'utf8', timeout: 20000 });
+  assert.match(r.stdout, /fenced ok/, r.stderr);
+  assert.equal(r.signal, 'SIGBUS', `exit ${r.status} signal ${r.signal}: ${r.stderr}`);
 });

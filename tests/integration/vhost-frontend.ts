@@ -14,6 +14,7 @@
 // the caller's `pump` (runner.vhostService) runs the back-end, then the reply is read. The
 // numbers (requests, flags, feature bits, ring layouts) are restated from the specs rather
 // than imported from src/, so a wrong constant in the back-end cannot hide in both places.
+import { ftruncateSync } from 'node:fs';
 import type { NativeHost } from '../../src/host.js';
 
 // ---- the vhost-user protocol (https://qemu-project.gitlab.io/qemu/interop/vhost-user.html) --
@@ -163,6 +164,14 @@ export const HOLE = { gpa: 640 * KiB, size: 128 * KiB };
 const UVA_LOW = 0x7f0000000000n; // QEMU's virtual addresses: not the gpa plus one constant, so a
 const UVA_HIGH = 0x7f4000000000n; //  back-end mixing up gpa, uva or regions translates wrongly
 
+/**
+ * How the guest RAM memfd is made, as QEMU's backends make it: 'plain' = memory-backend-memfd
+ * with seal=off (no MFD_ALLOW_SEALING: it cannot be sealed, like a file on /dev/shm or
+ * hugetlbfs), 'sealable' = MFD_ALLOW_SEALING and no seals yet, 'sealed' = QEMU's default
+ * (seal=on: F_SEAL_GROW|SHRINK|SEAL).
+ */
+export type MemfdKind = 'plain' | 'sealable' | 'sealed';
+
 /** Guest RAM: a memfd mapped into the test's own shared WebAssembly.Memory. */
 export class GuestRam {
   readonly fd: number;
@@ -172,14 +181,17 @@ export class GuestRam {
   readonly memfdLen: number;
   private closed = false;
 
-  constructor(readonly host: NativeHost, readonly size = 4 * MiB, name = 'wasmap-test-guest') {
+  constructor(readonly host: NativeHost, readonly size = 4 * MiB, name = 'wasmap-test-guest', kind: MemfdKind = 'plain') {
     this.memfdLen = GUARD + size + GUARD;
     const pages = Math.ceil((MAP_AT + this.memfdLen) / 65536);
     this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    this.fd = host.memfdCreate(name, this.memfdLen);
+    this.fd = host.memfdCreate(name, this.memfdLen, kind === 'sealed' ? true : kind === 'sealable' ? 'allow' : false);
     try {
       this.u8 = new Uint8Array(this.mem.buffer);
       host.mapFd(this.u8, MAP_AT, this.memfdLen, this.fd, 0);
+      // the guest's own view survives its truncate() too: a touch past the end reads zeros
+      // (the test process would die of SIGBUS otherwise, whatever the switch does)
+      if (kind !== 'sealed') host.fence(this.u8, MAP_AT, this.memfdLen);
     } catch (e) { host.closeFd(this.fd); throw e; }
     this.dv = new DataView(this.mem.buffer);
     for (const [at, len] of this.guards()) this.u8.fill(0xee, at, at + len);
@@ -215,6 +227,9 @@ export class GuestRam {
     }
     return null;
   }
+  /** ftruncate the memfd to `bytes` (a hostile front-end shrinking guest RAM under the back-end). */
+  truncate(bytes: number): void { ftruncateSync(this.fd, bytes); }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -401,7 +416,7 @@ export const LAYOUT = {
 } as const;
 export const QSIZE = 256;
 
-export interface GuestOptions { features?: bigint; protocolFeatures?: bigint; num?: number; name?: string }
+export interface GuestOptions { features?: bigint; protocolFeatures?: bigint; num?: number; name?: string; memfd?: MemfdKind }
 
 export class FakeQemu {
   readonly ram: GuestRam;
@@ -416,7 +431,7 @@ export class FakeQemu {
   features = 0n;
 
   constructor(readonly host: NativeHost, readonly path: string, readonly pump: () => void, readonly o: GuestOptions = {}) {
-    this.ram = new GuestRam(host, 4 * MiB, o.name);
+    this.ram = new GuestRam(host, 4 * MiB, o.name, o.memfd);
     const num = o.num ?? QSIZE;
     this.rx = new VirtQueue(this.ram, 0, num, LAYOUT.rx);
     this.tx = new VirtQueue(this.ram, 1, num, LAYOUT.tx);

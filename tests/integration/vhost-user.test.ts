@@ -521,7 +521,7 @@ test('protocol abuse ends the session cleanly (socket closed, reason in stats, n
     { name: 'payload size 5000', reason: /5000-byte payload \(at most 4096\)/, abuse: (q) => q.sendRaw(message(REQ.SET_OWNER, new Uint8Array(0), FLAG.VERSION, 5000)) },
     { name: 'version 2', reason: /message version 2, expected 1/, abuse: (q) => q.sendRaw(message(REQ.GET_FEATURES, new Uint8Array(0), 0x2)) },
     { name: 'version 0', reason: /message version 0, expected 1/, abuse: (q) => q.sendRaw(message(REQ.GET_FEATURES, new Uint8Array(0), 0x0)) },
-    { name: 'SET_MEM_TABLE: 1 region, 2 fds', reason: /1 regions came with 2 fds/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([regions[0]]), [memfd, memfd]) },
+    { name: 'SET_MEM_TABLE: 1 region, 2 fds', reason: /came with 2 fds/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([regions[0]]), [memfd, memfd]) },
     { name: 'SET_MEM_TABLE: 2 regions, 1 fd', reason: /2 regions came with 1 fds/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable(regions), [memfd]) },
     { name: 'SET_MEM_TABLE: unaligned mmap offset', reason: /mmap offset \d+ \(must be > 0 and page-aligned\)|page-aligned/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([{ ...regions[0], mmapOffset: regions[0].mmapOffset + 100n }]), [memfd]) },
     { name: 'SET_MEM_TABLE: 0 regions', reason: /0 regions/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([], 0)) },
@@ -530,7 +530,7 @@ test('protocol abuse ends the session cleanly (socket closed, reason in stats, n
     { name: 'SET_MEM_TABLE: payload shorter than its regions', reason: /2 regions need 72 bytes/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([regions[0]], 2), [memfd, memfd]) },
     { name: 'SET_VRING_NUM for queue 5', reason: /queue 5/, abuse: (q) => q.send(REQ.SET_VRING_NUM, vringState(5, 256)) },
     { name: 'SET_VRING_KICK for queue 5 with an fd', reason: /queue 5/, abuse: (q) => { const e = host.eventfdCreate(); try { q.send(REQ.SET_VRING_KICK, vringFile(5), [e]); } finally { host.closeFd(e); } } },
-    { name: 'SET_VRING_CALL with 2 fds', reason: /came with 2 fds, expected 1/, abuse: (q) => { const e = host.eventfdCreate(); try { q.send(REQ.SET_VRING_CALL, vringFile(0), [e, e]); } finally { host.closeFd(e); } } },
+    { name: 'SET_VRING_CALL with 2 fds', reason: /came with 2 fds/, abuse: (q) => { const e = host.eventfdCreate(); try { q.send(REQ.SET_VRING_CALL, vringFile(0), [e, e]); } finally { host.closeFd(e); } } },
     { name: 'SET_VRING_NUM with a 4-byte payload', reason: /payload of 4 bytes, expected 8/, abuse: (q) => q.send(REQ.SET_VRING_NUM, Buffer.alloc(4)) },
     { name: 'SET_FEATURES with bits never offered', reason: /did not offer/, abuse: (q) => q.send(REQ.SET_FEATURES, u64(FEAT.VERSION_1 | (1n << 40n))) },
   ];
@@ -605,6 +605,171 @@ test('a message carrying 9 fds (more than one recvmsg takes) ends the session an
   g.sendFrames([gframe(PMAC, 1)]);
   runner.step();
   assert.deepEqual(seqs(p1.recv()), [1], 'the next connection works');
+});
+
+// ---- issue #15: what a hostile front-end can make the switch hold or touch -------------------
+
+/** fds of this process (all kinds: a leak of any shows). */
+const allFds = () => readdirSync('/proc/self/fd').length;
+
+// Finding 2: the memfd's size was checked only when SET_MEM_TABLE mapped it; a front-end that
+// ftruncates it afterwards made the switch's next touch raise SIGBUS and the process died.
+test('#15-2 a front-end truncating unsealable guest RAM (memfd without MFD_ALLOW_SEALING, as seal=off or a file) takes only its port down: SIGBUS fenced, reason given, the bystander forwards, nothing left mapped', { skip }, (t) => {
+  const { runner, g, p1, p2, vm } = rig(t, { memfd: 'plain' });
+  const base = { mem: runner.memory(), fences: host.fenceStats().fences };
+  g.start();
+  assert.ok(vm().events.some((e) => /cannot be sealed.*SIGBUS fence/.test(e)), 'the back-end says the region is fenced, not sealed');
+  g.sendFrames([gframe(PMAC, 1)]);
+  runner.step();
+  assert.deepEqual(seqs(p1.recv()), [1], 'up and forwarding before the truncate');
+  p2.recv(); // flooded there too: p1 has not been learned yet
+  const faultsBefore = host.fenceStats().faults;
+  g.ram.truncate(0); // every page the switch maps is now past the end of the file
+  g.sendFrames([gframe(PMAC, 2)]); // the guest's writes read zeros now: frames the switch sees are junk
+  runner.step(); // the switch touches the rings: SIGBUS, mended by the fence
+  assert.ok(host.fenceStats().faults > faultsBefore, 'the SIGBUS was taken by the fence');
+  const s = vm();
+  assert.equal(s.connected, false, 'the session ended');
+  assert.match(s.down ?? 'up', /guest memory shrank under the switch/);
+  assert.equal(s.guestMappedBytes, 0);
+  assert.equal((vhostPort(runner, 'vm1') as unknown as { refused: { memoryFaults: number } }).refused.memoryFaults, 1);
+  assert.ok(g.q.closedByPeer(500), 'the back-end hung up');
+  // the bystanders forward as before
+  p1.send([frame(station(0x102), PMAC, 60, 7)]);
+  runner.step();
+  assert.deepEqual(seqs(p2.recv()), [7], 'p1 → p2 still forwards');
+  g.disconnect();
+  assert.deepEqual(runner.memory(), base.mem, 'memory, fds and mappings back to before the session');
+  assert.equal(host.fenceStats().fences, base.fences, 'the switch\'s fences went with its mappings');
+  g.close();
+  // a new guest on the same port works
+  const g2 = new FakeQemu(host, g.path, () => runner.vhostService(), { name: `wasmap-vu-${run}-${++guests}` });
+  t.after(() => g2.close());
+  g2.start();
+  g2.sendFrames([gframe(PMAC, 3)]);
+  runner.step();
+  assert.deepEqual(seqs(p1.recv()), [3], 'the next session forwards');
+  const c = conservation(runner.vale.switch(SW).stats());
+  assert.ok(c.ok, 'conservation');
+});
+
+test('#15-2 sealable guest RAM is sealed against shrinking by the back-end: the front-end\'s ftruncate fails (EPERM), the port keeps running; QEMU\'s default sealed memfd is taken as it is', { skip }, (t) => {
+  for (const kind of ['sealable', 'sealed'] as const) {
+    const { runner, g, p1, vm } = rig(t, { memfd: kind });
+    g.start();
+    assert.equal(listed(runner, 'vm1').down, null, `${kind}: up`);
+    assert.ok(vm().events.some((e) => /sealed against shrinking/.test(e)), `${kind}: sealed`);
+    assert.throws(() => g.ram.truncate(0), (e: NodeJS.ErrnoException) => e.code === 'EPERM', `${kind}: ftruncate refused by the seal`);
+    if (kind === 'sealable') g.ram.truncate(g.ram.memfdLen * 2); // growing is harmless: we seal against shrinking only
+    g.sendFrames([gframe(PMAC, 11)]);
+    runner.step();
+    assert.deepEqual(seqs(p1.recv()), [11], `${kind}: still forwarding`);
+    g.disconnect(); runner.vhostService();
+  }
+});
+
+// Finding 9: fds waited in pendingFds until their message completed: a front-end dripping one
+// byte with 8 SCM_RIGHTS fds per send grew the switch's fd table by 8 per byte.
+test('#15-9 fds a front-end can make the switch hold are bounded: a drip of 1 byte + 8 fds, extra fds on messages that take none or fewer, all end the session with a reason, are counted and closed', { skip }, (t) => {
+  const { runner, g, p1, vm } = rig(t);
+  const refused = () => (vhostPort(runner, 'vm1') as unknown as { refused: { fds: number; bytes: number } }).refused;
+  const base = allFds();
+  const memfds = Array.from({ length: 8 }, () => host.memfdCreate(`wasmap-vu-drip-${run}`, 4096));
+  t.after(() => { for (const f of memfds) host.closeFd(f); });
+  const baseWith = allFds();
+  assert.equal(baseWith, base + 8);
+  // the drip: a SET_MEM_TABLE header claiming a 4000-byte payload, sent one byte at a time with 8 fds each
+  g.connect();
+  runner.vhostService();
+  const msg = message(REQ.SET_MEM_TABLE, Buffer.alloc(4000));
+  let maxHeld = 0;
+  for (let i = 0; i < 40 && vm().connected; i++) {
+    try { g.q.sendRaw(msg.subarray(i, i + 1), memfds); } catch { break; } // the back-end hung up
+    runner.vhostService();
+    maxHeld = Math.max(maxHeld, allFds() - baseWith);
+  }
+  assert.equal(vm().connected, false, 'the session ended');
+  assert.match(vm().down ?? 'up', /fds waiting for messages not yet complete \(at most 8\)/);
+  assert.ok(maxHeld <= 8 + 2, `the switch held at most 8 of the front-end's fds (plus its socket), held ${maxHeld}`);
+  assert.ok(refused().fds > 8, 'the refused fds are counted');
+  g.disconnect(); runner.vhostService();
+  assert.equal(allFds(), baseWith, 'every fd closed');
+  // extra fds on whole messages: none allowed, one allowed, n regions allowed
+  const cases: [string, () => void, RegExp][] = [
+    ['SET_OWNER with 3 fds', () => g.q.send(REQ.SET_OWNER, new Uint8Array(0), memfds.slice(0, 3)), /SET_OWNER came with 3 fds, at most 0/],
+    ['GET_FEATURES with 1 fd', () => g.q.send(REQ.GET_FEATURES, new Uint8Array(0), memfds.slice(0, 1)), /GET_FEATURES came with 1 fds, at most 0/],
+    ['SET_VRING_KICK "no fd" with 1 fd', () => g.q.send(REQ.SET_VRING_KICK, vringFile(0, true), memfds.slice(0, 1)), /SET_VRING_KICK came with 1 fds, at most 0/],
+    ['SET_VRING_CALL with 8 fds', () => g.q.send(REQ.SET_VRING_CALL, vringFile(0), memfds), /SET_VRING_CALL came with 8 fds, at most 1/],
+    ['SET_MEM_TABLE of 1 region with 8 fds', () => g.q.send(REQ.SET_MEM_TABLE, memTable([g.ram.regions()[0]]), memfds), /SET_MEM_TABLE came with 8 fds, at most 1/],
+  ];
+  for (const [name, abuse, reason] of cases) {
+    g.start();
+    const before = refused().fds;
+    abuse();
+    runner.vhostService();
+    assert.equal(vm().connected, false, `${name}: session ended`);
+    assert.match(vm().down ?? 'up', reason, name);
+    assert.ok(refused().fds > before, `${name}: counted`);
+    g.disconnect(); runner.vhostService();
+    assert.equal(allFds(), baseWith, `${name}: every fd closed`);
+  }
+  g.start();
+  g.sendFrames([gframe(PMAC, 5)]);
+  runner.step();
+  assert.deepEqual(seqs(p1.recv()), [5], 'the next session works');
+});
+
+// Found while fixing #15-9: replies were sent with a blocking sendmsg, so a front-end that asks
+// (GET_FEATURES, need_reply) and never reads filled its socket and then held the forwarding
+// thread — every port's traffic — in sendmsg for good.
+test('#15 a front-end that asks and never reads its replies cannot block the switch: its session ends, the bystanders forward', { skip }, (t) => {
+  const { runner, g, p1, p2, vm } = rig(t);
+  const before = runner.memory();
+  g.start();
+  const ask = Buffer.concat(Array.from({ length: 200 }, () => message(REQ.GET_FEATURES)));
+  let rounds = 0;
+  const t0 = Date.now();
+  while (vm().connected && rounds < 2000) {
+    try { g.q.sendRaw(ask); } catch { break; }
+    runner.vhostService();
+    rounds++;
+  }
+  assert.equal(vm().connected, false, `the session ended (after ${rounds} batches of 200 requests)`);
+  assert.match(vm().down ?? 'up', /reply to GET_FEATURES failed: .*does not read/);
+  assert.ok(Date.now() - t0 < 20000, 'and quickly');
+  p1.send([frame(station(0x102), PMAC, 60, 1)]); p2.send([frame(PMAC, station(0x102), 60, 2)]);
+  runner.step();
+  assert.deepEqual(seqs(p1.recv()), [2]);
+  g.disconnect(); runner.vhostService();
+  assert.deepEqual(runner.memory(), before, 'fds, sockets and memory back');
+});
+
+// Found with the fuzz suite's protocol flood: service() handled every message that 64 reads of
+// 64 KiB brought, so one front-end's flood of requests held the forwarding thread (every port)
+// for as long as it took to handle ~350 000 of them.
+test('#15 a flood of control messages is handled at most 256 per service call; all of them in the end, in order; the bystanders forward between', { skip }, (t) => {
+  const { runner, g, p1, p2, vm } = rig(t);
+  g.start();
+  const vp = vhostPort(runner, 'vm1');
+  const flood = Buffer.concat(Array.from({ length: 4000 }, (_, k) => message(REQ.SET_VRING_ENABLE, vringState(k & 1, 1))));
+  g.q.sendRaw(flood);
+  g.q.send(REQ.GET_QUEUE_NUM); // answered only after all 4000
+  let most = 0, calls = 0, reply = null;
+  while (!reply && calls < 1000) {
+    const before = vp.messages;
+    runner.vhostService();
+    most = Math.max(most, vp.messages - before);
+    calls++;
+    reply = g.q.recv(0);
+    p1.send([frame(station(0x102), PMAC, 60, calls)]);
+    runner.step();
+    assert.deepEqual(seqs(p2.recv()), [calls], 'the bystanders forward between the calls');
+  }
+  assert.ok(reply && reply.req === REQ.GET_QUEUE_NUM, 'every message was handled, the last one answered');
+  assert.ok(most <= 256, `at most 256 messages per call, saw ${most}`);
+  assert.ok(calls >= 4001 / 256, `${calls} calls`);
+  assert.equal(vm().connected, true);
+  assert.equal(listed(runner, 'vm1').down, null, 'still up');
 });
 
 // ---- sessions: reconnects, a second QEMU, detach --------------------------------------------

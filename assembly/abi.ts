@@ -193,11 +193,11 @@ export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32
 // lookup or the function decides on it and every delivery writes those bytes from it.
 export const SW_SNAP: u32 = 152; // u32: address of the snapshot area (SN_SIZE per packet of a batch)
 export const SN_SIZE: u32 = 128;
-export const SN_BYTES: u32 = 112; // room for the frame's first bytes (vnet header + FN_HDR_MAX = 108 at most)
-export const SN_LEN: u32 = 112; // u32: bytes of the frame the snapshot holds (the first ones)
-export const SN_DST: u32 = 116; // u32: the function's checked decision (SW_DST_DROP until checked)
-export const SN_NH: u32 = 120; // u16: a checked REWRITE: the new header's length
-export const SN_REP: u32 = 122; // u16: ... and how many of the frame's first bytes it replaces
+export const SN_BYTES: u32 = 112; // room for the frame's first bytes (vnet header + FN_HDR_MAX = 108 at most); 64-byte aligned
+export const SN_DST: u32 = 112; // u32: the function's checked decision (SW_DST_DROP until checked)
+export const SN_NH: u32 = 116; // u16: a checked REWRITE: the new header's length
+export const SN_REP: u32 = 118; // u16: ... and how many of the frame's first bytes it replaces
+// (how many bytes a snapshot holds follows from the frame: snap_len in switch/snap.ts)
 
 export const PORT_SIZE: u32 = 192;
 export const P_TX: u32 = 0; // u32: tx kring (0 = free port index)

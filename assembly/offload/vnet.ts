@@ -7,6 +7,9 @@
 // (IPv4 length, id and checksum, IPv6 payload length, TCP sequence numbers and flags, UDP
 // length, full L4 checksums). A header that is malformed or asks for what we cannot do is an
 // error: the frame is dropped and counted, never forwarded half-built.
+// The input is the sender's (a guest's): the parser takes at most VN_MAX_TAGS VLAN tags, an
+// IPv4 IHL of 5..15 and a TCP data offset of 5..15 within the frame, and every write into the
+// output is checked against the room the caller passes (vnet_convert_into) before it is made.
 import { csum_add, csum_fold } from './csum';
 
 // struct virtio_net_hdr (little-endian, as the host is)

@@ -7,9 +7,9 @@ import {
   NS_MOREFRAG, SW_ACTIVE, SW_NPORTS, SW_NOW, SW_LOOKUP, SW_FN_REC, SW_FN_FALLBACK, SW_FN_FAULT,
   SW_FN_FAULT_AT, SW_FN_FAULT_DROPS, SW_FN_FRAMES, SW_FN_CALLS, SW_VN_IN_MAX, SW_DST_DROP,
   PK_SIZE, PK_FIRST, PK_NFRAGS, PK_NEXT, PK_BYTES, PK_REWRITE, FN_REC_SIZE, FN_HDR, FN_HDR_MAX,
-  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, FNE_FLAGS, SW_MAX_PORTS, SN_LEN, SN_DST, SN_NH, SN_REP,
+  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, FNE_FLAGS, SW_MAX_PORTS, SN_DST, SN_NH, SN_REP,
 } from '../abi';
-import { snap_at, snap_take } from './snap';
+import { snap_at, snap_take, snap_len } from './snap';
 
 // The host runs the module: it copies the records in and out (or shares them), sets the fuel,
 // catches a trap, and on failure sets SW_FN_FAULT and the fallback itself and returns < 0.
@@ -93,7 +93,6 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
       store<u16>(r, <u16>(plen >= hdr ? plen - hdr : 0), 2);
       store<u16>(r, 0, 4);
       store<u16>(r, 0, 10);
-      store<u32>(sn, 0, SN_LEN);
       continue;
     }
     store<u16>(r, <u16>(plen - hdr), 2);
@@ -101,7 +100,7 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
     store<u16>(r, <u16>hl, 4);
     store<u16>(r, load<u16>(fr, 6), 8);
     store<u16>(r, 0, 10);
-    snap_take(sn, <usize>load<u32>(fr), fl0, hdr + FN_HDR_MAX, bsize); // frames start at a buffer's start
+    snap_take(sn, <usize>load<u32>(fr), snap_len(fl0, hdr, true), true, bsize); // frames start at a buffer's start
     const a = sn + hdr; // 96 bytes in strides: the snapshot holds 112
     v128.store(r, v128.load(a), FN_HDR);
     v128.store(r, v128.load(a, 16), FN_HDR + 16);
@@ -151,12 +150,12 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
     const flags = load<u16>(r, 6);
     const pk = pkts + <usize>PK_SIZE * <usize>k;
     const sn = snap_at(sw, k);
+    const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
     if (d < SW_MAX_PORTS && d >= nports) { fault(sw, FNE_DECISION, k | (d << 16)); ok = false; break; }
-    if (load<u32>(sn, SN_LEN) != 0) store<u32>(sn, d, SN_DST); // a runt stays dropped
+    if (fl0 >= 14 + hdr) store<u32>(sn, d, SN_DST); // a runt stays dropped
     if (flags == 0 || d == SW_DST_DROP) continue;
     if (flags != FN_REWRITE) { fault(sw, FNE_FLAGS, k | (<u32>flags << 16)); ok = false; break; }
     const nh = <u32>load<u16>(r, 4);
-    const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
     const plen = load<u32>(pk, PK_BYTES);
     if (fl0 < 14 + hdr) continue; // a runt: dropped whatever was said
     const hl = fn_hlen(fl0, hdr), rep = fn_replaced(r, hl);
@@ -196,7 +195,7 @@ export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, 
   const r = fn_rec(sw, k), sn = snap_at(sw, k);
   const nf = <u32>load<u16>(pk, PK_NFRAGS);
   const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
-  const old = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = load<u32>(sn, SN_LEN);
+  const old = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = snap_len(<u32>load<u16>(first, 4), hdr, true);
   memory.copy(out, sn, hdr);
   memory.copy(out + hdr, r + FN_HDR, nh);
   let at = hdr + nh, skip = hdr + old;
@@ -227,7 +226,7 @@ export function fn_rewrite_into(sw: usize, k: u32, pk: usize, frags: usize, hdr:
   const r = fn_rec(sw, k), sn = snap_at(sw, k);
   const fr = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   const fl0 = <u32>load<u16>(fr, 4);
-  const rep = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = load<u32>(sn, SN_LEN);
+  const rep = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = snap_len(fl0, hdr, true);
   const rest = fl0 - hdr - rep, total = hdr + nh + rest;
   if (total > bsize || total > 65535) return -1;
   const src = <usize>load<u32>(fr);

@@ -13,9 +13,9 @@ import {
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
   P_TX_ERRORS, P_CSB, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_REWRITE, PK_NEXT, PK_BYTES, BUF_RESERVED,
   SW_LOOKUP, LK_LEARN, LK_FN, FN_MAX_BATCH,
-  DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN, SW_SNAP, SN_SIZE, SN_LEN,
+  DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN, SW_SNAP, SN_SIZE,
 } from '../abi';
-import { snap_at, snap_take, snap_put_first } from './snap';
+import { snap_at, snap_take, snap_put_first, snap_len } from './snap';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
@@ -49,7 +49,8 @@ export function sw_init(sw: usize): void {
   store<u32>(sw, <u32>p, SW_DSTS); p += 256;
   store<u32>(sw, <u32>p, SW_VN_IN); p += SW_VN_IN_MAX;
   store<u32>(sw, <u32>p, SW_VN_OUT); p += vnet_out_room(SW_VN_IN_MAX);
-  store<u32>(sw, <u32>p, SW_VN_LENS); p += 4 * VN_MAX_OUT + 64;
+  store<u32>(sw, <u32>p, SW_VN_LENS); p += 4 * VN_MAX_OUT;
+  p = (p + 63) & ~(<usize>63); // a snapshot's first 64 bytes in one cache line (the 64 spare bytes)
   store<u32>(sw, <u32>p, SW_SNAP);
   store<u32>(sw, SW_TABLE_BUCKETS - 1, SW_TABLE_MASK);
   store<u32>(sw, 300, SW_AGE);
@@ -127,7 +128,7 @@ export function sw_detach(sw: usize, i: u32): i32 {
 
 /** Deliver the queued packets of the current batch to port d (its own queue merged, in batch
  *  order, with the broadcast queue when `bcast`). */
-function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_hdr: u32): void {
+function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_hdr: u32, fnmode: bool): void {
   const p = sw_port(sw, d);
   const rx = <usize>load<u32>(p, P_RX);
   const frags = <usize>load<u32>(sw, SW_FRAGS);
@@ -175,7 +176,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     }
     if (!hdr_ok || rw || (check_accept && vnet_needs(sn, accept))) {
       // header conversion: gather, convert, deliver what comes out
-      const r = convert_deliver(sw, k, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
+      const r = convert_deliver(sw, k, fnmode, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
       if (r < 0) { if (r == -1) hdrdrop++; else if (r == -2) full++; else { broken++; ok = false; store<u32>(p, 0, P_RXOK); } continue; }
       const used = <u32>r;
       j = ring_add(j, used, n);
@@ -201,7 +202,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
       const didx = load<u32>(s, SLOT_BUF_IDX);
       if (didx < BUF_RESERVED || didx >= nbufs) break;
       const len = load<u16>(fr, 4);
-      if (f == 0) snap_put_first(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len, sn);
+      if (f == 0) snap_put_first(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len, sn, snap_len(len, src_hdr, fnmode));
       else copy_frag(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len);
       store<u16>(s, len, SLOT_LEN);
       store<u16>(s, f + 1 < nf ? rflags | NS_MOREFRAG : rflags, SLOT_FLAGS);
@@ -236,7 +237,7 @@ let conv_frames: u64 = 0, conv_bytes: u64 = 0;
 /** Convert one packet for a port with another header length and write the result into the
  *  rx ring from slot j. Returns slots used, or -1 (cannot convert), -2 (no room), -3 (the
  *  receiver's slots are corrupted). Sets conv_frames / conv_bytes. */
-function convert_deliver(sw: usize, k0: u32, pk: usize, frags: usize, shdr: u32, dhdr: u32, rx: usize, j: u32, room: u32, accept: u32): i32 {
+function convert_deliver(sw: usize, k0: u32, fnmode: bool, pk: usize, frags: usize, shdr: u32, dhdr: u32, rx: usize, j: u32, room: u32, accept: u32): i32 {
   const total = load<u32>(pk, PK_BYTES);
   if (total > SW_VN_IN_MAX) return -1;
   const vin = <usize>load<u32>(sw, SW_VN_IN), vout = <usize>load<u32>(sw, SW_VN_OUT), lens = <usize>load<u32>(sw, SW_VN_LENS);
@@ -252,8 +253,7 @@ function convert_deliver(sw: usize, k0: u32, pk: usize, frags: usize, shdr: u32,
       memory.copy(vin + at, <usize>load<u32>(fr), l);
       at += l;
     }
-    const sn = snap_at(sw, k0); // the first bytes as decided on
-    memory.copy(vin, sn, load<u32>(sn, SN_LEN));
+    memory.copy(vin, snap_at(sw, k0), snap_len(<u32>load<u16>(first, 4), shdr, fnmode)); // the first bytes as decided on
   }
   // a slot's length is a u16: a 65536-byte buffer takes at most 65535 bytes of a frame
   const bsize0 = load<u32>(rx, KR_BUF_SIZE), bsize = bsize0 < 65535 ? bsize0 : 65535;
@@ -348,7 +348,7 @@ function forward_port(sw: usize, src: u32): i32 {
         if (mode != LK_LEARN || fl0 < 14 + hdr) dst = SW_DST_DROP;
         else { // decide on a private copy of the first bytes; deliveries write them from it
           const sn = snaps + <usize>SN_SIZE * <usize>k;
-          snap_take(sn, <usize>load<u32>(fr), fl0, 64, bsize);
+          snap_take(sn, <usize>load<u32>(fr), snap_len(fl0, hdr, false), false, bsize);
           dst = learn_lookup(sw, src, sn + hdr, load<u16>(fr, 6));
         }
       }
@@ -375,10 +375,10 @@ function forward_port(sw: usize, src: u32): i32 {
     if (bq_head != 0) {
       for (let a: u32 = 0; a < nports; a++) {
         const d = <u32>load<u8>(active + a);
-        if (d != src) deliver(sw, src, d, true, bsize, hdr);
+        if (d != src) deliver(sw, src, d, true, bsize, hdr, mode == LK_FN);
       }
     } else {
-      for (let a: u32 = 0; a < ndst; a++) deliver(sw, src, <u32>load<u8>(dsts + a), false, bsize, hdr);
+      for (let a: u32 = 0; a < ndst; a++) deliver(sw, src, <u32>load<u8>(dsts + a), false, bsize, hdr, mode == LK_FN);
     }
     bump(sp, P_TX_PKTS, npk);
     bump(sp, P_TX_BYTES, bytes);

@@ -81,7 +81,7 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
     bytes += plen;
     const fr = frags + 8 * <usize>first;
     const r = rec + <usize>FN_REC_SIZE * <usize>k;
-    const sn = snap_at(sw, k);
+    const sn = snap_at(sw, k, true);
     const fl0 = <u32>load<u16>(fr, 4);
     store<u32>(sn, SW_DST_DROP, SN_DST);
     store<u8>(r, <u8>src, 0);
@@ -149,7 +149,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
     const d = <u32>load<u8>(r, 1);
     const flags = load<u16>(r, 6);
     const pk = pkts + <usize>PK_SIZE * <usize>k;
-    const sn = snap_at(sw, k);
+    const sn = snap_at(sw, k, true);
     const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
     if (d < SW_MAX_PORTS && d >= nports) { fault(sw, FNE_DECISION, k | (d << 16)); ok = false; break; }
     if (fl0 >= 14 + hdr) store<u32>(sn, d, SN_DST); // a runt stays dropped
@@ -169,7 +169,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
   if (!ok) {
     for (let k: u32 = 0; k < npk; k++) {
       store<u8>(rec + <usize>FN_REC_SIZE * <usize>k, <u8>SW_DST_DROP, 1);
-      store<u32>(snap_at(sw, k), SW_DST_DROP, SN_DST);
+      store<u32>(snap_at(sw, k, true), SW_DST_DROP, SN_DST);
       store<u16>(pkts + <usize>PK_SIZE * <usize>k, 0, PK_REWRITE);
     }
     store<u64>(sw, load<u64>(sw, SW_FN_FAULT_DROPS) + <u64>npk, SW_FN_FAULT_DROPS);
@@ -181,7 +181,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
 
 /** The checked decision for packet k of a decided batch (a runt is always dropped). */
 @inline export function fn_dst(sw: usize, k: u32): u32 {
-  return load<u32>(snap_at(sw, k), SN_DST);
+  return load<u32>(snap_at(sw, k, true), SN_DST);
 }
 
 /**
@@ -192,7 +192,7 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
  * the bytes written (the checked new length + hdr <= SW_VN_IN_MAX).
  */
 export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, out: usize): u32 {
-  const r = fn_rec(sw, k), sn = snap_at(sw, k);
+  const r = fn_rec(sw, k), sn = snap_at(sw, k, true);
   const nf = <u32>load<u16>(pk, PK_NFRAGS);
   const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   const old = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = snap_len(<u32>load<u16>(first, 4), hdr, true);
@@ -223,7 +223,7 @@ export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, 
  * for the overshoot.
  */
 export function fn_rewrite_into(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, dst: usize, bsize: u32, src_bsize: u32): i32 {
-  const r = fn_rec(sw, k), sn = snap_at(sw, k);
+  const r = fn_rec(sw, k), sn = snap_at(sw, k, true);
   const fr = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   const fl0 = <u32>load<u16>(fr, 4);
   const rep = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = snap_len(fl0, hdr, true);

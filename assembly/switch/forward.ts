@@ -13,7 +13,7 @@ import {
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
   P_TX_ERRORS, P_CSB, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_REWRITE, PK_NEXT, PK_BYTES, BUF_RESERVED,
   SW_LOOKUP, LK_LEARN, LK_FN, FN_MAX_BATCH,
-  DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN, SW_SNAP, SN_SIZE,
+  DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN, SW_SNAP, SN_SIZE, SN_LEARN,
 } from '../abi';
 import { snap_at, snap_take, snap_put_first, snap_len } from './snap';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
@@ -156,7 +156,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     const nf = <u32>load<u16>(pk, PK_NFRAGS);
     if (!ok) { broken++; continue; }
     const rw = load<u16>(pk, PK_REWRITE) != 0;
-    const sn = snap_at(sw, k); // the packet's first bytes as decided on (vnet header included)
+    const sn = snap_at(sw, k, fnmode); // the packet's first bytes as decided on (vnet header included)
     if (rw && hdr_ok && nf == 1 && room != 0 && !(check_accept && vnet_needs(sn, accept))) {
       // a rewritten one-buffer frame: written once, straight into the receiver's buffer
       const s = slots + <usize>(SLOT_SIZE * j);
@@ -202,7 +202,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
       const didx = load<u32>(s, SLOT_BUF_IDX);
       if (didx < BUF_RESERVED || didx >= nbufs) break;
       const len = load<u16>(fr, 4);
-      if (f == 0) snap_put_first(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len, sn, snap_len(len, src_hdr, fnmode));
+      if (f == 0) snap_put_first(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len, sn, snap_len(len, src_hdr, fnmode), fnmode);
       else copy_frag(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len);
       store<u16>(s, len, SLOT_LEN);
       store<u16>(s, f + 1 < nf ? rflags | NS_MOREFRAG : rflags, SLOT_FLAGS);
@@ -253,7 +253,7 @@ function convert_deliver(sw: usize, k0: u32, fnmode: bool, pk: usize, frags: usi
       memory.copy(vin + at, <usize>load<u32>(fr), l);
       at += l;
     }
-    memory.copy(vin, snap_at(sw, k0), snap_len(<u32>load<u16>(first, 4), shdr, fnmode)); // the first bytes as decided on
+    memory.copy(vin, snap_at(sw, k0, fnmode), snap_len(<u32>load<u16>(first, 4), shdr, fnmode)); // the first bytes as decided on
   }
   // a slot's length is a u16: a 65536-byte buffer takes at most 65535 bytes of a frame
   const bsize0 = load<u32>(rx, KR_BUF_SIZE), bsize = bsize0 < 65535 ? bsize0 : 65535;
@@ -347,7 +347,7 @@ function forward_port(sw: usize, src: u32): i32 {
         const fl0 = <u32>load<u16>(fr, 4);
         if (mode != LK_LEARN || fl0 < 14 + hdr) dst = SW_DST_DROP;
         else { // decide on a private copy of the first bytes; deliveries write them from it
-          const sn = snaps + <usize>SN_SIZE * <usize>k;
+          const sn = snaps + <usize>SN_LEARN * <usize>k;
           snap_take(sn, <usize>load<u32>(fr), snap_len(fl0, hdr, false), false, bsize);
           dst = learn_lookup(sw, src, sn + hdr, load<u16>(fr, 6));
         }

@@ -3,28 +3,30 @@
 // offload check, a forwarding function) reads the snapshot, and every delivery writes those
 // bytes from it, so a sender that rewrites its buffer meanwhile (a passthrough guest maps it)
 // changes only bytes nobody decided on.
-import { SW_SNAP, SN_SIZE, SN_BYTES, FN_HDR_MAX } from '../abi';
+// A function's batch keeps SN_SIZE bytes a packet (the vnet header and the FN_HDR_MAX bytes
+// the function sees, then the checked answers); the learning lookup's keeps SN_LEARN bytes a
+// packet (the vnet header and the MACs), packed, so a batch's snapshots stay in L1.
+import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
 
-@inline export function snap_at(sw: usize, k: u32): usize {
-  return <usize>load<u32>(sw, SW_SNAP) + <usize>SN_SIZE * <usize>k;
+@inline export function snap_at(sw: usize, k: u32, fnmode: bool): usize {
+  return <usize>load<u32>(sw, SW_SNAP) + <usize>(fnmode ? SN_SIZE : SN_LEARN) * <usize>k;
 }
 
 /** How many first bytes of a packet (first fragment fl0 bytes, vnet header hdr) the snapshot
- *  holds: what a forwarding function sees (header + FN_HDR_MAX), else the first 64 (the vnet
- *  header and the MACs the lookup and the offload check read, in one cache line). */
+ *  holds: what a forwarding function sees (header + FN_HDR_MAX), else the vnet header and the
+ *  MACs the lookup and the offload check read (16 or 32 bytes). */
 @inline export function snap_len(fl0: u32, hdr: u32, fnmode: bool): u32 {
-  const want = fnmode ? hdr + FN_HDR_MAX : 64;
+  const want = fnmode ? hdr + FN_HDR_MAX : hdr == 0 ? 16 : 32;
   return fl0 < want ? fl0 : want;
 }
 
-/** Snapshot s = snap_len(..) bytes of the frame at `a` (a buffer of bsize bytes, the frame at
- *  its start) into `sn`; `wide`: s may exceed 64 (a function's batch). */
-@inline export function snap_take(sn: usize, a: usize, s: u32, wide: bool, bsize: u32): void {
-  if (!wide && bsize >= 64) { // 4 strides (bytes past the frame are the sender's own buffer)
+/** Snapshot s = snap_len(..) bytes of the frame at `a` (a buffer of bsize >= 64 bytes, the
+ *  frame at its start) into `sn`. Strides read past the frame only into the sender's own
+ *  buffer, so a snapshot never holds bytes of another port. */
+@inline export function snap_take(sn: usize, a: usize, s: u32, fnmode: bool, bsize: u32): void {
+  if (!fnmode) { // SN_LEARN bytes
     v128.store(sn, v128.load(a));
     v128.store(sn, v128.load(a, 16), 16);
-    v128.store(sn, v128.load(a, 32), 32);
-    v128.store(sn, v128.load(a, 48), 48);
   } else if (bsize >= SN_BYTES) {
     v128.store(sn, v128.load(a));
     v128.store(sn, v128.load(a, 16), 16);
@@ -40,29 +42,30 @@ import { SW_SNAP, SN_SIZE, SN_BYTES, FN_HDR_MAX } from '../abi';
 }
 
 /** Write a packet's first fragment (fl0 bytes at `live`) to `dst`: the s bytes the snapshot
- *  holds from it, the rest from the buffer. Same overshoot rules as copy_frag. */
-@inline export function snap_put_first(dst: usize, live: usize, fl0: u32, sn: usize, s: u32): void {
-  if (fl0 <= s) { copy_small(dst, sn, fl0); return; }
-  copy_big(dst, live, fl0);
-  if (s == 64) {
-    v128.store(dst, v128.load(sn));
-    v128.store(dst, v128.load(sn, 16), 16);
-    v128.store(dst, v128.load(sn, 32), 32);
-    v128.store(dst, v128.load(sn, 48), 48);
-  } else memory.copy(dst, sn, s);
-}
-
-// fl0 <= SN_BYTES: from the snapshot, in 16-byte strides (at most 112 bytes read of its 128)
-@inline function copy_small(dst: usize, src: usize, len: u32): void {
-  if (len <= 64) {
-    v128.store(dst, v128.load(src));
-    v128.store(dst, v128.load(src, 16), 16);
-    v128.store(dst, v128.load(src, 32), 32);
-    v128.store(dst, v128.load(src, 48), 48);
-  } else for (let o: usize = 0; o < <usize>len; o += 16) v128.store(dst + o, v128.load(src + o));
-}
-
-@inline function copy_big(dst: usize, src: usize, len: u32): void {
-  if (len <= 256) { for (let o: usize = 0; o < <usize>len; o += 16) v128.store(dst + o, v128.load(src + o)); }
-  else memory.copy(dst, src, len);
+ *  holds from it, the rest from the buffer. Same overshoot rules as copy_frag (the slack
+ *  written past fl0 comes from the sender's own buffer). */
+@inline export function snap_put_first(dst: usize, live: usize, fl0: u32, sn: usize, s: u32, fnmode: bool): void {
+  if (fl0 <= s) { // all of it is in the snapshot
+    if (!fnmode) {
+      v128.store(dst, v128.load(sn));
+      v128.store(dst, v128.load(sn, 16), 16);
+    } else if (fl0 <= 64) {
+      v128.store(dst, v128.load(sn));
+      v128.store(dst, v128.load(sn, 16), 16);
+      v128.store(dst, v128.load(sn, 32), 32);
+      v128.store(dst, v128.load(sn, 48), 48);
+    } else for (let o: usize = 0; o < <usize>fl0; o += 16) v128.store(dst + o, v128.load(sn + o));
+    return;
+  }
+  if (fl0 <= 64) {
+    v128.store(dst, v128.load(live));
+    v128.store(dst, v128.load(live, 16), 16);
+    v128.store(dst, v128.load(live, 32), 32);
+    v128.store(dst, v128.load(live, 48), 48);
+  } else if (fl0 <= 256) {
+    for (let o: usize = 0; o < <usize>fl0; o += 16) v128.store(dst + o, v128.load(live + o));
+  } else memory.copy(dst, live, fl0);
+  if (s == 16) v128.store(dst, v128.load(sn));
+  else if (s == 32) { v128.store(dst, v128.load(sn)); v128.store(dst, v128.load(sn, 16), 16); }
+  else memory.copy(dst, sn, s);
 }

@@ -193,7 +193,7 @@ export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32
 // lookup or the function decides on it and every delivery writes those bytes from it.
 export const SW_SNAP: u32 = 152; // u32: address of the snapshot area (SN_SIZE per packet of a batch)
 export const SN_SIZE: u32 = 128; // a function's batch: per packet
-export const SN_LEARN: u32 = 32; // the learning lookup's batch: per packet (vnet header + MACs)
+export const SN_LEARN: u32 = 64; // the learning lookup's batch: per packet (its first 64 bytes: vnet header, MACs)
 export const SN_BYTES: u32 = 112; // room for the frame's first bytes (vnet header + FN_HDR_MAX = 108 at most); 64-byte aligned
 export const SN_DST: u32 = 112; // u32: the function's checked decision (SW_DST_DROP until checked)
 export const SN_NH: u32 = 116; // u16: a checked REWRITE: the new header's length

@@ -7,7 +7,7 @@ import {
   NS_MOREFRAG, SW_ACTIVE, SW_NPORTS, SW_NOW, SW_LOOKUP, SW_FN_REC, SW_FN_FALLBACK, SW_FN_FAULT,
   SW_FN_FAULT_AT, SW_FN_FAULT_DROPS, SW_FN_FRAMES, SW_FN_CALLS, SW_VN_IN_MAX, SW_DST_DROP,
   PK_SIZE, PK_FIRST, PK_NFRAGS, PK_NEXT, PK_BYTES, PK_REWRITE, FN_REC_SIZE, FN_HDR, FN_HDR_MAX,
-  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, FNE_FLAGS, SW_MAX_PORTS, SN_DST, SN_NH, SN_REP,
+  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, FNE_FLAGS, SW_MAX_PORTS, SN_DST, SN_NH, SN_REP, SN_BYTES,
 } from '../abi';
 import { snap_at, snap_take, snap_len } from './snap';
 
@@ -100,14 +100,29 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
     store<u16>(r, <u16>hl, 4);
     store<u16>(r, load<u16>(fr, 6), 8);
     store<u16>(r, 0, 10);
-    snap_take(sn, <usize>load<u32>(fr), snap_len(fl0, hdr, true), true, bsize); // frames start at a buffer's start
-    const a = sn + hdr; // 96 bytes in strides: the snapshot holds 112
+    // the snapshot: in strides from the sender's buffer (frames start at a buffer's start) as
+    // far as the record's strides below read it (hdr + 64 or hdr + 96 bytes)
+    const b = <usize>load<u32>(fr);
+    if (bsize >= SN_BYTES) {
+      v128.store(sn, v128.load(b));
+      v128.store(sn, v128.load(b, 16), 16);
+      v128.store(sn, v128.load(b, 32), 32);
+      v128.store(sn, v128.load(b, 48), 48);
+      if (hdr != 0 || hl > 64) v128.store(sn, v128.load(b, 64), 64);
+      if (hl > 64) {
+        v128.store(sn, v128.load(b, 80), 80);
+        v128.store(sn, v128.load(b, 96), 96);
+      }
+    } else snap_take(sn, b, snap_len(fl0, hdr, true), true, bsize);
+    const a = sn + hdr;
     v128.store(r, v128.load(a), FN_HDR);
     v128.store(r, v128.load(a, 16), FN_HDR + 16);
     v128.store(r, v128.load(a, 32), FN_HDR + 32);
     v128.store(r, v128.load(a, 48), FN_HDR + 48);
-    v128.store(r, v128.load(a, 64), FN_HDR + 64);
-    v128.store(r, v128.load(a, 80), FN_HDR + 80);
+    if (hl > 64) {
+      v128.store(r, v128.load(a, 64), FN_HDR + 64);
+      v128.store(r, v128.load(a, 80), FN_HDR + 80);
+    }
   }
   fn_bytes = bytes;
 }

@@ -50,7 +50,7 @@ export function sw_init(sw: usize): void {
   store<u32>(sw, <u32>p, SW_VN_IN); p += SW_VN_IN_MAX;
   store<u32>(sw, <u32>p, SW_VN_OUT); p += vnet_out_room(SW_VN_IN_MAX);
   store<u32>(sw, <u32>p, SW_VN_LENS); p += 4 * VN_MAX_OUT;
-  p = (p + 63) & ~(<usize>63); // a snapshot's first 64 bytes in one cache line (the 64 spare bytes)
+  p = (p + 63) & ~(<usize>63); // each snapshot starts a cache line (sw_priv_size has the 64 spare bytes)
   store<u32>(sw, <u32>p, SW_SNAP);
   store<u32>(sw, SW_TABLE_BUCKETS - 1, SW_TABLE_MASK);
   store<u32>(sw, 300, SW_AGE);

@@ -16,7 +16,7 @@ import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
  *  holds: what a forwarding function sees (header + FN_HDR_MAX), else the vnet header and the
  *  MACs the lookup and the offload check read (16 or 32 bytes). */
 @inline export function snap_len(fl0: u32, hdr: u32, fnmode: bool): u32 {
-  const want = fnmode ? hdr + FN_HDR_MAX : hdr == 0 ? 16 : 32;
+  const want = fnmode ? hdr + FN_HDR_MAX : SN_LEARN;
   return fl0 < want ? fl0 : want;
 }
 
@@ -27,6 +27,8 @@ import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
   if (!fnmode) { // SN_LEARN bytes
     v128.store(sn, v128.load(a));
     v128.store(sn, v128.load(a, 16), 16);
+    v128.store(sn, v128.load(a, 32), 32);
+    v128.store(sn, v128.load(a, 48), 48);
   } else if (bsize >= SN_BYTES) {
     v128.store(sn, v128.load(a));
     v128.store(sn, v128.load(a, 16), 16);
@@ -46,10 +48,7 @@ import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
  *  written past fl0 comes from the sender's own buffer). */
 @inline export function snap_put_first(dst: usize, live: usize, fl0: u32, sn: usize, s: u32, fnmode: bool): void {
   if (fl0 <= s) { // all of it is in the snapshot
-    if (!fnmode) {
-      v128.store(dst, v128.load(sn));
-      v128.store(dst, v128.load(sn, 16), 16);
-    } else if (fl0 <= 64) {
+    if (fl0 <= 64) {
       v128.store(dst, v128.load(sn));
       v128.store(dst, v128.load(sn, 16), 16);
       v128.store(dst, v128.load(sn, 32), 32);
@@ -65,7 +64,10 @@ import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
   } else if (fl0 <= 256) {
     for (let o: usize = 0; o < <usize>fl0; o += 16) v128.store(dst + o, v128.load(live + o));
   } else memory.copy(dst, live, fl0);
-  if (s == 16) v128.store(dst, v128.load(sn));
-  else if (s == 32) { v128.store(dst, v128.load(sn)); v128.store(dst, v128.load(sn, 16), 16); }
-  else memory.copy(dst, sn, s);
+  if (s == 64) {
+    v128.store(dst, v128.load(sn));
+    v128.store(dst, v128.load(sn, 16), 16);
+    v128.store(dst, v128.load(sn, 32), 32);
+    v128.store(dst, v128.load(sn, 48), 48);
+  } else memory.copy(dst, sn, s);
 }

@@ -4,8 +4,9 @@
 // bytes from it, so a sender that rewrites its buffer meanwhile (a passthrough guest maps it)
 // changes only bytes nobody decided on.
 // A function's batch keeps SN_SIZE bytes a packet (the vnet header and the FN_HDR_MAX bytes
-// the function sees, then the checked answers); the learning lookup's keeps SN_LEARN bytes a
-// packet (the vnet header and the MACs), packed, so a batch's snapshots stay in L1.
+// the function sees, then the checked answers); the learning lookup's keeps SN_LEARN (64)
+// bytes a packet, one aligned cache line: the vnet header and the MACs it decides on, and all
+// of a short frame, which is then delivered from the snapshot alone.
 import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
 
 @inline export function snap_at(sw: usize, k: u32, fnmode: bool): usize {
@@ -13,8 +14,8 @@ import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
 }
 
 /** How many first bytes of a packet (first fragment fl0 bytes, vnet header hdr) the snapshot
- *  holds: what a forwarding function sees (header + FN_HDR_MAX), else the vnet header and the
- *  MACs the lookup and the offload check read (16 or 32 bytes). */
+ *  holds: what a forwarding function sees (header + FN_HDR_MAX), else the first SN_LEARN
+ *  (the vnet header and the MACs the lookup and the offload check read, and more). */
 @inline export function snap_len(fl0: u32, hdr: u32, fnmode: bool): u32 {
   const want = fnmode ? hdr + FN_HDR_MAX : SN_LEARN;
   return fl0 < want ? fl0 : want;

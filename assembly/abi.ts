@@ -188,6 +188,17 @@ export const FNE_DECISION: i32 = 3; // a decision names no port it was told of (
 export const FNE_REWRITE: i32 = 4; // a REWRITE with a bad header length or a frame too short or long
 export const FNE_FLAGS: i32 = 5; // flags other than REWRITE
 export const MAC_ENTRY_SIZE: u32 = 16; // u64 (mac | port generation << 48), u32 port, u32 time
+// The switch's private snapshot of each packet's first bytes (switch/snap.ts), taken once per
+// batch from the sender's buffer (which a passthrough guest can rewrite at any time): the
+// lookup or the function decides on it and every delivery writes those bytes from it.
+export const SW_SNAP: u32 = 152; // u32: address of the snapshot area (SN_SIZE per packet of a batch)
+export const SN_SIZE: u32 = 128; // a function's batch: per packet
+export const SN_LEARN: u32 = 64; // the learning lookup's batch: per packet (its first 64 bytes: vnet header, MACs)
+export const SN_BYTES: u32 = 112; // room for the frame's first bytes (vnet header + FN_HDR_MAX = 108 at most); 64-byte aligned
+export const SN_DST: u32 = 112; // u32: the function's checked decision (SW_DST_DROP until checked)
+export const SN_NH: u32 = 116; // u16: a checked REWRITE: the new header's length
+export const SN_REP: u32 = 118; // u16: ... and how many of the frame's first bytes it replaces
+// (how many bytes a snapshot holds follows from the frame: snap_len in switch/snap.ts)
 
 export const PORT_SIZE: u32 = 192;
 export const P_TX: u32 = 0; // u32: tx kring (0 = free port index)

@@ -83,7 +83,11 @@ export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0, ove
   let done: u32 = 0; // slots that end a complete packet
   let frags: u32 = 0;
   let pkts: u32 = 0;
+  // the caller's record area holds max_slots + NETMAP_MAX_FRAGS records (a batch may end one
+  // packet late); the chain limit below stops before that, and so does this, explicitly
+  const cap: u64 = <u64>max_slots + <u64>NETMAP_MAX_FRAGS;
   for (let c: u32 = 0; c < avail; c++) {
+    if (rec && <u64>c >= cap) return ring_break(k, E_FRAGS);
     const s = slots + <usize>(SLOT_SIZE * i);
     const idx = load<u32>(s, SLOT_BUF_IDX);
     const len = load<u16>(s, SLOT_LEN);

@@ -25,11 +25,13 @@ const TP_STATUS_TX_BUSY: u32 = 3; // tx: SEND_REQUEST or SENDING
 export const TPK_SIZE: u32 = 32;
 const TPK_CUR: u32 = 0;
 const TPK_MOVED: u32 = 8; // u64
-const TPK_REFUSED: u32 = 16; // u64: tx frames the kernel marked WRONG_FORMAT, or too big for a frame
+const TPK_REFUSED: u32 = 16; // u64: tx: frames the kernel marked WRONG_FORMAT, or too big for a frame; rx: frames too big for a buffer, truncated or malformed (dropped)
 
 /**
  * Kernel rx ring → a port's tx ring (as its user): copy frames the kernel handed over into free
- * tx slots, give the frames back, advance head and cur. Returns frames moved.
+ * tx slots, give the frames back, advance head and cur. Returns frames moved. A frame that does
+ * not fit one buffer, was truncated by the kernel (snaplen < len) or whose offsets point past
+ * its ring frame is given back and counted in TPK_REFUSED of this (rx) state, never shortened.
  */
 export function tpk_pull(st: usize, ring: usize, nframes: u32, fsize: u32, k: usize, max: u32): u32 {
   const r = <usize>load<u32>(k, KR_RING);
@@ -41,14 +43,18 @@ export function tpk_pull(st: usize, ring: usize, nframes: u32, fsize: u32, k: us
   if (room > max) room = max;
   const base = <usize>load<u32>(k, KR_BUF_BASE), bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
   let cur = load<u32>(st, TPK_CUR);
-  let moved: u32 = 0;
-  while (moved < room) {
+  let moved: u32 = 0, refused: u32 = 0;
+  while (moved < room && moved + refused < nframes) { // each ring frame at most once per call
     const f = ring + <usize>cur * <usize>fsize;
     if ((atomic.load<u32>(f, TP_STATUS) & TP_STATUS_USER) == 0) break;
     const mac = <u32>load<u16>(f, TP_MAC);
-    let len = load<u32>(f, TP_SNAPLEN);
-    if (mac > fsize || len > fsize - mac) len = 0; // never read past the frame
-    if (len > bsize) len = bsize;
+    const len = load<u32>(f, TP_SNAPLEN), wire = load<u32>(f, TP_LEN);
+    if (mac > fsize || len > fsize - mac || len != wire || len > bsize || len > 65535) { // never shortened
+      atomic.store<u32>(f, 0, TP_STATUS);
+      cur = cur + 1 == nframes ? 0 : cur + 1;
+      refused++;
+      continue;
+    }
     const s = r + RING_SLOTS + <usize>(SLOT_SIZE * head);
     const idx = load<u32>(s, SLOT_BUF_IDX);
     if (idx < BUF_RESERVED || idx >= nbufs) break; // our own ring is corrupted: stop
@@ -64,6 +70,7 @@ export function tpk_pull(st: usize, ring: usize, nframes: u32, fsize: u32, k: us
   store<u32>(r, head, RING_CUR);
   store<u32>(st, cur, TPK_CUR);
   store<u64>(st, load<u64>(st, TPK_MOVED) + moved, TPK_MOVED);
+  if (refused) store<u64>(st, load<u64>(st, TPK_REFUSED) + refused, TPK_REFUSED);
   return moved;
 }
 

@@ -7,6 +7,9 @@
 // (IPv4 length, id and checksum, IPv6 payload length, TCP sequence numbers and flags, UDP
 // length, full L4 checksums). A header that is malformed or asks for what we cannot do is an
 // error: the frame is dropped and counted, never forwarded half-built.
+// The input is the sender's (a guest's): the parser takes at most VN_MAX_TAGS VLAN tags, an
+// IPv4 IHL of 5..15 and a TCP data offset of 5..15 within the frame, and every write into the
+// output is checked against the room the caller passes (vnet_convert_into) before it is made.
 import { csum_add, csum_fold } from './csum';
 
 // struct virtio_net_hdr (little-endian, as the host is)
@@ -52,29 +55,33 @@ export const E_VN_SIZE: i32 = -3; // a segment would not fit
 
 /**
  * Convert the frame at `src` (len bytes, starting with a header of shdr bytes) for a port whose
- * frames carry dhdr header bytes. Output frames are written back to back from `out`; their
- * lengths go to `lens` (u32 each). Returns the number of output frames or an E_VN_* error.
- * `out` must have room for len + dhdr + VN_MAX_OUT * 200 bytes.
+ * frames carry dhdr header bytes. Output frames are written back to back from `out`, never
+ * past `out + room` (checked before every write: E_VN_SIZE when it would not fit); their
+ * lengths go to `lens` (u32 each, at most VN_MAX_OUT). Returns the number of output frames or
+ * an E_VN_* error. vnet_out_room(len) bytes of room always suffice.
  */
-export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: usize, lens: usize, max_frame: u32, accept: u32): i32 {
+export function vnet_convert_into(src: usize, len: u32, shdr: u32, dhdr: u32, out: usize, room: u32, lens: usize, max_frame: u32, accept: u32): i32 {
   if (len < shdr) return E_VN_PARSE;
   const frame = src + shdr;
   const flen = len - shdr;
   if (shdr == 0) { // no header to honour: add a zero one (nothing to offload)
+    if (<u64>dhdr + <u64>flen > <u64>room) return E_VN_SIZE;
     memory.fill(out, 0, dhdr);
     memory.copy(out + dhdr, frame, flen);
     store<u32>(lens, dhdr + flen);
     return 1;
   }
+  if (shdr < 10) return E_VN_HDR;
   const flags = load<u8>(src, VH_FLAGS);
   const gso = load<u8>(src, VH_GSO_TYPE) & ~GSO_ECN;
   if ((flags & ~(F_NEEDS_CSUM | F_DATA_VALID)) != 0) return E_VN_HDR;
   if (gso != GSO_NONE && gso != GSO_TCPV4 && gso != GSO_TCPV6 && gso != GSO_UDP_L4) return E_VN_HDR;
   if (dhdr != 0 && gso != GSO_NONE && (accept & gso_bit(gso)) == 0) { // segment, a plain header on each
-    return segment(frame, flen, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, lens, max_frame, dhdr);
+    return segment(frame, flen, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, room, lens, max_frame, dhdr);
   }
   if (dhdr != 0 && gso == GSO_NONE && (flags & F_NEEDS_CSUM) && (accept & ACCEPT_CSUM) == 0) {
-    const r = vnet_convert(src, len, shdr, 0, out + dhdr, lens, max_frame, accept); // complete it, then a plain header
+    if (dhdr > room) return E_VN_SIZE;
+    const r = vnet_convert_into(src, len, shdr, 0, out + dhdr, room - dhdr, lens, max_frame, accept); // complete it, then a plain header
     if (r < 0) return r;
     memory.fill(out, 0, dhdr);
     if (dhdr == 12) store<u16>(out, 1, 10);
@@ -82,6 +89,7 @@ export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: us
     return r;
   }
   if (dhdr != 0) { // 10 <-> 12 (or equal): the receiver takes what is asked; keep the first 10 bytes
+    if (<u64>dhdr + <u64>flen > <u64>room) return E_VN_SIZE;
     memory.fill(out, 0, dhdr);
     memory.copy(out, src, 10);
     if (dhdr == 12) store<u16>(out, 1, 10); // num_buffers
@@ -90,6 +98,7 @@ export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: us
     return 1;
   }
   if (gso == GSO_NONE) {
+    if (flen > room) return E_VN_SIZE;
     memory.copy(out, frame, flen);
     if (flags & F_NEEDS_CSUM) {
       const start = <u32>load<u16>(src, VH_CSUM_START), at = start + <u32>load<u16>(src, VH_CSUM_OFFSET);
@@ -100,17 +109,29 @@ export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: us
     store<u32>(lens, flen);
     return 1;
   }
-  return segment(frame, flen, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, lens, max_frame, 0);
+  return segment(frame, flen, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, room, lens, max_frame, 0);
 }
+
+/** vnet_convert_into with the room vnet_out_room(len) (the caller allocated that much). */
+export function vnet_convert(src: usize, len: u32, shdr: u32, dhdr: u32, out: usize, lens: usize, max_frame: u32, accept: u32): i32 {
+  return vnet_convert_into(src, len, shdr, dhdr, out, vnet_out_room(len), lens, max_frame, accept);
+}
+
+// Header parsing limits: what the kernel's own GSO takes, and no more.
+export const VN_MAX_TAGS: u32 = 2; // 802.1Q / 802.1ad tags in front of the IP header (QinQ)
 
 // Cut a GSO frame into segments; each output frame starts with `pre` bytes of a plain
 // (no-offload) virtio-net header when the receiver has one.
-function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, lens: usize, max_frame: u32, pre: u32): i32 {
-  // L2: Ethernet, any number of 802.1Q / 802.1ad tags
+// Every write is checked against `room` first; the header copied into each segment is at
+// most 14 + 4 * VN_MAX_TAGS + 60 + 60 bytes (IPv4 IHL and TCP data offset are 4 bits).
+function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, room: u32, lens: usize, max_frame: u32, pre: u32): i32 {
+  // L2: Ethernet, at most VN_MAX_TAGS 802.1Q / 802.1ad tags
   let l3: u32 = 14;
   if (flen < 14) return E_VN_PARSE;
   let etype = be16(frame + 12);
+  let tags: u32 = 0;
   while (etype == 0x8100 || etype == 0x88a8) {
+    if (++tags > VN_MAX_TAGS) return E_VN_PARSE;
     if (flen < l3 + 4) return E_VN_PARSE;
     etype = be16(frame + l3 + 2);
     l3 += 4;
@@ -119,7 +140,9 @@ function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, lens: u
   if (etype == 0x0800) {
     if (flen < l3 + 20 || (load<u8>(frame + l3) >> 4) != 4) return E_VN_PARSE;
     v4 = true;
-    l4 = l3 + 4 * (<u32>load<u8>(frame + l3) & 15);
+    const ihl = <u32>load<u8>(frame + l3) & 15;
+    if (ihl < 5) return E_VN_PARSE; // IP fields would be written over what follows
+    l4 = l3 + 4 * ihl;
     proto = load<u8>(frame + l3 + 9);
   } else if (etype == 0x86dd) {
     if (flen < l3 + 40 || (load<u8>(frame + l3) >> 4) != 6) return E_VN_PARSE;
@@ -139,8 +162,12 @@ function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, lens: u
   const seq0 = tcp ? be32(frame + l4 + 4) : 0;
   const id0 = v4 ? be16(frame + l3 + 4) : 0;
   const tflags = tcp ? <u32>load<u8>(frame + l4 + 13) : 0;
+  const end = <u64>out + <u64>room;
   let o = out;
   for (let i: u32 = 0; i < nseg; i++) {
+    const off0 = i * mss;
+    const plen0 = payload - off0 < mss ? payload - off0 : mss;
+    if (<u64>o + <u64>pre + <u64>hlen + <u64>plen0 > end) return E_VN_SIZE; // never past the room
     if (pre) { memory.fill(o, 0, pre); if (pre == 12) store<u16>(o, 1, 10); o += pre; }
     const off = i * mss;
     const plen = payload - off < mss ? payload - off : mss;

@@ -7,8 +7,9 @@ import {
   NS_MOREFRAG, SW_ACTIVE, SW_NPORTS, SW_NOW, SW_LOOKUP, SW_FN_REC, SW_FN_FALLBACK, SW_FN_FAULT,
   SW_FN_FAULT_AT, SW_FN_FAULT_DROPS, SW_FN_FRAMES, SW_FN_CALLS, SW_VN_IN_MAX, SW_DST_DROP,
   PK_SIZE, PK_FIRST, PK_NFRAGS, PK_NEXT, PK_BYTES, PK_REWRITE, FN_REC_SIZE, FN_HDR, FN_HDR_MAX,
-  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, FNE_FLAGS, SW_MAX_PORTS,
+  FN_REWRITE, FNE_RC, FNE_DECISION, FNE_REWRITE, FNE_FLAGS, SW_MAX_PORTS, SN_DST, SN_NH, SN_REP, SN_BYTES,
 } from '../abi';
+import { snap_at, snap_take, snap_len } from './snap';
 
 // The host runs the module: it copies the records in and out (or shares them), sets the fuel,
 // catches a trap, and on failure sets SW_FN_FAULT and the fallback itself and returns < 0.
@@ -62,8 +63,11 @@ export let fn_bytes: u64 = 0; // bytes of the batch just filled (set by fn_fill)
 
 /**
  * Split a batch of `npk` packets (fragments at `frags`) into PK records as the learning path
- * does, and fill one function record per packet. Headers are copied in 16-byte strides when
- * the buffer has room for the overshoot (buffers are multiples of 64 bytes).
+ * does, and fill one function record per packet. The frame's first bytes (vnet header and up
+ * to FN_HDR_MAX more) are read once from the sender's buffer into the packet's private
+ * snapshot; the record is filled from the snapshot, and deliveries write those bytes from it
+ * too: what the function decides on is what goes out, whatever the sender (or the function,
+ * in its record) writes meanwhile.
  */
 export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, pkts: usize, bsize: u32): void {
   const rec = <usize>load<u32>(sw, SW_FN_REC);
@@ -77,7 +81,9 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
     bytes += plen;
     const fr = frags + 8 * <usize>first;
     const r = rec + <usize>FN_REC_SIZE * <usize>k;
+    const sn = snap_at(sw, k, true);
     const fl0 = <u32>load<u16>(fr, 4);
+    store<u32>(sn, SW_DST_DROP, SN_DST);
     store<u8>(r, <u8>src, 0);
     store<u8>(r, <u8>SW_DST_DROP, 1);
     store<u16>(r, 0, 6);
@@ -94,17 +100,29 @@ export function fn_fill(sw: usize, src: u32, hdr: u32, npk: u32, frags: usize, p
     store<u16>(r, <u16>hl, 4);
     store<u16>(r, load<u16>(fr, 6), 8);
     store<u16>(r, 0, 10);
-    const a = <usize>load<u32>(fr) + hdr; // frames start at a buffer's start
-    if (hdr + FN_HDR_MAX <= bsize) {
-      v128.store(r, v128.load(a), FN_HDR);
-      v128.store(r, v128.load(a, 16), FN_HDR + 16);
-      v128.store(r, v128.load(a, 32), FN_HDR + 32);
-      v128.store(r, v128.load(a, 48), FN_HDR + 48);
+    // the snapshot: in strides from the sender's buffer (frames start at a buffer's start) as
+    // far as the record's strides below read it (hdr + 64 or hdr + 96 bytes)
+    const b = <usize>load<u32>(fr);
+    if (bsize >= SN_BYTES) {
+      v128.store(sn, v128.load(b));
+      v128.store(sn, v128.load(b, 16), 16);
+      v128.store(sn, v128.load(b, 32), 32);
+      v128.store(sn, v128.load(b, 48), 48);
+      if (hdr != 0 || hl > 64) v128.store(sn, v128.load(b, 64), 64);
       if (hl > 64) {
-        v128.store(r, v128.load(a, 64), FN_HDR + 64);
-        v128.store(r, v128.load(a, 80), FN_HDR + 80);
+        v128.store(sn, v128.load(b, 80), 80);
+        v128.store(sn, v128.load(b, 96), 96);
       }
-    } else memory.copy(r + FN_HDR, a, hl);
+    } else snap_take(sn, b, snap_len(fl0, hdr, true), true, bsize);
+    const a = sn + hdr;
+    v128.store(r, v128.load(a), FN_HDR);
+    v128.store(r, v128.load(a, 16), FN_HDR + 16);
+    v128.store(r, v128.load(a, 32), FN_HDR + 32);
+    v128.store(r, v128.load(a, 48), FN_HDR + 48);
+    if (hl > 64) {
+      v128.store(r, v128.load(a, 64), FN_HDR + 64);
+      v128.store(r, v128.load(a, 80), FN_HDR + 80);
+    }
   }
   fn_bytes = bytes;
 }
@@ -142,24 +160,31 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
   if (!ok && load<i32>(sw, SW_FN_FAULT) == 0) fault(sw, FNE_RC, 0); // a host that did not say why
   for (let k: u32 = 0; ok && k < npk; k++) {
     const r = rec + <usize>FN_REC_SIZE * <usize>k;
+    // every answer is read once from the record (the function's memory) into the snapshot
     const d = <u32>load<u8>(r, 1);
     const flags = load<u16>(r, 6);
     const pk = pkts + <usize>PK_SIZE * <usize>k;
+    const sn = snap_at(sw, k, true);
+    const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
     if (d < SW_MAX_PORTS && d >= nports) { fault(sw, FNE_DECISION, k | (d << 16)); ok = false; break; }
+    if (fl0 >= 14 + hdr) store<u32>(sn, d, SN_DST); // a runt stays dropped
     if (flags == 0 || d == SW_DST_DROP) continue;
     if (flags != FN_REWRITE) { fault(sw, FNE_FLAGS, k | (<u32>flags << 16)); ok = false; break; }
     const nh = <u32>load<u16>(r, 4);
-    const fl0 = <u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4);
     const plen = load<u32>(pk, PK_BYTES);
     if (fl0 < 14 + hdr) continue; // a runt: dropped whatever was said
     const hl = fn_hlen(fl0, hdr), rep = fn_replaced(r, hl);
+    if (nh > FN_HDR_MAX || rep > hl) { fault(sw, FNE_REWRITE, k | (nh << 16)); ok = false; break; }
     const newlen = plen - hdr - rep + nh;
-    if (nh > FN_HDR_MAX || rep > hl || newlen < 14 || newlen > 65535 || newlen + hdr > SW_VN_IN_MAX) { fault(sw, FNE_REWRITE, k | (nh << 16)); ok = false; break; }
+    if (newlen < 14 || newlen > 65535 || newlen + hdr > SW_VN_IN_MAX) { fault(sw, FNE_REWRITE, k | (nh << 16)); ok = false; break; }
+    store<u16>(sn, <u16>nh, SN_NH);
+    store<u16>(sn, <u16>rep, SN_REP);
     store<u16>(pk, 1, PK_REWRITE);
   }
   if (!ok) {
     for (let k: u32 = 0; k < npk; k++) {
       store<u8>(rec + <usize>FN_REC_SIZE * <usize>k, <u8>SW_DST_DROP, 1);
+      store<u32>(snap_at(sw, k, true), SW_DST_DROP, SN_DST);
       store<u16>(pkts + <usize>PK_SIZE * <usize>k, 0, PK_REWRITE);
     }
     store<u64>(sw, load<u64>(sw, SW_FN_FAULT_DROPS) + <u64>npk, SW_FN_FAULT_DROPS);
@@ -169,26 +194,24 @@ export function fn_decide(sw: usize, hdr: u32, npk: u32, frags: usize, pkts: usi
   return true;
 }
 
-/** The decision for packet k of a decided batch (a runt is always dropped). */
-@inline export function fn_dst(sw: usize, k: u32, frags: usize, pk: usize, hdr: u32): u32 {
-  const r = fn_rec(sw, k);
-  if (<u32>load<u16>(frags + 8 * <usize>load<u32>(pk, PK_FIRST), 4) < 14 + hdr) return SW_DST_DROP;
-  return <u32>load<u8>(r, 1);
+/** The checked decision for packet k of a decided batch (a runt is always dropped). */
+@inline export function fn_dst(sw: usize, k: u32): u32 {
+  return load<u32>(snap_at(sw, k, true), SN_DST);
 }
 
 /**
  * Gather packet `pk` (index k) into `out` with its function-rewritten header: the vnet header
- * (hdr bytes) as it was, the new header from the record, then the frame past the bytes replaced.
+ * (hdr bytes) as it was, the new header from the record, then the frame past the bytes
+ * replaced — the part of those the function saw from the snapshot, the rest from the buffers.
  * A vnet header asking for a checksum has its csum_start moved by the length change. Returns
- * the bytes written.
+ * the bytes written (the checked new length + hdr <= SW_VN_IN_MAX).
  */
 export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, out: usize): u32 {
-  const r = fn_rec(sw, k);
+  const r = fn_rec(sw, k), sn = snap_at(sw, k, true);
   const nf = <u32>load<u16>(pk, PK_NFRAGS);
   const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
-  const fl0 = <u32>load<u16>(first, 4);
-  const old = fn_replaced(r, fn_hlen(fl0, hdr)), nh = <u32>load<u16>(r, 4);
-  memory.copy(out, <usize>load<u32>(first), hdr);
+  const old = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = snap_len(<u32>load<u16>(first, 4), hdr, true);
+  memory.copy(out, sn, hdr);
   memory.copy(out + hdr, r + FN_HDR, nh);
   let at = hdr + nh, skip = hdr + old;
   for (let f: u32 = 0; f < nf; f++) {
@@ -199,6 +222,7 @@ export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, 
     at += l - skip;
     skip = 0;
   }
+  if (s > hdr + old) memory.copy(out + hdr + nh, sn + hdr + old, s - hdr - old); // what the function saw
   if (hdr != 0 && (load<u8>(out) & 1) != 0) { // VIRTIO_NET_HDR_F_NEEDS_CSUM
     store<u16>(out, <u16>(<i32>load<u16>(out, 6) + <i32>nh - <i32>old), 6);
   }
@@ -207,21 +231,23 @@ export function fn_gather_rewritten(sw: usize, k: u32, pk: usize, frags: usize, 
 
 /**
  * The fast path of a rewrite: packet `pk` (index k, one fragment) written with its new header
- * straight into a receiver's buffer `dst` of `bsize` bytes (the sender's are `src_bsize`). Returns the length written, or -1
- * when it does not fit in one buffer (then the caller gathers). Copies of 64 bytes or less go
- * in 16-byte strides when both buffers have room for the overshoot.
+ * straight into a receiver's buffer `dst` of `bsize` bytes (the sender's are `src_bsize`).
+ * Returns the length written, or -1 when it does not fit in one buffer or one slot's u16
+ * length (then the caller gathers). The vnet header and the bytes the function saw come from
+ * the snapshot. Copies of 64 bytes or less go in 16-byte strides when both buffers have room
+ * for the overshoot.
  */
 export function fn_rewrite_into(sw: usize, k: u32, pk: usize, frags: usize, hdr: u32, dst: usize, bsize: u32, src_bsize: u32): i32 {
-  const r = fn_rec(sw, k);
+  const r = fn_rec(sw, k), sn = snap_at(sw, k, true);
   const fr = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   const fl0 = <u32>load<u16>(fr, 4);
-  const rep = fn_replaced(r, fn_hlen(fl0, hdr)), nh = <u32>load<u16>(r, 4);
+  const rep = <u32>load<u16>(sn, SN_REP), nh = <u32>load<u16>(sn, SN_NH), s = snap_len(fl0, hdr, true);
   const rest = fl0 - hdr - rep, total = hdr + nh + rest;
-  if (total > bsize) return -1;
+  if (total > bsize || total > 65535) return -1;
   const src = <usize>load<u32>(fr);
   if (hdr != 0) {
-    memory.copy(dst, src, hdr);
-    if ((load<u8>(dst) & 1) != 0) store<u16>(dst, <u16>(<i32>load<u16>(dst, 6) + <i32>nh - <i32>rep), 6); // NEEDS_CSUM
+    memory.copy(dst, sn, hdr);
+    if ((load<u8>(sn) & 1) != 0) store<u16>(dst, <u16>(<i32>load<u16>(sn, 6) + <i32>nh - <i32>rep), 6); // NEEDS_CSUM
   }
   const h = dst + hdr;
   if (hdr + FN_HDR_MAX <= bsize) { // the header: 96 bytes in strides (the rest overwrites the slack)
@@ -241,5 +267,6 @@ export function fn_rewrite_into(sw: usize, k: u32, pk: usize, frags: usize, hdr:
     v128.store(to, v128.load(from, 32), 32);
     v128.store(to, v128.load(from, 48), 48);
   } else memory.copy(to, from, rest);
+  if (s > hdr + rep) memory.copy(to, sn + hdr + rep, s - hdr - rep); // what the function saw
   return <i32>total;
 }

@@ -13,22 +13,29 @@ import {
   P_RX_PKTS, P_RX_BYTES, P_DROP_FULL, P_DROP_BROKEN, P_DROP_NODST, P_DROP_LOOKUP, P_DROP_SIZE,
   P_TX_ERRORS, P_CSB, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_REWRITE, PK_NEXT, PK_BYTES, BUF_RESERVED,
   SW_LOOKUP, LK_LEARN, LK_FN, FN_MAX_BATCH,
-  DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN,
+  DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN, SW_SNAP, SN_SIZE, SN_LEARN,
 } from '../abi';
+import { snap_at, snap_take, snap_put_first, snap_len } from './snap';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
 import { pt_pull_all, pt_publish_all, pt_detach } from '../csb';
 import { fn_fill, fn_decide, fn_dst, fn_gather_rewritten, fn_rewrite_into, fn_bytes, pk_split } from './fn';
-import { vnet_convert, vnet_out_room, vnet_needs, VN_MAX_OUT, ACCEPT_ALL } from '../offload/vnet';
+import { vnet_convert_into, vnet_out_room, vnet_needs, VN_MAX_OUT, ACCEPT_ALL } from '../offload/vnet';
 
 const FRAG_SLACK: u32 = 64; // a batch may overshoot by one packet's fragments
 
 export function sw_priv_size(): u32 {
   return SW_HDR_SIZE + PORT_SIZE * SW_MAX_PORTS + 256 /* active list */ +
     MAC_ENTRY_SIZE * SW_TABLE_BUCKETS + 8 * (SW_BATCH_MAX + FRAG_SLACK) + PK_SIZE * (SW_BATCH_MAX + FRAG_SLACK) + 256 +
-    SW_VN_IN_MAX + vnet_out_room(SW_VN_IN_MAX) + 4 * VN_MAX_OUT + 64;
+    SW_VN_IN_MAX + vnet_out_room(SW_VN_IN_MAX) + 4 * VN_MAX_OUT + 64 + SN_SIZE * (SW_BATCH_MAX + FRAG_SLACK);
 }
+// Scratch room, each checked before it is written: frag records (tx_scan: at most batch + 63
+// slots), PK records and snapshots (one per packet, at most as many as frag records), the
+// active and destination lists (254 ports), SW_VN_IN (SW_VN_IN_MAX, checked against PK_BYTES
+// or the checked rewrite length), SW_VN_OUT (vnet_out_room(SW_VN_IN_MAX), passed to
+// vnet_convert_into, which checks every write), SW_VN_LENS (VN_MAX_OUT lengths).
+const VN_OUT_ROOM: u32 = vnet_out_room(SW_VN_IN_MAX);
 
 /** Lay out a switch in a zeroed span of sw_priv_size() bytes. */
 export function sw_init(sw: usize): void {
@@ -42,7 +49,9 @@ export function sw_init(sw: usize): void {
   store<u32>(sw, <u32>p, SW_DSTS); p += 256;
   store<u32>(sw, <u32>p, SW_VN_IN); p += SW_VN_IN_MAX;
   store<u32>(sw, <u32>p, SW_VN_OUT); p += vnet_out_room(SW_VN_IN_MAX);
-  store<u32>(sw, <u32>p, SW_VN_LENS);
+  store<u32>(sw, <u32>p, SW_VN_LENS); p += 4 * VN_MAX_OUT;
+  p = (p + 63) & ~(<usize>63); // each snapshot starts a cache line (sw_priv_size has the 64 spare bytes)
+  store<u32>(sw, <u32>p, SW_SNAP);
   store<u32>(sw, SW_TABLE_BUCKETS - 1, SW_TABLE_MASK);
   store<u32>(sw, 300, SW_AGE);
   store<u32>(sw, SW_BATCH_MAX, SW_BATCH);
@@ -84,6 +93,12 @@ export function sw_detach(sw: usize, i: u32): i32 {
   store<u32>(p, 0, P_TX);
   store<u32>(p, 0, P_RX);
   store<u32>(p, load<u32>(p, P_GEN) + 1, P_GEN);
+  // forget what was learned on it now: a generation can wrap, an empty entry cannot resolve
+  const table = <usize>load<u32>(sw, SW_TABLE);
+  for (let e: u32 = 0; e < SW_TABLE_BUCKETS; e++) {
+    const a = table + <usize>MAC_ENTRY_SIZE * <usize>e;
+    if (load<u32>(a, 8) == i && load<u64>(a) != 0) { store<u64>(a, 0); store<u64>(a, 0, 8); }
+  }
   const active = <usize>load<u32>(sw, SW_ACTIVE);
   const n = load<u32>(sw, SW_NPORTS);
   for (let j: u32 = 0; j < n; j++) {
@@ -113,7 +128,7 @@ export function sw_detach(sw: usize, i: u32): i32 {
 
 /** Deliver the queued packets of the current batch to port d (its own queue merged, in batch
  *  order, with the broadcast queue when `bcast`). */
-function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_hdr: u32): void {
+function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_hdr: u32, fnmode: bool): void {
   const p = sw_port(sw, d);
   const rx = <usize>load<u32>(p, P_RX);
   const frags = <usize>load<u32>(sw, SW_FRAGS);
@@ -141,7 +156,8 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     const nf = <u32>load<u16>(pk, PK_NFRAGS);
     if (!ok) { broken++; continue; }
     const rw = load<u16>(pk, PK_REWRITE) != 0;
-    if (rw && hdr_ok && nf == 1 && room != 0 && !(check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
+    const sn = snap_at(sw, k, fnmode); // the packet's first bytes as decided on (vnet header included)
+    if (rw && hdr_ok && nf == 1 && room != 0 && !(check_accept && vnet_needs(sn, accept))) {
       // a rewritten one-buffer frame: written once, straight into the receiver's buffer
       const s = slots + <usize>(SLOT_SIZE * j);
       const didx = load<u32>(s, SLOT_BUF_IDX);
@@ -158,9 +174,9 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
         }
       } // a bad slot or a frame too long for one buffer: the general path below sorts it out
     }
-    if (!hdr_ok || rw || (check_accept && vnet_needs(<usize>load<u32>(frags + 8 * <usize>load<u32>(pk, PK_FIRST)), accept))) {
+    if (!hdr_ok || rw || (check_accept && vnet_needs(sn, accept))) {
       // header conversion: gather, convert, deliver what comes out
-      const r = convert_deliver(sw, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
+      const r = convert_deliver(sw, k, fnmode, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
       if (r < 0) { if (r == -1) hdrdrop++; else if (r == -2) full++; else { broken++; ok = false; store<u32>(p, 0, P_RXOK); } continue; }
       const used = <u32>r;
       j = ring_add(j, used, n);
@@ -186,7 +202,8 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
       const didx = load<u32>(s, SLOT_BUF_IDX);
       if (didx < BUF_RESERVED || didx >= nbufs) break;
       const len = load<u16>(fr, 4);
-      copy_frag(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len);
+      if (f == 0) snap_put_first(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len, sn, snap_len(len, src_hdr, fnmode), fnmode);
+      else copy_frag(base + <usize>didx * <usize>bsize, <usize>load<u32>(fr), len);
       store<u16>(s, len, SLOT_LEN);
       store<u16>(s, f + 1 < nf ? rflags | NS_MOREFRAG : rflags, SLOT_FLAGS);
       jj = ring_next(jj, n);
@@ -220,7 +237,7 @@ let conv_frames: u64 = 0, conv_bytes: u64 = 0;
 /** Convert one packet for a port with another header length and write the result into the
  *  rx ring from slot j. Returns slots used, or -1 (cannot convert), -2 (no room), -3 (the
  *  receiver's slots are corrupted). Sets conv_frames / conv_bytes. */
-function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u32, rx: usize, j: u32, room: u32, accept: u32): i32 {
+function convert_deliver(sw: usize, k0: u32, fnmode: bool, pk: usize, frags: usize, shdr: u32, dhdr: u32, rx: usize, j: u32, room: u32, accept: u32): i32 {
   const total = load<u32>(pk, PK_BYTES);
   if (total > SW_VN_IN_MAX) return -1;
   const vin = <usize>load<u32>(sw, SW_VN_IN), vout = <usize>load<u32>(sw, SW_VN_OUT), lens = <usize>load<u32>(sw, SW_VN_LENS);
@@ -228,17 +245,19 @@ function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u3
   const first = frags + 8 * <usize>load<u32>(pk, PK_FIRST);
   let at: u32 = 0;
   if (load<u16>(pk, PK_REWRITE) != 0) { // the forwarding function gave it a new header
-    at = fn_gather_rewritten(sw, <u32>((pk - <usize>load<u32>(sw, SW_PKTS)) / PK_SIZE), pk, frags, shdr, vin);
-  } else {
+    at = fn_gather_rewritten(sw, k0, pk, frags, shdr, vin); // checked: <= SW_VN_IN_MAX
+  } else { // total <= SW_VN_IN_MAX (checked above): the fragments' lengths sum to it
     for (let f: u32 = 0; f < nf; f++) {
       const fr = first + 8 * <usize>f;
       const l = <u32>load<u16>(fr, 4);
       memory.copy(vin + at, <usize>load<u32>(fr), l);
       at += l;
     }
+    memory.copy(vin, snap_at(sw, k0, fnmode), snap_len(<u32>load<u16>(first, 4), shdr, fnmode)); // the first bytes as decided on
   }
-  const bsize = load<u32>(rx, KR_BUF_SIZE);
-  const nout = vnet_convert(vin, at, shdr, dhdr, vout, lens, bsize * 64, accept);
+  // a slot's length is a u16: a 65536-byte buffer takes at most 65535 bytes of a frame
+  const bsize0 = load<u32>(rx, KR_BUF_SIZE), bsize = bsize0 < 65535 ? bsize0 : 65535;
+  const nout = vnet_convert_into(vin, at, shdr, dhdr, vout, VN_OUT_ROOM, lens, bsize * 64, accept);
   if (nout < 0) return -1;
   let need: u32 = 0;
   for (let i: u32 = 0; i < <u32>nout; i++) {
@@ -261,7 +280,7 @@ function convert_deliver(sw: usize, pk: usize, frags: usize, shdr: u32, dhdr: u3
       const didx = load<u32>(s, SLOT_BUF_IDX);
       if (didx < BUF_RESERVED || didx >= nbufs) { ring_break(rx, E_BUF_IDX); return -3; }
       const c = rem < bsize ? rem : bsize;
-      memory.copy(base + <usize>didx * <usize>bsize, src, c);
+      memory.copy(base + <usize>didx * <usize>bsize0, src, c);
       store<u16>(s, <u16>c, SLOT_LEN);
       store<u16>(s, <u16>((k << 8) | (f + 1 < k ? NS_MOREFRAG : 0)), SLOT_FLAGS);
       src += c; rem -= c;
@@ -289,6 +308,7 @@ function forward_port(sw: usize, src: u32): i32 {
   const active = <usize>load<u32>(sw, SW_ACTIVE);
   const dsts = <usize>load<u32>(sw, SW_DSTS);
   const nports = load<u32>(sw, SW_NPORTS);
+  const snaps = <usize>load<u32>(sw, SW_SNAP);
   const bsize = load<u32>(tx, KR_BUF_SIZE);
   // a function's batch must fit its 1024 records, fragments of the last packet included
   let batch = load<u32>(sw, SW_BATCH);
@@ -319,13 +339,18 @@ function forward_port(sw: usize, src: u32): i32 {
     for (let k: u32 = 0; k < npk; k++) {
       const pk = pkts + <usize>PK_SIZE * <usize>k;
       let dst: u32;
-      if (mode == LK_FN) dst = fn_dst(sw, k, frags, pk, hdr); // fn_fill split the packets
+      if (mode == LK_FN) dst = fn_dst(sw, k); // fn_fill split the packets
       else {
         const fr = frags + 8 * <usize>f;
         f = pk_split(pk, frags, f);
         bytes += load<u32>(pk, PK_BYTES);
-        if (mode != LK_LEARN || <u32>load<u16>(fr, 4) < 14 + hdr) dst = SW_DST_DROP;
-        else dst = learn_lookup(sw, src, <usize>load<u32>(fr) + hdr, load<u16>(fr, 6));
+        const fl0 = <u32>load<u16>(fr, 4);
+        if (mode != LK_LEARN || fl0 < 14 + hdr) dst = SW_DST_DROP;
+        else { // decide on a private copy of the first bytes; deliveries write them from it
+          const sn = snaps + <usize>SN_LEARN * <usize>k;
+          snap_take(sn, <usize>load<u32>(fr), snap_len(fl0, hdr, false), false, bsize);
+          dst = learn_lookup(sw, src, sn + hdr, load<u16>(fr, 6));
+        }
       }
       if (dst < SW_MAX_PORTS) {
         if (dst == src) { lookdrop++; continue; }
@@ -350,10 +375,10 @@ function forward_port(sw: usize, src: u32): i32 {
     if (bq_head != 0) {
       for (let a: u32 = 0; a < nports; a++) {
         const d = <u32>load<u8>(active + a);
-        if (d != src) deliver(sw, src, d, true, bsize, hdr);
+        if (d != src) deliver(sw, src, d, true, bsize, hdr, mode == LK_FN);
       }
     } else {
-      for (let a: u32 = 0; a < ndst; a++) deliver(sw, src, <u32>load<u8>(dsts + a), false, bsize, hdr);
+      for (let a: u32 = 0; a < ndst; a++) deliver(sw, src, <u32>load<u8>(dsts + a), false, bsize, hdr, mode == LK_FN);
     }
     bump(sp, P_TX_PKTS, npk);
     bump(sp, P_TX_BYTES, bytes);

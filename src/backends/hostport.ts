@@ -19,10 +19,11 @@ export class HostPort {
   down: string | null = null;
   rxFrames = 0; txFrames = 0; // frames read from / written to the kernel
   private readonly refused = new Float64Array(1); // frames the kernel refused (link down, too big)
-  // TPACKET tx frames the kernel refused are counted by tpk_push at offset 16 of its state
+  // TPACKET tx frames the kernel refused are counted by tpk_push at offset 16 of its state, rx
+  // frames too big for a buffer (or truncated) by tpk_pull at offset 16 of its own
   /** Frames read from the kernel longer than the slots one read may take: dropped whole, never cut. */
   private readonly tooLong = new Float64Array(1);
-  get kernelDrops(): number { return this.refused[0] + this.tooLong[0] + (this.ring ? Number(this.dp.u64(this.ring.stTx + 16)) : 0); }
+  get kernelDrops(): number { return this.refused[0] + this.tooLong[0] + (this.ring ? Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16)) : 0); }
 
   private constructor(private readonly host: NativeHost, private readonly dp: Datapath, kind: HostKind, ifname: string,
                       port: SwitchPort, fd: number, private readonly ring: PacketRing | null) {

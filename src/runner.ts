@@ -73,22 +73,25 @@ export class Runner {
     return this.vale.has(full.slice(0, i)) ? this.vale.switch(full.slice(0, i)).port(full.slice(i + 1)) : undefined;
   }
 
-  // frames the port sends this round are [hwcur, head) of its tx ring; frames it receives
-  // appear between the rx ring's hwtail before and after the round
-  private captureBefore(): Map<string, number> {
-    const marks = new Map<string, number>();
-    for (const [full, pcap] of this.captures) {
+  // What a round took from a port's tx ring is [hwcur before, hwcur after) and what it
+  // delivered to its rx ring [hwtail before, hwtail after): both ends from the krings, which
+  // only the switch writes (a passthrough guest's ring head/tail and header are never read).
+  private captureBefore(): Map<string, [number, number]> {
+    const marks = new Map<string, [number, number]>(), a = this.dp.abi;
+    for (const full of this.captures.keys()) {
       const p = this.portOf(full);
-      if (!p) continue;
-      pcap.frames(p.tx, p.tx.hwcur, p.tx.head);
-      marks.set(full, p.rx.hwtail);
+      if (p) marks.set(full, [this.dp.u32(p.tx.kring + a.KR_HWCUR), this.dp.u32(p.rx.kring + a.KR_HWTAIL)]);
     }
     return marks;
   }
-  private captureAfter(marks: Map<string, number>): void {
+  private captureAfter(marks: Map<string, [number, number]>): void {
+    const a = this.dp.abi;
     for (const [full, pcap] of this.captures) {
-      const p = this.portOf(full), from = marks.get(full);
-      if (p && from !== undefined) pcap.frames(p.rx, from, p.rx.hwtail);
+      const p = this.portOf(full), m = marks.get(full);
+      if (p && m) {
+        pcap.frames(this.dp, p.tx.kring, m[0], this.dp.u32(p.tx.kring + a.KR_HWCUR));
+        pcap.frames(this.dp, p.rx.kring, m[1], this.dp.u32(p.rx.kring + a.KR_HWTAIL));
+      }
       if (pcap.done) { pcap.close(); this.captures.delete(full); }
     }
   }

@@ -20,6 +20,7 @@ export interface Request { id?: number | string; verb: string; args?: Record<str
 export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
 
 const num = (b: bigint) => Number(b);
+const PORT_NAME_RE = /^[A-Za-z0-9_.-]+$/; // what a switch port may be named (src/switch.ts)
 
 export class Runner {
   private static readonly nap = new Int32Array(new SharedArrayBuffer(4)); // a word nobody changes: a plain sleep
@@ -249,7 +250,11 @@ export class Runner {
       const full = `${sw}:${spec.name}`;
       if (this.hostPorts.has(full)) throw new WasmapError('EBUSY', `${port} is already attached to ${sw}`);
       for (const [k, hp] of this.hostPorts) if (hp.ifname === spec.name) throw new WasmapError('EBUSY', `${spec.name} is already attached as ${k}`);
-      const hp = HostPort.open(this.host(), this.dp, kind, spec.name, hdr, () => this.vale.attach(full));
+      // the switch port takes the interface's name as it is: a host port is no netmap name, and
+      // '-' or '.' in it (rb-v0, eth0.5) are part of the name, not a ring suffix
+      const s = this.vale.switch(sw);
+      if (s.port(spec.name)) throw new WasmapError('EBUSY', `${full} already exists (another kind of port has that name)`);
+      const hp = HostPort.open(this.host(), this.dp, kind, spec.name, hdr, () => s.attach(spec.name));
       if (hdr) this.vale.switch(sw).setHeaderLength(spec.name, hdr);
       if (hdr && typeof args.accept === 'string') this.vale.switch(sw).setAccept(spec.name, args.accept.split(',').filter(Boolean));
       this.hostPorts.set(full, hp);
@@ -269,16 +274,20 @@ export class Runner {
     const port = name ?? (basename(path).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') || 'vhost');
     const full = `${sw}:${port}`;
     for (const [k, vp] of this.vhostPorts) if (vp.path === path) throw new WasmapError('EBUSY', `${path} is already served by ${k}`);
-    if (this.vale.switch(sw).port(port)) throw new WasmapError('EBUSY', `${full} already exists; name the port with --name`);
-    const p = this.vale.attach(full);
     const s = this.vale.switch(sw);
+    if (s.port(port)) throw new WasmapError('EBUSY', `${full} already exists; name the port with --name`);
+    if (!PORT_NAME_RE.test(port) || port.length > 15) {
+      throw new WasmapError('EINVAL', `bad port name '${port}'${name === undefined ? ` (from the socket file's name)` : ''}: 1 to 15 letters, digits, '_', '-' or '.'; name the port with --name`);
+    }
+    // the port name is a plain name here, not a netmap name ('-' is no ring suffix)
+    const p = s.attach(port);
     let vp: VhostUserPort;
     try {
       s.setHeaderLength(port, 12); // virtio_net_hdr_v1 on every frame, as the guest's rings carry it
       s.setAccept(port, []);
       vp = new VhostUserPort(this.host(), this.dp, p, path, (acc) => s.setAccept(port, acc));
     } catch (e) {
-      this.gone.push(this.vale.detach(full));
+      this.gone.push(s.detach(port));
       const err = e as Error & { code?: string };
       throw new WasmapError(err.code ?? 'EIO', `vhost-user:${path}: ${err.message}`);
     }
@@ -340,7 +349,8 @@ export class Runner {
     const hp = this.hostPorts.get(full);
     const pcap = this.captures.get(full);
     if (pcap) { pcap.close(); this.captures.delete(full); }
-    const stats = this.vale.detach(full);
+    // host and vhost-user ports were attached by their plain names (see attach), virtual ones as valeX:NAME
+    const stats = hp || vp ? this.vale.switch(sw).detach(full.slice(sw.length + 1)) : this.vale.detach(full);
     this.gone.push(stats);
     if (hp) { hp.close(); this.hostPorts.delete(full); }
     return { name: full, stats: this.plain(stats) };

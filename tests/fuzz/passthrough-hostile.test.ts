@@ -23,14 +23,15 @@ import { fileURLToPath } from 'node:url';
 import { Worker, workerData, parentPort } from 'node:worker_threads';
 import { Runner } from '../../src/runner.js';
 import { PtGuest } from '../../src/guest.js';
-import { PtPort, PtWorkerInfo } from '../../src/passthrough.js';
+import { PtPort, PtWorkerInfo, PtProcessInfo } from '../../src/passthrough.js';
+import { spawn, ChildProcess } from 'node:child_process';
 import { conservation, PortStats } from '../../src/switch.js';
 import { loadHost, hostMissingReason, requireHost } from '../../src/host.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const SCALE = Number(process.env.WASMAP_FUZZ_SCALE ?? 1);
 const SEED = process.env.WASMAP_FUZZ_SEED ? Number(process.env.WASMAP_FUZZ_SEED) >>> 0 : (Math.random() * 0x100000000) >>> 0;
-const HOSTILE = 2; // guests (each one a spinning thread: the machine has few cores)
+const HOSTILE = 2; // guests: h0 a worker thread (captured all along), h1 a process (each one spins: few cores here)
 const MARK = 'BYSTANDER'; // in every bystander frame, and never anywhere a hostile guest can see
 
 function rng(seed: number) {
@@ -39,11 +40,9 @@ function rng(seed: number) {
 }
 const macOf = (id: number) => [2, 0, 0, 0, 0x77, id];
 
-// ---- the hostile guest (a worker thread) --------------------------------------------------
-function hostileMain(): void {
-  const { info, seed, ctl, idx, peers } = workerData as { info: PtWorkerInfo; seed: number; ctl: SharedArrayBuffer; idx: number; peers: number[] };
-  const flag = new Int32Array(ctl);
-  const g = PtGuest.fromWorker(info);
+// ---- the hostile guest (a worker thread or a process) --------------------------------------
+interface Where { base: number; span: number; csb: number; kickSwitch: number; slots: number; nbufs: number; bufSize: number }
+function hostileLoop(g: PtGuest, info: Where, seed: number, idx: number, peers: number[], stop: () => boolean, ready: () => void): { ops: number; threw: number } {
   const host = requireHost();
   const dp = g.dp, a = dp.abi, r = rng(seed);
   const n = info.slots, nb = info.nbufs, bsize = info.bufSize;
@@ -77,12 +76,12 @@ function hostileMain(): void {
     dp.setU32(ring + a.RING_HEAD, hwcur); dp.setU32(ring + a.RING_CUR, hwcur); dp.setU32(ring + a.RING_TAIL, hwtail);
   };
   let ops = 0, threw = 0;
-  parentPort!.postMessage({ ready: true });
+  ready();
   // calm spells (honest traffic, plus in-range rewrites racing the switch) alternate with
   // storms (anything): a guest broken at once all the time would test little
   let calm = false, spell = 0;
   const CALM = [0, 1, 2, 3, 4, 5, 8];
-  while (Atomics.load(flag, 0) === 0) {
+  while ((ops & 127) !== 0 || !stop()) {
     if (--spell <= 0) { calm = r(5) < 3; spell = 50 + r(450); }
     try {
       switch (calm ? CALM[r(CALM.length)] : r(12)) {
@@ -142,17 +141,37 @@ function hostileMain(): void {
         default: if (r(3) === 0) { for (let k = 100 + r(400); k > 0; k--) randomWrite(); } else randomWrite(); // now and then a tight burst while the switch runs
       }
     } catch { threw++; } // its own ring API on its own garbage may refuse: its problem
-    if ((++ops & 127) === 0) Atomics.store(flag, 1 + idx, ops);
+    ops++;
   }
-  Atomics.store(flag, 1 + idx, ops);
-  parentPort!.postMessage({ ops, threw });
+  return { ops, threw };
+}
+
+function hostileWorker(): void {
+  const { info, seed, ctl, idx, peers } = workerData as { info: PtWorkerInfo; seed: number; ctl: SharedArrayBuffer; idx: number; peers: number[] };
+  const flag = new Int32Array(ctl);
+  const g = PtGuest.fromWorker(info);
+  const res = hostileLoop(g, { ...info, base: info.base }, seed, idx, peers, () => Atomics.load(flag, 0) !== 0, () => parentPort!.postMessage({ ready: true }));
+  parentPort!.postMessage(res);
+}
+
+// a guest process: the parent opened its port and passed the four fds as fds 3..6; it stops
+// when its stdin becomes readable (the parent closes it)
+function hostileProcess(): void {
+  const { info, seed, idx, peers } = JSON.parse(process.env.WASMAP_PTH_ARGS!) as { info: PtProcessInfo; seed: number; idx: number; peers: number[] };
+  const host = requireHost();
+  const g = PtGuest.fromFds(info, [3, 4, 5, 6]);
+  const res = hostileLoop(g, { base: g.regionBase, span: info.span, csb: g.csb, kickSwitch: 5, slots: info.slots, nbufs: info.nbufs, bufSize: info.bufSize },
+    seed, idx, peers, () => host.pollFds([0], 0)[0] !== 0, () => process.stdout.write('ready\n'));
+  process.stdout.write(JSON.stringify(res) + '\n');
+  g.close();
 }
 
 // ---- the switch side (the test) -----------------------------------------------------------
 const GUARD = 4096;
 const canary = (i: number) => (0xa5 ^ (i * 29)) & 255;
 
-if (process.env.WASMAP_PTH_ROLE === 'hostile') hostileMain();
+if (process.env.WASMAP_PTH_ROLE === 'hostile') hostileWorker();
+else if (process.env.WASMAP_PTH_ROLE === 'hostile-process') hostileProcess();
 else {
   const skip = loadHost() ? false : (hostMissingReason() ?? 'no native host');
   test(`hostile passthrough guests (seed ${SEED}, scale ${SCALE})`, { skip, timeout: 60000 + 30000 * SCALE }, async () => {
@@ -168,6 +187,7 @@ else {
     const ctl = new SharedArrayBuffer(4 * (1 + HOSTILE));
     const flag = new Int32Array(ctl);
     const workers: Worker[] = [];
+    let child: ChildProcess | null = null;
     const exits: Promise<unknown>[] = [];
     const mem32 = new Int32Array(dp.memory.buffer);
     const times: number[] = [];
@@ -175,7 +195,7 @@ else {
     try {
       guard(); const sw = runner.vale.switch('vale7', true); guard();
       const pts: PtPort[] = [];
-      for (let i = 0; i < HOSTILE; i++) { guard(); pts.push(runner.ptOpen('vale7', `h${i}`, 'worker', { slots: 64 })); guard(); }
+      for (let i = 0; i < HOSTILE; i++) { guard(); pts.push(runner.ptOpen('vale7', `h${i}`, i === 0 ? 'worker' : 'process', { slots: 64 })); guard(); }
       guard(); runner.attach('vale7', 'a'); guard(); runner.attach('vale7', 'b'); guard();
       const pa = sw.port('a')!, pb = sw.port('b')!;
       // the switch-private fields of every kring, which nothing a guest does may change
@@ -185,19 +205,33 @@ else {
       const kBefore = kSnap();
       runner.capture('vale7', 'h0', join(tmp, 'h0.pcap'), 0);
 
-      for (let i = 0; i < HOSTILE; i++) {
-        const w = new Worker(SELF, {
-          workerData: { info: pts[i].workerInfo(), seed: (SEED + 0x9e3779b9 * (i + 1)) >>> 0, ctl, idx: i, peers: [100, 101].filter((x) => x !== 100 + i) },
-          env: { ...process.env, WASMAP_PTH_ROLE: 'hostile' },
-        });
-        workers.push(w);
-        exits.push(new Promise((res) => w.once('exit', res)));
-      }
-      const results = workers.map((w) => new Promise<{ ops: number; threw: number }>((resolve, reject) => {
+      const seedOf = (i: number) => (SEED + 0x9e3779b9 * (i + 1)) >>> 0, peersOf = (i: number) => [100, 101].filter((x) => x !== 100 + i);
+      const w = new Worker(SELF, { workerData: { info: pts[0].workerInfo(), seed: seedOf(0), ctl, idx: 0, peers: peersOf(0) }, env: { ...process.env, WASMAP_PTH_ROLE: 'hostile' } });
+      workers.push(w);
+      exits.push(new Promise((res) => w.once('exit', res)));
+      const wDone = new Promise<{ ops: number; threw: number }>((resolve, reject) => {
         w.on('message', (m: { ready?: boolean; ops: number; threw: number }) => { if (!m.ready) resolve(m); });
         w.once('error', reject);
+      });
+      const wReady = new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+      const { fds, ...pinfo } = pts[1].processInfo();
+      child = spawn(process.execPath, [SELF], {
+        env: { ...process.env, WASMAP_PTH_ROLE: 'hostile-process', WASMAP_PTH_ARGS: JSON.stringify({ info: { ...pinfo, fds }, seed: seedOf(1), idx: 1, peers: peersOf(1) }) },
+        stdio: ['pipe', 'pipe', 'pipe', fds.region, fds.csb, fds.kickSwitch, fds.kickGuest],
+      });
+      const c = child;
+      let cout = '', cerr = '';
+      c.stdout!.on('data', (d) => { cout += d; }); c.stderr!.on('data', (d) => { cerr += d; });
+      exits.push(new Promise((res) => { if (c.exitCode !== null) res(0); else c.once('close', res); }));
+      const cReady = new Promise<void>((resolve, reject) => {
+        const t = setInterval(() => { if (cout.includes('ready')) { clearInterval(t); resolve(); } else if (c.exitCode !== null) { clearInterval(t); reject(new Error(`guest process exited: ${cerr}`)); } }, 5);
+      });
+      const cDone = new Promise<{ ops: number; threw: number }>((resolve, reject) => c.once('close', (code) => {
+        const line = cout.split('\n').find((l) => l.startsWith('{'));
+        if (code === 0 && line) resolve(JSON.parse(line)); else reject(new Error(`guest process exited ${code}: ${cerr}`));
       }));
-      await Promise.all(workers.map((w) => new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); }))); // all guests running
+      const results = [wDone, cDone];
+      await Promise.all([wReady, cReady]); // all guests running
 
       // bystanders: a <-> b, explicit destinations (no lookup a guest could poison), sequence-checked
       const r = rng(SEED);
@@ -248,7 +282,7 @@ else {
           assert.equal(runner.handle({ verb: 'ping' }).ok, true, 'the runner answers');
         }
       }
-      Atomics.store(flag, 0, 1);
+      Atomics.store(flag, 0, 1); child.stdin!.end();
       const res = await Promise.all(results);
       for (let i = 0; i < 20; i++) { runner.step(); gotAB = check(pb.recv(), 1, gotAB); gotBA = check(pa.recv(), 2, gotBA); }
       const ops = res.reduce((s, x) => s + x.ops, 0);
@@ -270,15 +304,16 @@ else {
         assert.ok(codes.has(e.tx) && codes.has(e.rx), `hostile port ${p.name}: works or broken with a known code (tx ${e.tx}, rx ${e.rx})`);
         return e.tx || e.rx ? `broken(${e.tx},${e.rx})` : 'working';
       });
-      const hostileTx = pts.reduce((s, p) => s + Number(sw.stats().ports.find((x) => x.name === p.name)!.txPackets), 0);
-      console.log(`fuzz passthrough-hostile: seed=${SEED} ops=${ops} longest_round_ms=${longest.toFixed(1)} p99_round_ms=${times.sort((x, y) => x - y)[Math.floor(times.length * 0.99)].toFixed(2)} rounds=${rounds} bystander_frames=${gotAB + gotBA} hostile_frames_forwarded=${hostileTx} foreign_at_bystanders=${foreign} resets=${resets} ports=${states.join('/')} guest_refusals=${res.reduce((s, x) => s + x.threw, 0)}`);
+      const hostileTx = pts.map((p) => Number(sw.stats().ports.find((x) => x.name === p.name)!.txPackets));
+      console.log(`fuzz passthrough-hostile: seed=${SEED} ops=${ops} longest_round_ms=${longest.toFixed(1)} p99_round_ms=${times.sort((x, y) => x - y)[Math.floor(times.length * 0.99)].toFixed(2)} rounds=${rounds} bystander_frames=${gotAB + gotBA} hostile_frames_taken=${hostileTx.join('/')} guest_ops=${res.map((x) => x.ops).join('/')} foreign_at_bystanders=${foreign} resets=${resets} ports=${states.join('/')} guest_refusals=${res.reduce((s, x) => s + x.threw, 0)}`);
       assert.ok(longest < 2000, `longest round ${longest.toFixed(1)} ms`);
     } catch (e) {
       console.log(`fuzz passthrough-hostile FAILED: seed=${SEED} scale=${SCALE} rounds=${rounds} (WASMAP_FUZZ_SEED=${SEED} to rerun)`);
       throw e;
     } finally {
       Atomics.store(flag, 0, 1);
-      const kill = setTimeout(() => { for (const w of workers) void w.terminate(); }, 5000);
+      child?.stdin?.end();
+      const kill = setTimeout(() => { for (const w of workers) void w.terminate(); child?.kill('SIGKILL'); }, 5000);
       await Promise.all(exits);
       clearTimeout(kill);
       runner.close();

@@ -22,7 +22,8 @@ export class PtGuest {
   /** Kicks this guest sent the switch / got from it, and times it went to sleep. */
   kicksSent = 0; kicksReceived = 0; sleeps = 0; sleptMs = 0; timeouts = 0;
   private readonly host: NativeHost;
-  private readonly csb: number;
+  /** Where this guest sees its CSB page and its region (in its own memory). */
+  readonly csb: number; readonly regionBase: number;
   private readonly seq: Int32Array | null; // worker guests sleep on the CSB's kick word
   private readonly seqIdx: number = 0;
   private sock: number;
@@ -65,6 +66,14 @@ export class PtGuest {
     }
   }
 
+  /** A guest process whose port was opened for it by another process (a launcher that did the
+   *  pt-open and passed the four fds on, in PtProcessInfo.fds order: region, CSB, kickSwitch,
+   *  kickGuest). The fds become this guest's; it has no control connection of its own. */
+  static fromFds(info: PtProcessInfo, fds: number[]): PtGuest {
+    if (fds.length !== 4) throw new WasmapError('EINVAL', `a passthrough guest needs 4 fds (region, CSB, two eventfds), not ${fds.length}`);
+    return new PtGuest(requireHost(), { kind: 'process', info, sock: -1, fds });
+  }
+
   /** A worker-thread guest over the switch's own memory (PtPort.workerInfo(), posted to it). */
   static fromWorker(info: PtWorkerInfo): PtGuest {
     return new PtGuest(requireHost(), { kind: 'worker', info });
@@ -99,6 +108,7 @@ export class PtGuest {
       this.seq = new Int32Array(this.dp.memory.buffer);
       this.seqIdx = (this.csb + this.dp.abi.CSB_KTOA_TX + this.dp.abi.CSB_KTOA_KICK_SEQ) >> 2;
     }
+    this.regionBase = base;
     this.tx = new RingView(this.dp, this.kring(base, info.span, info.nbufs, 'tx'));
     this.rx = new RingView(this.dp, this.kring(base, info.span, info.nbufs, 'rx'));
   }
@@ -209,10 +219,10 @@ export class PtGuest {
 
   /** Leave: the switch reclaims the port when the socket closes (also if this process dies). */
   close(): void {
-    if (this.sock >= 0) {
-      this.host.closeFd(this.sock); this.sock = -1;
+    if (this.sock >= 0) { this.host.closeFd(this.sock); this.sock = -1; }
+    if (this.spans.length) {
       this.host.closeFd(this.kickSwitch); this.host.closeFd(this.kickGuest);
-      for (const [at, len] of this.spans) this.host.unmap(this.dp.u8, at, len);
+      for (const [at, len] of this.spans.splice(0)) this.host.unmap(this.dp.u8, at, len);
     }
   }
 }

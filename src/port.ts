@@ -114,7 +114,8 @@ export class RingView {
   set cur(v: number) { this.dp.setU32(this.ring + this.dp.abi.RING_CUR, v); }
   get tail(): number { return this.f('RING_TAIL'); }
   set tail(v: number) { this.dp.setU32(this.ring + this.dp.abi.RING_TAIL, v); }
-  get bufSize(): number { return this.f('RING_BUF_SIZE'); }
+  /** The buffer size from the kring (private), not the ring header a ring's user can rewrite. */
+  get bufSize(): number { return this.dp.u32(this.kring + this.dp.abi.KR_BUF_SIZE); }
   get hwcur(): number { return this.dp.u32(this.kring + this.dp.abi.KR_HWCUR); }
   get hwtail(): number { return this.dp.u32(this.kring + this.dp.abi.KR_HWTAIL); }
   get broken(): boolean { return (this.dp.u32(this.kring + this.dp.abi.KR_FLAGS) & this.dp.abi.KRF_BROKEN) !== 0; }
@@ -132,10 +133,14 @@ export class RingView {
   setLen(i: number, v: number): void { this.dp.setU16(this.slot(i) + 4, v); }
   flags(i: number): number { return this.dp.u16(this.slot(i) + 6); }
   setFlags(i: number, v: number): void { this.dp.setU16(this.slot(i) + 6, v); }
-  /** The buffer of slot i (a live view; only valid while you own the slot). */
+  /** The buffer of slot i (a live view; only valid while you own the slot). The slot's index
+   *  is read once and checked against the region's buffer count, both sizes from the kring:
+   *  a ring rewritten by its user cannot make this a view of memory outside the region. */
   buf(i: number): Uint8Array {
-    const at = this.dp.u32(this.kring + this.dp.abi.KR_BUF_BASE) + this.bufIdx(i) * this.bufSize;
-    return this.dp.u8.subarray(at, at + this.bufSize);
+    const a = this.dp.abi, idx = this.bufIdx(i), nbufs = this.dp.u32(this.kring + a.KR_NBUFS), bsize = this.bufSize;
+    if (i >= this.numSlots || idx >= nbufs) throw new WasmapError('EFAULT', `slot ${i} names buffer ${idx}; the region has ${nbufs} buffers`);
+    const at = this.dp.u32(this.kring + a.KR_BUF_BASE) + idx * bsize;
+    return this.dp.u8.subarray(at, at + bsize);
   }
 
   /**
@@ -166,8 +171,10 @@ export class RingView {
   recv(max = Infinity): Uint8Array[] {
     const MORE = this.dp.abi.NS_MOREFRAG;
     const out: Uint8Array[] = [];
+    const tail = this.tail;
+    if (tail >= this.numSlots) return out; // a tail we never published: nothing to believe
     let h = this.head, parts: Uint8Array[] = [];
-    while (h !== this.tail && out.length < max) {
+    while (h !== tail && out.length < max) {
       parts.push(this.buf(h).slice(0, this.len(h)));
       const more = (this.flags(h) & MORE) !== 0;
       h = this.next(h);

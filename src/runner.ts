@@ -20,6 +20,7 @@ export interface Request { id?: number | string; verb: string; args?: Record<str
 export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
 
 const num = (b: bigint) => Number(b);
+const PORT_NAME_RE = /^[A-Za-z0-9_.-]+$/; // what a switch port may be named (src/switch.ts)
 
 export class Runner {
   private static readonly nap = new Int32Array(new SharedArrayBuffer(4)); // a word nobody changes: a plain sleep
@@ -31,6 +32,11 @@ export class Runner {
   private readonly ptPorts = new Map<string, PtPort>(); // 'vale0:port' -> passthrough port
   private readonly ptGone: { name: string; reason: string; kicksIn: number; kicksOut: number; at: number; stats: Record<string, number | string>; audit: string[] }[] = [];
   private readonly vhostPorts = new Map<string, VhostUserPort>(); // 'vale0:vm1' -> vhost-user port
+  // Ports whose work threw (a bug, or a peer that got a backend into a state it cannot handle):
+  // the port is down with this reason until detached, its kernel/guest resources released; the
+  // frames the switch still delivers to it are taken off its rx ring and counted in faultDrops.
+  private readonly faults = new Map<string, { reason: string; at: number; drops: number }>();
+  private readonly captureStops = new Map<string, string>(); // 'vale0:port' -> why its capture stopped
   private lastWork = 0;
   private lastVhostService = 0;
   readonly started = Date.now();
@@ -46,25 +52,64 @@ export class Runner {
   step(): number {
     const u8 = this.dp.u8;
     let moved = 0;
-    for (const hp of this.hostPorts.values()) moved += hp.pull(u8);
-    for (const vp of this.vhostPorts.values()) moved += vp.pull();
+    // every port's own work is fenced: a throw takes that port down (portFault), not the pass
+    for (const [full, hp] of this.hostPorts) moved += this.portWork(full, 'pull', () => hp.pull(u8));
+    for (const [full, vp] of this.vhostPorts) moved += this.portWork(full, 'pull', () => vp.pull());
     const now = Math.floor(Date.now() / 1000);
     const marks = this.captures.size ? this.captureBefore() : null;
     for (const name of this.vale.switchNames()) moved += this.vale.switch(name).round(now);
     if (this.ptPorts.size) this.kickGuests();
     if (marks) this.captureAfter(marks);
-    for (const hp of this.hostPorts.values()) moved += hp.push(u8);
-    for (const vp of this.vhostPorts.values()) moved += vp.push();
+    for (const [full, hp] of this.hostPorts) moved += this.portWork(full, 'push', () => hp.push(u8));
+    for (const [full, vp] of this.vhostPorts) moved += this.portWork(full, 'push', () => vp.push());
+    if (this.faults.size) this.drainFaulted();
     return moved;
+  }
+
+  /** Run one piece of port `full`'s work; a throw takes the port down. Returns frames moved. */
+  private portWork(full: string, what: string, work: () => number | void): number {
+    if (this.faults.has(full)) return 0;
+    try { return work() || 0; } catch (e) { this.portFault(full, what, e); return 0; }
+  }
+
+  /** Port `full`'s work threw: mark it down with the reason and release what it holds outside
+   *  the switch (kernel endpoint, guest memory and socket, capture). A passthrough port is
+   *  reclaimed like a departed guest (its reason in guestsGone). The switch port itself stays
+   *  (listed down) until detached. Never throws. */
+  private portFault(full: string, what: string, e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    const reason = `fault in ${what}: ${msg.length > 300 ? `${msg.slice(0, 300)}…` : msg}; port taken down (detach it to remove it)`;
+    try { console.error(`wasmap: ${full}: ${reason}`); } catch { /* no stderr */ }
+    const pcap = this.captures.get(full);
+    if (pcap) { pcap.close(); this.captures.delete(full); this.captureStops.set(full, `port fault: ${msg}`); }
+    const i = full.indexOf(':');
+    if (this.ptPorts.has(full)) {
+      try { this.ptClose(full.slice(0, i), full.slice(i + 1), reason); } catch { this.ptPorts.delete(full); }
+      return;
+    }
+    this.faults.set(full, { reason, at: Date.now(), drops: 0 });
+    const hp = this.hostPorts.get(full);
+    if (hp) { hp.down = reason; try { hp.close(); } catch { /* keep the first error */ } }
+    const vp = this.vhostPorts.get(full);
+    if (vp) { try { vp.close(); } catch { /* keep the first error */ } }
+  }
+
+  // frames the switch delivered to a faulted port since: off its rx ring, counted
+  private drainFaulted(): void {
+    for (const [full, f] of this.faults) {
+      const p = this.portOf(full);
+      if (!p) continue;
+      try { f.drops += p.recv().length; } catch { /* the ring is ours: nothing to fix here */ }
+    }
   }
 
   // the rounds marked the guests that asked for a kick and got news (worker guests were
   // already notified from wasm; process guests sleep on an eventfd)
   private kickGuests(): void {
     const a = this.dp.abi;
-    for (const pt of this.ptPorts.values()) {
+    for (const [full, pt] of [...this.ptPorts]) {
       if (this.dp.u32(pt.sw.sw + a.SW_KICKS_DUE) === 0) continue;
-      if (this.dp.fn.pt_take_kick(pt.sw.sw, pt.port.index)) pt.kick();
+      if (this.dp.fn.pt_take_kick(pt.sw.sw, pt.port.index)) this.portWork(full, 'kick', () => pt.kick());
     }
   }
 
@@ -73,22 +118,31 @@ export class Runner {
     return this.vale.has(full.slice(0, i)) ? this.vale.switch(full.slice(0, i)).port(full.slice(i + 1)) : undefined;
   }
 
-  // frames the port sends this round are [hwcur, head) of its tx ring; frames it receives
-  // appear between the rx ring's hwtail before and after the round
-  private captureBefore(): Map<string, number> {
-    const marks = new Map<string, number>();
-    for (const [full, pcap] of this.captures) {
+  // What a round took from a port's tx ring is [hwcur before, hwcur after) and what it
+  // delivered to its rx ring [hwtail before, hwtail after): both ends from the krings, which
+  // only the switch writes (a passthrough guest's ring head/tail and header are never read).
+  private captureBefore(): Map<string, [number, number]> {
+    const marks = new Map<string, [number, number]>(), a = this.dp.abi;
+    for (const full of this.captures.keys()) {
       const p = this.portOf(full);
-      if (!p) continue;
-      pcap.frames(p.tx, p.tx.hwcur, p.tx.head);
-      marks.set(full, p.rx.hwtail);
+      if (p) marks.set(full, [this.dp.u32(p.tx.kring + a.KR_HWCUR), this.dp.u32(p.rx.kring + a.KR_HWTAIL)]);
     }
     return marks;
   }
-  private captureAfter(marks: Map<string, number>): void {
+  private captureAfter(marks: Map<string, [number, number]>): void {
+    const a = this.dp.abi;
     for (const [full, pcap] of this.captures) {
-      const p = this.portOf(full), from = marks.get(full);
-      if (p && from !== undefined) pcap.frames(p.rx, from, p.rx.hwtail);
+      const p = this.portOf(full), m = marks.get(full);
+      try {
+        if (p && m) {
+          pcap.frames(this.dp, p.tx.kring, m[0], this.dp.u32(p.tx.kring + a.KR_HWCUR));
+          pcap.frames(this.dp, p.rx.kring, m[1], this.dp.u32(p.rx.kring + a.KR_HWTAIL));
+        }
+      } catch (e) { // the pcap file failed (disk full...): the capture stops, the port goes on
+        this.captureStops.set(full, `capture stopped after ${pcap.count} frames: ${(e as Error).message}`);
+        pcap.close(); this.captures.delete(full);
+        continue;
+      }
       if (pcap.done) { pcap.close(); this.captures.delete(full); }
     }
   }
@@ -104,7 +158,7 @@ export class Runner {
     if (this.vhostPorts.size && now - this.lastVhostService >= 2) this.vhostService(now);
     if (moved > 0) { this.lastWork = now; return moved; }
     if ((now - this.lastWork) * 1000 < spinUs) return 0;
-    const fds = [...this.hostPorts.values()].filter((h) => !h.down).map((h) => h.fd);
+    const fds = [...this.hostPorts.values()].filter((h) => !h.down && h.fd >= 0).map((h) => h.fd);
     if (wakeFd >= 0) fds.push(wakeFd); // another thread signals it when a request waits
     const pts = [...this.ptPorts.values()];
     if (pts.length) {
@@ -116,8 +170,10 @@ export class Runner {
       for (const p of pts) fds.push(p.kickSwitch);
     }
     const vfrom = fds.length;
-    for (const vp of this.vhostPorts.values()) {
-      const v = vp.sleepFds(fds); // the same ask-then-look for virtqueues (EVENT_IDX)
+    for (const [full, vp] of this.vhostPorts) {
+      if (this.faults.has(full)) continue;
+      let v: string = 'sleep';
+      this.portWork(full, 'sleep', () => { v = vp.sleepFds(fds); }); // the same ask-then-look for virtqueues (EVENT_IDX)
       if (v === 'work') return 0;
       if (v === 'nap') maxSleepMs = Math.min(maxSleepMs, 1);
     }
@@ -126,7 +182,7 @@ export class Runner {
       const rev = host.pollFds(fds, maxSleepMs);
       if (wakeFd >= 0) host.eventfdDrain(wakeFd);
       if (this.vhostPorts.size) {
-        for (const vp of this.vhostPorts.values()) vp.woke(fds.slice(vfrom), rev.slice(vfrom));
+        for (const [full, vp] of this.vhostPorts) this.portWork(full, 'wake-up', () => vp.woke(fds.slice(vfrom), rev.slice(vfrom)));
         this.vhostService(performance.now());
       }
     } else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
@@ -137,12 +193,12 @@ export class Runner {
   /** Accept QEMU connections and answer their messages (never blocks). */
   vhostService(now = performance.now()): void {
     this.lastVhostService = now;
-    for (const vp of this.vhostPorts.values()) vp.service();
+    for (const [full, vp] of this.vhostPorts) this.portWork(full, 'vhost-user service', () => vp.service());
   }
 
   private ptWake(pts: PtPort[]): void {
     for (const sw of new Set(pts.map((p) => p.sw.sw))) this.dp.fn.pt_wake(sw);
-    for (const p of pts) p.drainKicks();
+    for (const [full, p] of [...this.ptPorts]) if (pts.includes(p)) this.portWork(full, 'kick drain', () => p.drainKicks());
   }
 
   /** Open `port` of switch `sw` for a passthrough guest (a new port; its name must be free). */
@@ -246,7 +302,11 @@ export class Runner {
       const full = `${sw}:${spec.name}`;
       if (this.hostPorts.has(full)) throw new WasmapError('EBUSY', `${port} is already attached to ${sw}`);
       for (const [k, hp] of this.hostPorts) if (hp.ifname === spec.name) throw new WasmapError('EBUSY', `${spec.name} is already attached as ${k}`);
-      const hp = HostPort.open(this.host(), this.dp, kind, spec.name, hdr, () => this.vale.attach(full));
+      // the switch port takes the interface's name as it is: a host port is no netmap name, and
+      // '-' or '.' in it (rb-v0, eth0.5) are part of the name, not a ring suffix
+      const s = this.vale.switch(sw);
+      if (s.port(spec.name)) throw new WasmapError('EBUSY', `${full} already exists (another kind of port has that name)`);
+      const hp = HostPort.open(this.host(), this.dp, kind, spec.name, hdr, () => s.attach(spec.name));
       if (hdr) this.vale.switch(sw).setHeaderLength(spec.name, hdr);
       if (hdr && typeof args.accept === 'string') this.vale.switch(sw).setAccept(spec.name, args.accept.split(',').filter(Boolean));
       this.hostPorts.set(full, hp);
@@ -266,16 +326,20 @@ export class Runner {
     const port = name ?? (basename(path).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') || 'vhost');
     const full = `${sw}:${port}`;
     for (const [k, vp] of this.vhostPorts) if (vp.path === path) throw new WasmapError('EBUSY', `${path} is already served by ${k}`);
-    if (this.vale.switch(sw).port(port)) throw new WasmapError('EBUSY', `${full} already exists; name the port with --name`);
-    const p = this.vale.attach(full);
     const s = this.vale.switch(sw);
+    if (s.port(port)) throw new WasmapError('EBUSY', `${full} already exists; name the port with --name`);
+    if (!PORT_NAME_RE.test(port) || port.length > 15) {
+      throw new WasmapError('EINVAL', `bad port name '${port}'${name === undefined ? ` (from the socket file's name)` : ''}: 1 to 15 letters, digits, '_', '-' or '.'; name the port with --name`);
+    }
+    // the port name is a plain name here, not a netmap name ('-' is no ring suffix)
+    const p = s.attach(port);
     let vp: VhostUserPort;
     try {
       s.setHeaderLength(port, 12); // virtio_net_hdr_v1 on every frame, as the guest's rings carry it
       s.setAccept(port, []);
       vp = new VhostUserPort(this.host(), this.dp, p, path, (acc) => s.setAccept(port, acc));
     } catch (e) {
-      this.gone.push(this.vale.detach(full));
+      this.gone.push(s.detach(port));
       const err = e as Error & { code?: string };
       throw new WasmapError(err.code ?? 'EIO', `vhost-user:${path}: ${err.message}`);
     }
@@ -307,14 +371,15 @@ export class Runner {
     const p = this.portOf(full);
     if (!p) throw new WasmapError('ENOENT', `no port ${full}`);
     if (this.captures.has(full)) throw new WasmapError('EBUSY', `${full} is already being captured`);
+    if (this.faults.has(full)) throw new WasmapError('ENETDOWN', `${full} is down: ${this.faults.get(full)!.reason}`);
     if (!Number.isInteger(count) || count < 0) throw new WasmapError('EINVAL', `count must be a whole number ≥ 0, not ${count}`);
     const hdr = this.vale.switch(sw).stats().ports.find((x) => x.name === p.name)?.hdrLen ?? 0;
     try { this.captures.set(full, new PcapWriter(file, count, hdr)); } catch (e) { throw new WasmapError('EIO', `cannot write ${file}: ${(e as Error).message}`); }
     return { port: full, file, count };
   }
   captureStatus(sw: string, port: string): unknown {
-    const pcap = this.captures.get(this.full(sw, port));
-    return pcap ? { active: true, frames: pcap.count } : { active: false };
+    const full = this.full(sw, port), pcap = this.captures.get(full);
+    return pcap ? { active: true, frames: pcap.count, badSlots: pcap.badSlots } : { active: false, stopped: this.captureStops.get(full) ?? null };
   }
   captureStop(sw: string, port: string): unknown {
     const full = this.full(sw, port), pcap = this.captures.get(full);
@@ -337,10 +402,13 @@ export class Runner {
     const hp = this.hostPorts.get(full);
     const pcap = this.captures.get(full);
     if (pcap) { pcap.close(); this.captures.delete(full); }
-    const stats = this.vale.detach(full);
+    // host and vhost-user ports were attached by their plain names (see attach), virtual ones as valeX:NAME
+    const stats = hp || vp ? this.vale.switch(sw).detach(full.slice(sw.length + 1)) : this.vale.detach(full);
+    const fault = this.faults.get(full);
+    this.faults.delete(full); this.captureStops.delete(full);
     this.gone.push(stats);
     if (hp) { hp.close(); this.hostPorts.delete(full); }
-    return { name: full, stats: this.plain(stats) };
+    return { name: full, stats: this.plain(stats), ...(fault ? { fault: fault.reason, faultDrops: fault.drops } : {}) };
   }
 
   private plain(p: PortStats): Record<string, number | string> {
@@ -354,8 +422,9 @@ export class Runner {
       const hp = this.hostPorts.get(e.name), pt = this.ptPorts.get(e.name);
       if (pt) return { ...e, kind: 'passthrough', mode: pt.mode, down: null, broken: pt.errors.tx || pt.errors.rx ? pt.errors : null };
       const vp = this.vhostPorts.get(e.name);
-      if (vp) return { ...e, kind: 'vhost-user', path: vp.path, connected: vp.connected, sessions: vp.sessions, down: vp.down };
-      return { ...e, kind: hp?.kind ?? 'virtual', ifname: hp?.ifname, down: hp?.down ?? null };
+      const fault = this.faults.get(e.name)?.reason;
+      if (vp) return { ...e, kind: 'vhost-user', path: vp.path, connected: vp.connected, sessions: vp.sessions, down: fault ?? vp.down };
+      return { ...e, kind: hp?.kind ?? 'virtual', ifname: hp?.ifname, down: fault ?? hp?.down ?? null };
     });
   }
 
@@ -367,13 +436,14 @@ export class Runner {
         ports: s.ports.map((p) => {
           const hp = this.hostPorts.get(`${n}:${p.name}`), pt = this.ptPorts.get(`${n}:${p.name}`);
           if (pt) return { ...this.plain(p), kind: 'passthrough', mode: pt.mode, down: null, kicksIn: pt.kicksIn, kicksOut: pt.kicksOut, ringErrors: pt.errors };
-          const vp = this.vhostPorts.get(`${n}:${p.name}`);
+          const vp = this.vhostPorts.get(`${n}:${p.name}`), fault = this.faults.get(`${n}:${p.name}`);
+          const faulted = fault ? { faultDrops: fault.drops } : {};
           if (vp) {
-            return { ...this.plain(p), kind: 'vhost-user', path: vp.path, down: vp.down, connected: vp.connected, sessions: vp.sessions,
+            return { ...this.plain(p), ...faulted, kind: 'vhost-user', path: vp.path, down: fault?.reason ?? vp.down, connected: vp.connected, sessions: vp.sessions,
               refusedConnections: vp.refusedConnections, features: `0x${vp.features.toString(16)}`, downDrops: vp.downDrops,
               guestMappedBytes: vp.mappedBytes, queues: vp.queueStats(), events: vp.events.slice(-64) };
           }
-          return { ...this.plain(p), kind: hp?.kind ?? 'virtual', down: hp?.down ?? null, kernelRx: hp?.rxFrames ?? 0, kernelTx: hp?.txFrames ?? 0, kernelDrops: hp?.kernelDrops ?? 0 };
+          return { ...this.plain(p), ...faulted, kind: hp?.kind ?? 'virtual', down: fault?.reason ?? hp?.down ?? null, kernelRx: hp?.rxFrames ?? 0, kernelTx: hp?.txFrames ?? 0, kernelDrops: hp?.kernelDrops ?? 0 };
         }),
       };
     });

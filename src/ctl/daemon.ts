@@ -38,10 +38,14 @@ export interface CtlLimits {
   maxReplyBacklog: number;
   /** A line started must end within this time (a dripping client is cut off). */
   lineTimeoutMs: number;
+  /** The forwarding loop not coming round for this long is a failure of the worker (it
+   *  sleeps ≤ 1 s in poll(2); a pass or a request taking this long is stuck). */
+  loopStallMs: number;
 }
 export const DEFAULT_LIMITS: CtlLimits = {
   maxRequestBytes: 48 << 20, maxHeldBytes: 96 << 20, maxDepth: 32, maxValues: 1 << 20,
   maxConnections: 128, maxInFlight: 16, maxReplyBacklog: 16 << 20, lineTimeoutMs: 30000,
+  loopStallMs: 60000,
 };
 
 export interface DaemonOptions {
@@ -61,6 +65,7 @@ interface Conn {
   lineTimer: NodeJS.Timeout | null;
   closing: boolean;
   keepsPort: boolean;               // a passthrough guest: the connection is its port's life
+  pumping: boolean;
 }
 
 type ProtoError = { code: string; message: string };
@@ -132,6 +137,7 @@ export class Daemon {
   private readonly captureOwner = new Map<string, Conn>(); // 'vale0:port' -> the connection that started its capture
   private held = 0;            // bytes of unfinished lines, all connections
   private workerFailed: string | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
   private stopping = false;
   private host: NativeHost | null = null;
   private wakeFd = -1; // wakes the forwarding thread out of poll(2) for a request
@@ -177,7 +183,8 @@ export class Daemon {
     this.port = port1;
     this.host = loadHost();
     if (this.host) this.wakeFd = this.host.eventfdCreate();
-    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, wakeFd: this.wakeFd }, transferList: [port2] });
+    const heartbeat = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, wakeFd: this.wakeFd, heartbeat }, transferList: [port2] });
     this.worker = worker;
     this.workerExited = new Promise((r) => worker.once('exit', r));
     await new Promise<void>((resolve, reject) => {
@@ -196,6 +203,14 @@ export class Daemon {
       if (done) { this.pending.delete(Number(r.id)); done(r); }
     });
     worker.on('error', (e) => this.fail(`the forwarding worker failed: ${e.stack ?? e.message}`));
+    // the watchdog: the loop must come round; if it does not, nothing forwards and nothing answers
+    let last = Atomics.load(heartbeat, 0), since = performance.now();
+    this.watchdog = setInterval(() => {
+      const now = Atomics.load(heartbeat, 0), t = performance.now();
+      if (now !== last) { last = now; since = t; return; }
+      if (t - since >= this.limits.loopStallMs) this.fail(`the forwarding loop has not come round for ${Math.round((t - since) / 1000)} s (a pass or a request that does not return)`);
+    }, Math.min(1000, this.limits.loopStallMs / 4));
+    this.watchdog.unref();
     worker.on('exit', (code) => { if (!this.stopping) this.fail(`the forwarding worker exited (code ${code})`); });
   }
 
@@ -203,6 +218,7 @@ export class Daemon {
   private fail(reason: string): void {
     if (this.workerFailed) return;
     this.workerFailed = reason;
+    if (this.watchdog) { clearInterval(this.watchdog); this.watchdog = null; }
     this.opts.log?.(`FATAL: ${reason}`);
     for (const done of this.pending.values()) done(errReply(undefined, 'EWORKER', `the switch's forwarding thread failed; nothing is forwarded: ${reason.split('\n')[0]}`));
     this.pending.clear();
@@ -280,7 +296,7 @@ export class Daemon {
       setTimeout(() => sock.destroy(), 1000).unref();
       return;
     }
-    const c: Conn = { sock, chunks: [], held: 0, lines: [], queue: [], lineTimer: null, closing: false, keepsPort: false };
+    const c: Conn = { sock, chunks: [], held: 0, lines: [], queue: [], lineTimer: null, closing: false, keepsPort: false, pumping: false };
     this.conns.add(c);
     sock.on('data', (d: Buffer) => this.onData(c, d));
     sock.on('drain', () => this.pump(c));
@@ -354,10 +370,14 @@ export class Daemon {
 
   /** Start the waiting lines while there is room; pause reading while there is none. */
   private pump(c: Conn): void {
+    if (c.closing || c.pumping) return; // not re-entered from flush: a loop, never a recursion per line
+    c.pumping = true;
+    try {
+      while (c.lines.length && c.queue.length < this.limits.maxInFlight && c.sock.writableLength < this.limits.maxReplyBacklog) {
+        this.start(c, c.lines.shift()!);
+      }
+    } finally { c.pumping = false; }
     if (c.closing) return;
-    while (c.lines.length && c.queue.length < this.limits.maxInFlight && c.sock.writableLength < this.limits.maxReplyBacklog) {
-      this.start(c, c.lines.shift()!);
-    }
     if (c.lines.length || c.queue.length >= this.limits.maxInFlight || c.sock.writableLength >= this.limits.maxReplyBacklog) c.sock.pause();
     else if (c.sock.isPaused()) c.sock.resume();
     if (c.sock.readableEnded && !c.closing && c.queue.length === 0 && c.lines.length === 0 && c.sock.writable) c.sock.end();
@@ -400,6 +420,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.watchdog) { clearInterval(this.watchdog); this.watchdog = null; }
     this.server?.close();
     for (const c of this.conns) { this.dropHeld(c); c.sock.destroy(); }
     if (this.server) { try { unlinkSync(this.opts.socket); } catch { /* gone */ } }

@@ -137,18 +137,40 @@ test('finding 10: connections, requests in flight and dripping clients are bound
     const x = JSON.parse(l) as { id?: number; ok: boolean };
     if (i % 3 === 0) { assert.equal(x.id, i); assert.equal(x.ok, true); } else if (i % 3 === 1) { assert.equal(x.id, i); assert.equal(x.ok, false); } else assert.equal(x.ok, false);
   });
+  // 50 000 refused lines at once (answered synchronously: once a recursion per line, which
+  // overflowed the stack and ended the daemon)
+  const g = raw(sock);
+  await g.connected;
+  g.c.write('x\n'.repeat(50000));
+  g.c.end();
+  await Promise.race([g.closed, new Promise((r) => setTimeout(r, 20000))]);
+  assert.equal(g.st.lines.length, 50000, `every line answered (${g.st.lines.length}): ${d.output().slice(-500)}`);
   assert.equal(await ping(sock), true);
   d.kill('SIGTERM'); await exited(d);
 });
 
 test('finding 8: a forwarding loop that throws: pending requests get EWORKER, the daemon exits loudly', { timeout: 30000 }, async () => {
-  const { d, sock } = await daemon('loop', { WASMAP_TEST_LOOP_FAULT: 'list' });
+  const { d, sock } = await daemon('loop', { WASMAP_TEST_LOOP_FAULT: 'throw:list' });
   const conn = await CtlConnection.open(sock);
   assert.equal(((await conn.request('ping')) as { pong: boolean }).pong, true);
   await assert.rejects(conn.request('list', {}, 5000), (e: Error & { code?: string }) => e.code === 'EWORKER' || e.code === 'ECONNRESET');
   const code = await Promise.race([exited(d), new Promise((r) => setTimeout(() => r('still running'), 10000))]);
   assert.equal(code, 70, `exit status 70: ${d.output()}`);
   assert.match(d.output(), /FATAL: the forwarding loop failed: Error: injected loop fault/);
+  assert.ok(!existsSync(sock), 'the socket is gone');
+  conn.close();
+});
+
+test('finding 8: a forwarding loop that stops coming round: the watchdog answers EWORKER and the daemon exits loudly', { timeout: 30000 }, async () => {
+  const { d, sock } = await daemon('hang', { WASMAP_TEST_LOOP_FAULT: 'hang:list', WASMAP_CTL_LIMITS: JSON.stringify({ loopStallMs: 1500 }) });
+  const conn = await CtlConnection.open(sock);
+  assert.equal(((await conn.request('ping')) as { pong: boolean }).pong, true);
+  const t0 = Date.now();
+  await assert.rejects(conn.request('list', {}, 10000), (e: Error & { code?: string }) => e.code === 'EWORKER' || e.code === 'ECONNRESET');
+  assert.ok(Date.now() - t0 < 6000, `answered within ${Date.now() - t0} ms`);
+  const code = await Promise.race([exited(d), new Promise((r) => setTimeout(() => r('still running'), 10000))]);
+  assert.equal(code, 70, `exit status 70: ${d.output()}`);
+  assert.match(d.output(), /FATAL: the forwarding loop has not come round for \d+ s/);
   assert.ok(!existsSync(sock), 'the socket is gone');
   conn.close();
 });

@@ -12,6 +12,9 @@ Usage: wasmap switch NAME [--socket PATH] [--spin-us N]
 NAME is the switch, e.g. vale0. The daemon listens for \`wasmap ctl\` on a unix socket
 (default $XDG_RUNTIME_DIR/wasmap/NAME.sock, else /run/wasmap/NAME.sock; mode 0600).
 Ctrl-C or SIGTERM stop it: ports are detached, TAP devices it created disappear.
+If the forwarding thread fails (or stops coming round for 60 s) the daemon says why and exits
+with status 70; pending requests are answered EWORKER. A request line is at most 48 MiB,
+nested at most 32 deep; 128 control connections are served at once.
 
 After traffic the forwarding thread keeps polling for --spin-us microseconds (default 50000)
 before it sleeps in poll(2): replies and acks are then picked up without a wake-up (tens of

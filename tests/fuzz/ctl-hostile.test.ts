@@ -114,7 +114,7 @@ else {
     switch (k) {
       case 'switch': return pick(['vale0', 'vale0', 'vale1', 'vale0:x', '']);
       case 'port': return ports();
-      case 'name': return pick([name(), `p${r(4)}`, 'vale0x', 'by1', str(8)]);
+      case 'name': return pick([name(), `p${r(4)}`, 'vale0x', 'byx', `${str(8)}/`]); // a bounded set of valid names
       case 'file': return files();
       case 'count': return pick([0, 1, 5, -1, 1.5, 1e12]);
       case 'module': return pick(['default', '', '!!!', Buffer.from(str(40)).toString('base64'), 'AGFzbQEAAAA=']);
@@ -202,6 +202,8 @@ else {
     while (!byOut.includes('ready')) { assert.ok(Date.now() - t0 < 15000 && by.exitCode === null, `bystander did not start: ${byErr}`); await new Promise((res) => setTimeout(res, 20)); }
     await new Promise((res) => setTimeout(res, 300));
     const base = status();
+    const dpAllocated = async () => ((await ctlRequest(sock, 'memory', {}, 20000)) as { allocated: number }).allocated;
+    const allocBase = await dpAllocated();
     const facts = { ops: 0, bursts: 0, longestPingMs: 0, longestBurstMs: 0, rssPeakMiB: base.rss, fdsMax: base.fds, refusedBusy: 0, cutOff: 0, detachedStats: [] as Record<string, number>[] };
     const fail = (m: string) => assert.fail(`seed ${SEED}: ${m}\ndaemon: ${d.output().slice(-3000)}`);
 
@@ -344,7 +346,7 @@ else {
     ];
 
     const rounds = Math.max(1, Math.round(2 * SCALE));
-    const roundRss: number[] = [];
+    const roundRss: number[] = [], roundAlloc: number[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const [what, run] of bursts) {
         if (what === 'a line over the limit without newline' && round > 0 && SCALE < 5) continue; // ~0.5 s each
@@ -354,6 +356,7 @@ else {
         await after(what, started);
       }
       roundRss.push(status().rss);
+      roundAlloc.push(((await dpAllocated()) - allocBase) >> 20);
     }
     // no growth from round to round beyond the allocator's slack (the first rounds warm it up)
     if (roundRss.length >= 4) {
@@ -374,14 +377,15 @@ else {
     assert.ok(b.got[0] > 0 && b.got[1] > 0, 'the bystander pair forwarded during the fuzz');
     const until2 = Date.now() + 5000;
     for (;;) { // the bystanders' ports are reclaimed with their counters
-      const st = ((await ctlRequest(sock, 'stats', { switch: 'vale0' })) as { ports: { name: string }[] }[])[0];
-      if (!st.ports.some((p) => p.name.startsWith('by'))) break;
-      if (Date.now() > until2) fail('bystander ports not reclaimed');
+      const st = ((await ctlRequest(sock, 'stats', { switch: 'vale0' })) as { ports: { name: string; kind: string }[] }[])[0];
+      const left = st.ports.filter((p) => p.name === 'by1' || p.name === 'by2');
+      if (!left.length) break;
+      if (Date.now() > until2) fail(`bystander ports not reclaimed: ${JSON.stringify(left)}`);
       await new Promise((res) => setTimeout(res, 20));
     }
     await conservation('at the end');
     d.kill('SIGTERM');
     assert.equal(await exited(d), 0, d.output().slice(-2000));
-    console.log(`fuzz ctl-hostile: seed=${SEED} ops=${facts.ops} longest_round_ms=${facts.longestBurstMs.toFixed(1)} longest_ping_ms=${facts.longestPingMs.toFixed(1)} bursts=${facts.bursts} rss_base_mib=${base.rss} rss_peak_mib=${facts.rssPeakMiB} rss_rounds_mib=${roundRss.join(',')} fds_base=${base.fds} fds_max=${facts.fdsMax} refused_busy=${facts.refusedBusy} cut_off=${facts.cutOff} bystander_frames=${b.got[0] + b.got[1]} bystander_longest_burst_ms=${b.maxBurstMs.toFixed(1)} conservation=ok`);
+    console.log(`fuzz ctl-hostile: seed=${SEED} ops=${facts.ops} longest_round_ms=${facts.longestBurstMs.toFixed(1)} longest_ping_ms=${facts.longestPingMs.toFixed(1)} bursts=${facts.bursts} rss_base_mib=${base.rss} rss_peak_mib=${facts.rssPeakMiB} rss_rounds_mib=${roundRss.join(',')} dp_alloc_rounds_mib=${roundAlloc.join(',')} fds_base=${base.fds} fds_max=${facts.fdsMax} refused_busy=${facts.refusedBusy} cut_off=${facts.cutOff} bystander_frames=${b.got[0] + b.got[1]} bystander_longest_burst_ms=${b.maxBurstMs.toFixed(1)} conservation=ok`);
   });
 }

@@ -334,11 +334,15 @@ export class Daemon {
     for (const [full, owner] of [...this.captureOwner]) {
       if (owner !== c) continue;
       this.captureOwner.delete(full);
-      const i = full.indexOf(':');
-      void this.request({ verb: 'capture-stop', args: { switch: full.slice(0, i), port: full.slice(i + 1) } }).then((r) => {
-        if (r.ok) this.opts.log?.(`capture of ${full} stopped: its client left (${(r.result as { frames: number }).frames} frames)`);
-      });
+      this.stopCapture(full, 'its client left');
     }
+  }
+
+  private stopCapture(full: string, why: string): void {
+    const i = full.indexOf(':');
+    void this.request({ verb: 'capture-stop', args: { switch: full.slice(0, i), port: full.slice(i + 1) } }).then((r) => {
+      if (r.ok) this.opts.log?.(`capture of ${full} stopped: ${why} (${(r.result as { frames: number }).frames} frames)`);
+    });
   }
 
   private onData(c: Conn, d: Buffer): void {
@@ -402,9 +406,13 @@ export class Daemon {
   private flush(c: Conn): void {
     while (c.queue.length && c.queue[0].reply) {
       const { reply, verb } = c.queue.shift()!;
-      if (c.closing || c.sock.destroyed) continue;
-      if (reply!.ok && verb === 'capture') this.captureOwner.set(String((reply!.result as { port: string }).port), c);
+      if (reply!.ok && verb === 'capture') {
+        const full = String((reply!.result as { port: string }).port);
+        if (this.conns.has(c)) this.captureOwner.set(full, c);
+        else this.stopCapture(full, 'its client left before the capture started'); // closed meanwhile
+      }
       if (reply!.ok && verb === 'capture-stop') this.captureOwner.delete(String((reply!.result as { port: string }).port));
+      if (c.closing || c.sock.destroyed) continue;
       if (verb === 'pt-open' && reply!.ok) { this.handOver(c, reply!); continue; }
       let text: string;
       try { text = JSON.stringify(reply); } catch (e) { text = JSON.stringify(errReply(reply!.id, 'EINTERNAL', `the reply cannot be encoded: ${(e as Error).message}`)); }

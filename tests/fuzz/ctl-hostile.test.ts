@@ -107,10 +107,11 @@ else {
     () => name(), () => `vale0:${name()}`, () => 'tap:', () => 'tap:bad/name', () => `tap:${'x'.repeat(20)}`, () => 'af_packet:', () => 'af_packet:a b',
     () => 'tap:a:b', () => 'netmap:eth0', () => `vhost-user:${join(dir, `vu${r(3)}.sock`)}`, () => 'vhost-user:', () => 'vhost-user:/proc/none/x.sock', () => 'vale1:x', junk,
   ])();
-  const files = () => pick<() => unknown>([() => join(dir, `c${r(4)}.pcap`), () => '', () => join(dir, 'no/dir/x.pcap'), () => '/proc/none/x.pcap', junk])();
+  // (the daemon runs in this run's directory too, so even a relative path lands there)
+  const files = () => pick<() => unknown>([() => join(dir, `c${r(4)}.pcap`), () => '', () => join(dir, 'no/dir/x.pcap'), () => '/proc/none/x.pcap', () => { const j = junk(); return typeof j === 'string' ? join(dir, 'j.pcap') : j; }])();
   const VERBS = ['attach', 'detach', 'list', 'stats', 'newif', 'delif', 'pt-open', 'pt-close', 'capture', 'capture-status', 'capture-stop', 'set-lookup', 'memory', 'ping'];
   const argFor = (k: string): unknown => {
-    if (r(4) === 0) return junk();
+    if (r(4) === 0 && k !== 'file') return junk();
     switch (k) {
       case 'switch': return pick(['vale0', 'vale0', 'vale1', 'vale0:x', '']);
       case 'port': return ports();
@@ -187,7 +188,7 @@ else {
 
   test(`ctl-hostile fuzz: hostile control clients against a daemon with a bystander pair (seed ${SEED})`, { skip, timeout: 300000 }, async () => {
     const sock = join(dir, 'ctl.sock'), stopFile = join(dir, 'stop');
-    const d = await startDaemonProcess(['vale0', '--socket', sock, '--spin-us', '2000'], { env: { WASMAP_CTL_LIMITS: JSON.stringify(LIMITS) } });
+    const d = await startDaemonProcess(['vale0', '--socket', sock, '--spin-us', '2000'], { env: { WASMAP_CTL_LIMITS: JSON.stringify(LIMITS) }, cwd: dir });
     procs.push(d);
     const pid = d.pid!;
     const status = () => {

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { findBuildFile } from '../../src/paths.js';
 
 /** netns: run it inside that network namespace (its TAP ports are created there); env: extra
- *  environment (e.g. WASMAP_CTL_LIMITS); the daemon's output so far is in `output()`. */
-export async function startDaemonProcess(args: string[], o: { netns?: string; env?: Record<string, string> } = {}): Promise<ChildProcess & { output: () => string }> {
+ *  environment (e.g. WASMAP_CTL_LIMITS); cwd: its working directory; the daemon's output so far is in `output()`. */
+export async function startDaemonProcess(args: string[], o: { netns?: string; env?: Record<string, string>; cwd?: string } = {}): Promise<ChildProcess & { output: () => string }> {
   const cli = findBuildFile('cli.mjs');
   assert.ok(cli, 'build/cli.mjs exists (npm run build)');
   const argv = [process.execPath, cli, 'switch', ...args];
   if (o.netns) argv.unshift('ip', 'netns', 'exec', o.netns);
-  const daemon = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } }) as ChildProcess & { output: () => string };
+  const daemon = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env }, cwd: o.cwd }) as ChildProcess & { output: () => string };
   let out = '';
   daemon.output = () => out;
   daemon.stdout!.on('data', (d) => { out += d; });

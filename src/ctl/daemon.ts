@@ -270,18 +270,19 @@ export class Daemon {
     // half-open: a client may send its requests and shut down its side; it still gets replies
     this.server = createServer({ allowHalfOpen: true }, (sock) => this.accept(sock));
     // the socket file is created by bind(2) with the process umask: make it private from the
-    // first moment, then set 0600 explicitly
-    const umask = process.umask(0o177);
+    // first moment (Node binds a unix socket synchronously inside listen(), so the umask is
+    // changed only around that call, not while anything else runs), then set 0600 explicitly
     try {
       await new Promise<void>((resolve, reject) => {
         this.server!.once('error', reject);
-        this.server!.listen(this.opts.socket, () => { this.server!.off('error', reject); resolve(); });
+        const umask = process.umask(0o177);
+        try { this.server!.listen(this.opts.socket, () => { this.server!.off('error', reject); resolve(); }); } finally { process.umask(umask); }
       });
     } catch (e) {
       const err = e as Error & { code?: string };
       this.server = null;
       throw new WasmapError(err.code ?? 'EIO', `cannot listen on ${this.opts.socket}: ${err.code === 'EACCES' ? 'permission denied (a directory where sockets can be created?)' : err.message}`);
-    } finally { process.umask(umask); }
+    }
     this.server.on('error', (e) => this.opts.log?.(`control socket: ${e.message}`));
     chmodSync(this.opts.socket, 0o600);
   }

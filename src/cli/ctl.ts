@@ -33,6 +33,12 @@ Usage: wasmap ctl [--socket PATH] [--json] VERB ...
                                           disabled: the switch drops (or learns) instead
   newif NAME:PORT | PORT                  a persistent virtual port
   delif NAME:PORT | PORT
+  capture-status NAME PORT                is PORT being captured, how many frames so far
+  capture-stop NAME PORT                  stop a capture (one also stops when the client
+                                          that started it, wasmap capture, goes away)
+  ping                                    is the daemon there and answering
+NAME is a switch (valeX); PORT a port of it. With --json, the result — or the error, as
+{"ok": false, "error": {"code", "message"}} — is printed as JSON on stdout.
 valectl's flags work too: -a valeX:IF (attach tap:IF), -d valeX:IF, -l [valeX], -n IF, -r IF.
 The socket defaults to the one of switch NAME (vale0 if none is named): see wasmap switch --help.
 `;
@@ -71,7 +77,33 @@ function describeLookup(l: LookupStatus): string {
   return `lookup: function ${f.name} (sha256 ${f.sha256.slice(0, 12)}…, ${f.zeroCopy ? 'zero-copy' : 'copying records'}, fallback ${f.fallback}): ${f.calls} batches, ${f.frames} frames${counters ? `; ${counters}` : ''}`;
 }
 
+const SWITCH_NAME = /^vale[A-Za-z0-9_]{0,11}$/;
+const VERBS = 'attach, detach, list, stats, set-lookup, newif, delif, capture-status, capture-stop, ping';
+
 export async function ctl(argv: string[]): Promise<number> {
+  // --json: errors too are JSON (on stdout, for the program reading it), exit status 2
+  const json = argv.includes('--json');
+  try {
+    return await ctlMain(argv);
+  } catch (e) {
+    if (!json) throw e;
+    const err = e as Error & { code?: unknown };
+    const code = e instanceof WasmapError ? e.code : typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS') ? 'EINVAL' : 'EINTERNAL';
+    console.log(JSON.stringify({ ok: false, error: { code, message: err.message } }, null, 2));
+    return e instanceof WasmapError || code === 'EINVAL' ? 2 : 1;
+  }
+}
+
+/** NAME of a verb that takes one: a switch name, said plainly when it is something else. */
+function switchArg(verb: string, s: string | undefined, usage: string): string {
+  if (s === undefined) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`);
+  if (SWITCH_NAME.test(s)) return s;
+  const i = s.indexOf(':');
+  const hint = i > 0 && SWITCH_NAME.test(s.slice(0, i)) ? ` (did you mean switch ${s.slice(0, i)}, port ${s.slice(i + 1)}?)` : '';
+  throw new WasmapError('EINVAL', `'${s}' is not a switch name: NAME is valeX (vale, then up to 11 letters, digits or _)${hint}; usage: wasmap ctl ${usage}`);
+}
+
+async function ctlMain(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     socket: { type: 'string' }, json: { type: 'boolean', default: false }, prometheus: { type: 'boolean', default: false },
     'vnet-hdr': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, accept: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
@@ -84,24 +116,27 @@ export async function ctl(argv: string[]): Promise<number> {
   else if (values.l) { verb = 'list'; }
   else if (values.n) { verb = 'newif'; rest = [values.n]; }
   else if (values.r) { verb = 'delif'; rest = [values.r]; }
-  if (!verb) throw new WasmapError('EINVAL', 'give a verb: attach, detach, list, stats, set-lookup, newif, delif (wasmap ctl --help)');
+  if (!verb) throw new WasmapError('EINVAL', `give a verb: ${VERBS} (wasmap ctl --help)`);
   const swArg = rest[0] && /^vale/.test(rest[0]) ? rest[0].split(':')[0] : undefined;
   const socket = values.socket ?? defaultSocket(swArg ?? 'vale0');
   const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
   let result: unknown;
   switch (verb) {
-    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: rest[0], port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept }); break;
-    case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: rest[0], port: absVhost(rest[1]) }); break;
-    case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: rest[0] } : {}); break;
-    case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: rest[0] } : {}); break;
+    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: switchArg(verb, rest[0], 'attach NAME PORT'), port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept }); break;
+    case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: switchArg(verb, rest[0], 'detach NAME PORT'), port: absVhost(rest[1]) }); break;
+    case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: switchArg(verb, rest[0], 'list [NAME]') } : {}); break;
+    case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: switchArg(verb, rest[0], 'stats [NAME]') } : {}); break;
     case 'set-lookup': {
-      need(2, 'set-lookup NAME FILE.wasm|default [--config JSON|@FILE] [--fallback drop|learning]');
-      result = await ctlRequest(socket, 'set-lookup', setLookupArgs(rest[0], rest[1], values.config, values.fallback, values.name));
+      const usage = 'set-lookup NAME FILE.wasm|default [--config JSON|@FILE] [--fallback drop|learning]';
+      need(2, usage);
+      result = await ctlRequest(socket, 'set-lookup', setLookupArgs(switchArg(verb, rest[0], usage), rest[1], values.config, values.fallback, values.name));
       break;
     }
     case 'newif': need(1, 'newif NAME:PORT'); result = await ctlRequest(socket, 'newif', { name: rest[0].split(':').pop() }); break;
     case 'delif': need(1, 'delif NAME:PORT'); result = await ctlRequest(socket, 'delif', { name: rest[0].split(':').pop() }); break;
-    default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, set-lookup, newif, delif`);
+    case 'capture-status': case 'capture-stop': need(2, `${verb} NAME PORT`); result = await ctlRequest(socket, verb, { switch: switchArg(verb, rest[0], `${verb} NAME PORT`), port: rest[1] }); break;
+    case 'ping': result = await ctlRequest(socket, 'ping'); break;
+    default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: ${VERBS}`);
   }
   if (verb === 'stats' && values.prometheus) { process.stdout.write(prometheus(result as Parameters<typeof prometheus>[0])); return 0; }
   if (values.json) { console.log(JSON.stringify(result, null, 2)); return 0; }

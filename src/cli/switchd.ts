@@ -1,6 +1,6 @@
 // `wasmap switch NAME`: run a switch daemon in the foreground.
 import { parseArgs } from 'node:util';
-import { Daemon } from '../ctl/daemon.js';
+import { Daemon, checkSocketPath, CtlLimits } from '../ctl/daemon.js';
 import { defaultSocket } from '../ctl/paths.js';
 import { WasmapError } from '../errors.js';
 import { hostMissingReason } from '../host.js';
@@ -12,6 +12,9 @@ Usage: wasmap switch NAME [--socket PATH] [--spin-us N]
 NAME is the switch, e.g. vale0. The daemon listens for \`wasmap ctl\` on a unix socket
 (default $XDG_RUNTIME_DIR/wasmap/NAME.sock, else /run/wasmap/NAME.sock; mode 0600).
 Ctrl-C or SIGTERM stop it: ports are detached, TAP devices it created disappear.
+If the forwarding thread fails (or stops coming round for 60 s) the daemon says why and exits
+with status 70; pending requests are answered EWORKER. A request line is at most 48 MiB,
+nested at most 32 deep; 128 control connections are served at once.
 
 After traffic the forwarding thread keeps polling for --spin-us microseconds (default 50000)
 before it sleeps in poll(2): replies and acks are then picked up without a wake-up (tens of
@@ -32,15 +35,55 @@ export async function switchd(argv: string[]): Promise<number> {
   const socket = values.socket ?? defaultSocket(name);
   const spinUs = Number(values['spin-us']);
   if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000_000) throw new WasmapError('EINVAL', `--spin-us must be 0..10000000, not '${values['spin-us']}'`);
+  checkSocketPath(socket);
   const missing = hostMissingReason();
   if (missing) console.error(`wasmap switch: warning: ${missing}; only virtual ports will work`);
-  const d = await Daemon.start({ switches: [name], socket, spinUs, log: (s) => console.error(`wasmap switch: ${s}`) });
-  console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid})`);
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => { console.log(`wasmap switch ${name}: ${sig}, stopping`); resolve(); };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+  const log = (s: string) => console.error(`wasmap switch: ${s}`);
+  let d: Daemon | null = null;
+  let exiting = false;
+  // never a silent death or a zombie: stop what can be stopped (ports, socket), say why, exit non-zero
+  const die = (why: string) => {
+    if (exiting) return;
+    exiting = true;
+    log(`FATAL: ${why}`);
+    log('exiting (70): every port of this switch is gone with it');
+    // a moment for the EWORKER answers to pending requests to go out, then stop and exit
+    setTimeout(() => process.exit(70), 3000).unref();
+    setTimeout(() => void (d ? d.stop() : Promise.resolve()).catch(() => undefined).then(() => process.exit(70)), 300);
+  };
+  process.on('uncaughtException', (e) => die(`internal error: ${e.stack ?? String(e)}`));
+  // a rejected promise nobody awaited: every request path answers its own errors, so this is a
+  // bug of ours — said loudly, and serving goes on
+  process.on('unhandledRejection', (e) => log(`internal error (unhandled, serving on): ${e instanceof Error ? e.stack : String(e)}`));
+  // signals are handled from before the socket exists: a stop asked for while starting waits
+  // for the start, then stops (a second signal ends the process at once)
+  let signalled = '';
+  const stopped = new Promise<void>((resolve) => {
+    const onSig = (sig: string) => {
+      if (signalled) { log(`${sig} again, exiting now`); process.exit(1); }
+      signalled = sig; console.log(`wasmap switch ${name}: ${sig}, stopping`); resolve();
+    };
+    process.on('SIGINT', () => onSig('SIGINT'));
+    process.on('SIGTERM', () => onSig('SIGTERM'));
   });
+  d = await Daemon.start({ switches: [name], socket, spinUs, log, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
+  if (!signalled) console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid})`);
+  await stopped;
+  if (exiting) return 70;
   await d.stop();
   return 0;
+}
+
+/** WASMAP_CTL_LIMITS='{"lineTimeoutMs":2000,...}' tightens the control socket's limits (tests). */
+function limitsFromEnv(): Partial<CtlLimits> | undefined {
+  const text = process.env.WASMAP_CTL_LIMITS;
+  if (!text) return undefined;
+  let o: unknown;
+  try { o = JSON.parse(text); } catch { throw new WasmapError('EINVAL', 'WASMAP_CTL_LIMITS is not JSON'); }
+  const out: Partial<CtlLimits> = {};
+  for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new WasmapError('EINVAL', `WASMAP_CTL_LIMITS.${k} must be a positive whole number`);
+    (out as Record<string, number>)[k] = v;
+  }
+  return out;
 }

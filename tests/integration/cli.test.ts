@@ -83,3 +83,23 @@ test('help teaches every command', () => {
   for (const c of ['demo', 'bench', 'pkt-gen', 'doctor']) assert.ok(r.out.includes(c));
   assert.match(wasmap('pkt-gen', '--help').out, /-R PPS/);
 });
+
+test('ctl --json prints its errors as a JSON object and exits non-zero', () => {
+  const r = wasmap('ctl', '--json', '--socket', '/tmp/wasmap-no-such-daemon.sock', 'list');
+  assert.equal(r.code, 2);
+  const j = JSON.parse(r.out) as { ok: boolean; error: { code: string; message: string } };
+  assert.deepEqual([j.ok, j.error.code], [false, 'ENOSWITCH']);
+  assert.match(j.error.message, /no switch daemon at \/tmp\/wasmap-no-such-daemon\.sock/);
+  const u = wasmap('ctl', '--json', 'frobnicate');
+  assert.equal(u.code, 2);
+  assert.equal((JSON.parse(u.out) as { error: { code: string } }).error.code, 'EINVAL');
+});
+
+test('ctl names a switch argument that is not a switch as such (attach vale1:x vale1:x)', () => {
+  const r = wasmap('ctl', '--socket', '/tmp/wasmap-no-such-daemon.sock', 'attach', 'vale1:x', 'vale1:x');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /'vale1:x' is not a switch name.*did you mean switch vale1, port x/);
+  const long = wasmap('ctl', '--socket', `/tmp/${'s'.repeat(110)}.sock`, 'list');
+  assert.equal(long.code, 2);
+  assert.match(long.err, /at most 107 bytes/);
+});

@@ -27,7 +27,6 @@ export class Runner {
   readonly dp = new Datapath();
   readonly vale = new Vale(this.dp);
   private readonly hostPorts = new Map<string, HostPort>(); // 'vale0:IF' -> host port
-  private readonly gone: PortStats[] = [];
   private readonly captures = new Map<string, PcapWriter>(); // 'vale0:port' -> its pcap
   private readonly ptPorts = new Map<string, PtPort>(); // 'vale0:port' -> passthrough port
   private readonly ptGone: { name: string; reason: string; kicksIn: number; kicksOut: number; at: number; stats: Record<string, number | string>; audit: string[] }[] = [];
@@ -225,7 +224,6 @@ export class Runner {
     if (pcap) { pcap.close(); this.captures.delete(full); }
     this.ptPorts.delete(full);
     const r = pt.close()!;
-    this.gone.push(r.stats);
     this.ptGone.push({ name: full, reason, kicksIn: r.kicksIn, kicksOut: r.kicksOut, at: Date.now(), stats: this.plain(r.stats), audit: r.problems });
     if (this.ptGone.length > 256) this.ptGone.shift();
     return { name: full, reason, stats: this.plain(r.stats), kicksIn: r.kicksIn, kicksOut: r.kicksOut, audit: r.problems };
@@ -339,7 +337,7 @@ export class Runner {
       s.setAccept(port, []);
       vp = new VhostUserPort(this.host(), this.dp, p, path, (acc) => s.setAccept(port, acc));
     } catch (e) {
-      this.gone.push(s.detach(port));
+      s.detach(port);
       const err = e as Error & { code?: string };
       throw new WasmapError(err.code ?? 'EIO', `vhost-user:${path}: ${err.message}`);
     }
@@ -406,7 +404,6 @@ export class Runner {
     const stats = hp || vp ? this.vale.switch(sw).detach(full.slice(sw.length + 1)) : this.vale.detach(full);
     const fault = this.faults.get(full);
     this.faults.delete(full); this.captureStops.delete(full);
-    this.gone.push(stats);
     if (hp) { hp.close(); this.hostPorts.delete(full); }
     return { name: full, stats: this.plain(stats), ...(fault ? { fault: fault.reason, faultDrops: fault.drops } : {}) };
   }

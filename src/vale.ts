@@ -7,6 +7,9 @@ import { Region } from './port.js';
 import { parsePortName, NetmapPortSpec } from './portname.js';
 import { Switch, SwitchPort, PortStats, AttachOptions } from './switch.js';
 
+/** Persistent ports live until delif: a cap, so a control client cannot fill the memory with them. */
+export const MAX_PERSISTENT = 256;
+
 export interface ValeListEntry { name: string; switchName: string; port: string; index: number; persistent: boolean }
 
 export class Vale {
@@ -74,6 +77,7 @@ export class Vale {
     if (!/^[A-Za-z0-9_]{1,15}$/.test(name)) throw new WasmapError('EINVAL', `bad persistent port name '${name}': 1 to 15 letters, digits or _`);
     if (name.startsWith('vale')) throw new WasmapError('EINVAL', `a persistent port name must not start with 'vale' ('${name}')`);
     if (this.persistent.has(name)) throw new WasmapError('EEXIST', `persistent port ${name} already exists`);
+    if (this.persistent.size >= MAX_PERSISTENT) throw new WasmapError('ENOSPC', `${MAX_PERSISTENT} persistent ports exist already (each holds its rings and buffers); delif one first`);
     const region = new Region(this.dp, { slots: o.slots ?? 1024, bufSize: o.bufSize, name });
     this.persistent.set(name, { region, on: null });
     return region;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Datapath } from '../../src/datapath.js';
-import { Vale } from '../../src/vale.js';
+import { Vale, MAX_PERSISTENT } from '../../src/vale.js';
 
 const code = (f: () => unknown) => { try { f(); return 'ok'; } catch (e) { return (e as { code?: string }).code ?? 'throw'; } };
 
@@ -63,4 +63,15 @@ test('a persistent port keeps its region (and what is in it) across attachments'
   assert.equal(again.region, region);
   assert.equal(again.tx.head, 1, 'ring state kept while detached');
   v.close();
+});
+
+test('persistent ports are capped (a control client cannot fill the memory with newif), delif frees a place', () => {
+  const dp = new Datapath();
+  const v = new Vale(dp);
+  for (let i = 0; i < MAX_PERSISTENT; i++) v.newif(`p${i}`, { slots: 8, bufSize: 64 });
+  const before = dp.allocated;
+  assert.equal(code(() => v.newif('one_more', { slots: 8, bufSize: 64 })), 'ENOSPC');
+  assert.equal(dp.allocated, before, 'a refused newif allocates nothing');
+  v.delif('p0');
+  assert.equal(code(() => v.newif('one_more', { slots: 8, bufSize: 64 })), 'ok');
 });

@@ -9,7 +9,7 @@ import {
 } from './abi';
 import { csum_add, csum_fold } from './offload/csum';
 import { ring_dist } from './ring';
-import { copy_frag } from './switch/forward';
+import { copy_frag } from './switch/snap';
 
 const ETH: u32 = 14;
 const IP: u32 = 20;

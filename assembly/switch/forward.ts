@@ -15,7 +15,7 @@ import {
   SW_LOOKUP, LK_LEARN, LK_FN, FN_MAX_BATCH,
   DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN, SW_SNAP, SN_SIZE, SN_LEARN,
 } from '../abi';
-import { snap_at, snap_take, snap_put_first, snap_len } from './snap';
+import { snap_at, snap_take, snap_put_first, snap_len, copy_frag } from './snap';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
 import { learn_lookup, lookup_ctx } from './learn';
@@ -109,21 +109,6 @@ export function sw_detach(sw: usize, i: u32): i32 {
   }
   store<u32>(sw, n - 1, SW_NPORTS);
   return E_OK;
-}
-
-/** Copy a frame fragment; short ones in 16-byte strides, rounded up (buffers are whole
- *  multiples of 64 bytes, so the slack stays inside both buffers). */
-@inline export function copy_frag(dst: usize, src: usize, len: u32): void {
-  if (len <= 64) {
-    v128.store(dst, v128.load(src));
-    v128.store(dst, v128.load(src, 16), 16);
-    v128.store(dst, v128.load(src, 32), 32);
-    v128.store(dst, v128.load(src, 48), 48);
-  } else if (len <= 256) {
-    for (let o: usize = 0; o < <usize>len; o += 16) v128.store(dst + o, v128.load(src + o));
-  } else {
-    memory.copy(dst, src, len);
-  }
 }
 
 /** Deliver the queued packets of the current batch to port d (its own queue merged, in batch

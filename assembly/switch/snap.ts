@@ -48,27 +48,27 @@ import { SW_SNAP, SN_SIZE, SN_BYTES, SN_LEARN, FN_HDR_MAX } from '../abi';
  *  holds from it, the rest from the buffer. Same overshoot rules as copy_frag (the slack
  *  written past fl0 comes from the sender's own buffer). */
 @inline export function snap_put_first(dst: usize, live: usize, fl0: u32, sn: usize, s: u32, fnmode: bool): void {
-  if (fl0 <= s) { // all of it is in the snapshot
-    if (fl0 <= 64) {
-      v128.store(dst, v128.load(sn));
-      v128.store(dst, v128.load(sn, 16), 16);
-      v128.store(dst, v128.load(sn, 32), 32);
-      v128.store(dst, v128.load(sn, 48), 48);
-    } else for (let o: usize = 0; o < <usize>fl0; o += 16) v128.store(dst + o, v128.load(sn + o));
-    return;
-  }
-  if (fl0 <= 64) {
-    v128.store(dst, v128.load(live));
-    v128.store(dst, v128.load(live, 16), 16);
-    v128.store(dst, v128.load(live, 32), 32);
-    v128.store(dst, v128.load(live, 48), 48);
-  } else if (fl0 <= 256) {
-    for (let o: usize = 0; o < <usize>fl0; o += 16) v128.store(dst + o, v128.load(live + o));
-  } else memory.copy(dst, live, fl0);
+  if (fl0 <= s) { copy_frag(dst, sn, fl0); return; } // all of it is in the snapshot (s <= SN_BYTES, 16-byte rounding stays inside)
+  copy_frag(dst, live, fl0);
   if (s == 64) {
     v128.store(dst, v128.load(sn));
     v128.store(dst, v128.load(sn, 16), 16);
     v128.store(dst, v128.load(sn, 32), 32);
     v128.store(dst, v128.load(sn, 48), 48);
   } else memory.copy(dst, sn, s);
+}
+
+/** Copy a frame fragment; short ones in 16-byte strides, rounded up (buffers are whole
+ *  multiples of 64 bytes, so the slack stays inside both buffers). */
+@inline export function copy_frag(dst: usize, src: usize, len: u32): void {
+  if (len <= 64) {
+    v128.store(dst, v128.load(src));
+    v128.store(dst, v128.load(src, 16), 16);
+    v128.store(dst, v128.load(src, 32), 32);
+    v128.store(dst, v128.load(src, 48), 48);
+  } else if (len <= 256) {
+    for (let o: usize = 0; o < <usize>len; o += 16) v128.store(dst + o, v128.load(src + o));
+  } else {
+    memory.copy(dst, src, len);
+  }
 }

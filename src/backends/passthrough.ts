@@ -3,11 +3,12 @@
 // their own sealed memfd, so the guest maps exactly those two and nothing else; for a guest
 // worker thread everything stays in the shared memory and it is woken with Atomics.notify.
 // The switch kicks a guest only when the guest asked for it, and vice versa (assembly/csb.ts).
-import { Datapath, check } from './datapath.js';
-import { WasmapError } from './errors.js';
-import type { NativeHost } from './host.js';
-import { Region } from './port.js';
-import { Switch, SwitchPort } from './switch.js';
+import { Datapath, check } from '../datapath.js';
+import { WasmapError } from '../errors.js';
+import type { NativeHost } from '../host.js';
+import { Region } from '../port.js';
+import { Switch, SwitchPort, PortStats } from '../switch.js';
+import { AttachContext, Backend, Fields, SleepPass, Verdict, stage } from './backend.js';
 
 export type PtMode = 'process' | 'worker';
 
@@ -24,7 +25,10 @@ export interface PtWorkerInfo {
 
 const ARENA = 1 << 16; // a worker guest's own allocations (its ring records, a generator)
 
-export class PtPort {
+export class PtPort implements Backend {
+  readonly kind = 'passthrough';
+  readonly down = null; // a guest that breaks its rings is shown in `broken` (ringErrors)
+  readonly reclaim = true; // the port's rings are the guest's: they go with it
   readonly region: Region; readonly port: SwitchPort;
   readonly csb: number; readonly csbFd: number = -1;
   readonly kickSwitch: number; readonly kickGuest: number = -1;
@@ -81,6 +85,33 @@ export class PtPort {
     return { name: `${this.sw.name}:${this.name}`, index: this.port.index, slots: this.region.slots, bufSize: this.region.bufSize, nbufs: this.region.nbufs };
   }
 
+  /** The guest moves its own frames through its rings: nothing to pull. */
+  pull(): number { return 0; }
+
+  /** After the rounds: kick the guest when a round marked it (it asked and got news); a worker
+   *  guest was already notified from wasm, a process guest sleeps on its eventfd. */
+  push(): number {
+    if (this.dp.u32(this.sw.sw + this.dp.abi.SW_KICKS_DUE) !== 0 && this.dp.fn.pt_take_kick(this.sw.sw, this.port.index)) stage('kick', () => this.kick());
+    return 0;
+  }
+
+  /** Ask the switch's guests for a kick (once per switch), then look once more: a guest that
+   *  wrote just before the flag went up has not kicked, and its work must not wait. */
+  sleepFds(fds: number[], pass: SleepPass): Verdict {
+    if (pass.once(`pt_sleep ${this.sw.sw}`, () => this.dp.fn.pt_sleep(this.sw.sw))) return 'work';
+    fds.push(this.kickSwitch);
+    return 'sleep';
+  }
+
+  /** Running again: guests need not kick (once per switch); take this guest's kicks. */
+  woke(_fds: number[], _revents: number[], pass: SleepPass): void {
+    pass.once(`pt_wake ${this.sw.sw}`, () => this.dp.fn.pt_wake(this.sw.sw));
+    stage('kick drain', () => this.drainKicks());
+  }
+
+  info(): Fields { return { mode: this.mode, broken: this.errors.tx || this.errors.rx ? this.errors : null }; }
+  stats(): Fields { return { mode: this.mode, kicksIn: this.kicksIn, kicksOut: this.kicksOut, ringErrors: this.errors }; }
+
   /** Called after a round that marked this guest for a kick (a worker was notified in wasm). */
   kick(): void { if (this.kickGuest >= 0) this.host.eventfdSignal(this.kickGuest); }
 
@@ -94,13 +125,15 @@ export class PtPort {
   /** The ring errors the guest caused (0 = healthy). */
   get errors(): { tx: number; rx: number } { return { tx: this.port.tx.error, rx: this.port.rx.error }; }
 
-  /** The guest is gone: detach the port and free its region and CSB. A guest still holding
-   *  the old memfds maps pages nobody else uses any more; a new guest gets a new port. */
-  close() {
-    if (this.closed) return null;
+  /** The guest is gone: detach the port (through `detach`, the runner's) and free its region
+   *  and CSB. A guest still holding the old memfds maps pages nobody else uses any more; a new
+   *  guest gets a new port. Returns the reply's fields: the reason, last counters, kicks, the
+   *  region's audit. */
+  close(reason = 'closed', detach: () => PortStats = () => this.sw.detach(this.name)): { stats?: PortStats } & Fields {
+    if (this.closed) return { reason };
     this.closed = true;
     const kicksOut = this.kicksOut;
-    const stats = this.sw.detach(this.name);
+    const stats = detach();
     const problems = this.region.audit();
     this.region.close();
     const page = this.dp.abi.CSB_PAGE;
@@ -109,6 +142,18 @@ export class PtPort {
     this.dp.release(this.csb, page);
     this.dp.release(this.shadow, 128);
     this.host.closeFd(this.kickSwitch);
-    return { stats, problems, kicksIn: this.kicksIn, kicksOut };
+    return { reason, stats, kicksIn: this.kicksIn, kicksOut, audit: problems };
   }
+}
+
+/** A new port of switch `c.sw` named `c.spec` for a passthrough guest (the pt-open verb). */
+export function openPassthrough(c: AttachContext, mode: PtMode, o: { slots?: number; bufSize?: number } = {}): PtPort {
+  const name = c.spec.replace(new RegExp(`^${c.sw.name}:`), '');
+  const full = `${c.sw.name}:${name}`;
+  if (c.attached.get(full) instanceof PtPort) throw new WasmapError('EBUSY', `${full} already has a passthrough guest; one guest per port`);
+  if (c.sw.port(name)) throw new WasmapError('EBUSY', `${full} is already attached as an ordinary port; pick a new name for the guest's port`);
+  for (const [k, v] of [['slots', o.slots], ['bufSize', o.bufSize]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new WasmapError('EINVAL', `${k} must be a positive whole number, not ${String(v)}`);
+  }
+  return new PtPort(c.host, c.dp, c.sw, name, mode, o);
 }

@@ -30,6 +30,11 @@ const kinds: Record<string, BackendFactory> = {
   'af_packet': openAfPacket,
   'vhost-user': openVhostUser,
 };
+/** The kind a port name begins with ('tap' for 'tap:eth0'), if `kinds` has it. */
+const kindOf = (port: string): string | undefined => {
+  const i = port.indexOf(':');
+  return i > 0 && Object.hasOwn(kinds, port.slice(0, i)) ? port.slice(0, i) : undefined;
+};
 
 export class Runner {
   private static readonly nap = new Int32Array(new SharedArrayBuffer(4)); // a word nobody changes: a plain sleep
@@ -39,7 +44,7 @@ export class Runner {
   private readonly backends = new Map<string, Backend>();
   private readonly captures = new Map<string, PcapWriter>(); // 'vale0:port' -> its pcap
   /** Removed ports whose backend lives and dies with its peer (reclaim: passthrough guests). */
-  private readonly gone: ({ name: string; at: number; stats: Record<string, number | string> } & Record<string, unknown>)[] = [];
+  private readonly gone: ({ name: string; at: number } & Record<string, unknown>)[] = [];
   // Ports whose work threw (a bug, or a peer that got a backend into a state it cannot handle):
   // the port is down with this reason until detached, its kernel/guest resources released; the
   // frames the switch still delivers to it are taken off its rx ring and counted in faultDrops.
@@ -60,14 +65,14 @@ export class Runner {
    *  pushes (rings → peer). Returns frames moved. */
   step(): number {
     let moved = 0;
-    const all = [...this.backends]; // a fault may remove a backend meanwhile
     // every port's own work is fenced: a throw takes that port down (portFault), not the pass
-    for (const [full, b] of all) moved += this.portWork(full, 'pull', () => b.pull());
+    // (a Map's iteration skips what a fault removes meanwhile)
+    for (const [full, b] of this.backends) moved += this.portWork(full, 'pull', () => b.pull());
     const now = Math.floor(Date.now() / 1000);
     const marks = this.captures.size ? this.captureBefore() : null;
     for (const name of this.vale.switchNames()) moved += this.vale.switch(name).round(now);
     if (marks) this.captureAfter(marks);
-    for (const [full, b] of all) moved += this.portWork(full, 'push', () => b.push());
+    for (const [full, b] of this.backends) moved += this.portWork(full, 'push', () => b.push());
     if (this.faults.size) this.drainFaulted();
     return moved;
   }
@@ -170,16 +175,16 @@ export class Runner {
       if (v === 'work') { work = true; break; }
       if (v === 'nap') maxSleepMs = Math.min(maxSleepMs, 1);
     }
-    let rev: number[] = [];
+    let rev = new Array<number>(fds.length).fill(0), polled = false;
     const host = loadHost();
     if (work) { /* no sleep */ } else if (fds.length && host) {
-      rev = host.pollFds(fds, maxSleepMs);
+      rev = host.pollFds(fds, maxSleepMs); polled = true;
       if (wakeFd >= 0) host.eventfdDrain(wakeFd);
     } else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
     for (const [full, b, from, to] of armed) {
-      if (b.woke) this.portWork(full, 'wake-up', () => b.woke!(fds.slice(from, to), from < rev.length ? rev.slice(from, to) : new Array<number>(to - from).fill(0), pass));
+      if (b.woke) this.portWork(full, 'wake-up', () => b.woke!(fds.slice(from, to), rev.slice(from, to), pass));
     }
-    if (!work && rev.length) this.service(performance.now());
+    if (polled) this.service(performance.now());
     return 0;
   }
 
@@ -208,7 +213,7 @@ export class Runner {
     const fault = this.faults.get(full);
     this.faults.delete(full); this.captureStops.delete(full);
     const r = b.close(reason, () => b.port.sw.detach(b.port.name));
-    const out = { name: full, ...r, stats: this.plain(r.stats!), ...(fault ? { fault: fault.reason, faultDrops: fault.drops } : {}) };
+    const out = { name: full, ...r, stats: r.stats && this.plain(r.stats), ...(fault ? { fault: fault.reason, faultDrops: fault.drops } : {}) };
     if (b.reclaim) {
       this.gone.push({ ...out, at: Date.now() });
       if (this.gone.length > 256) this.gone.shift();
@@ -291,13 +296,10 @@ export class Runner {
   }
 
   attach(sw: string, port: string, args: Record<string, unknown> = {}): unknown {
-    const i = port.indexOf(':');
-    const make = i > 0 && Object.hasOwn(kinds, port.slice(0, i)) ? kinds[port.slice(0, i)] : undefined;
-    if (make) {
-      const b = this.add(sw, port, args, make);
-      const full = `${sw}:${b.port.name}`;
-      const hdrLen = this.vale.switch(sw).stats().ports.find((x) => x.name === b.port.name)?.hdrLen ?? 0;
-      return { name: full, kind: b.kind, ...b.info(), index: b.port.index, vnetHdr: hdrLen };
+    const kind = kindOf(port);
+    if (kind) {
+      const b = this.add(sw, port, args, kinds[kind]);
+      return { name: `${sw}:${b.port.name}`, kind: b.kind, ...b.info(), index: b.port.index, vnetHdr: this.hdrLen(sw, b.port.name) };
     }
     const hdr = vnetHdr(args);
     const name = port.includes(':') ? port : `${sw}:${port}`;
@@ -324,13 +326,14 @@ export class Runner {
 
   /** 'valeX:NAME' for a port named NAME, valeX:NAME, or as it was attached (tap:IF, vhost-user:PATH…). */
   private full(sw: string, port: string): string {
-    const i = port.indexOf(':');
-    if (i > 0 && Object.hasOwn(kinds, port.slice(0, i))) {
+    if (kindOf(port)) {
       for (const [k, b] of this.backends) if (k.startsWith(`${sw}:`) && b.answersTo?.(port)) return k;
-      return `${sw}:${port.slice(i + 1)}`;
+      return `${sw}:${port.slice(port.indexOf(':') + 1)}`;
     }
     return `${sw}:${port.replace(new RegExp(`^${sw}:`), '')}`;
   }
+
+  private hdrLen(sw: string, port: string): number { return this.vale.switch(sw).stats().ports.find((x) => x.name === port)?.hdrLen ?? 0; }
 
   capture(sw: string, port: string, file: string, count: number): unknown {
     const full = this.full(sw, port);
@@ -339,8 +342,7 @@ export class Runner {
     if (this.captures.has(full)) throw new WasmapError('EBUSY', `${full} is already being captured`);
     if (this.faults.has(full)) throw new WasmapError('ENETDOWN', `${full} is down: ${this.faults.get(full)!.reason}`);
     if (!Number.isInteger(count) || count < 0) throw new WasmapError('EINVAL', `count must be a whole number ≥ 0, not ${count}`);
-    const hdr = this.vale.switch(sw).stats().ports.find((x) => x.name === p.name)?.hdrLen ?? 0;
-    try { this.captures.set(full, new PcapWriter(file, count, hdr)); } catch (e) { throw new WasmapError('EIO', `cannot write ${file}: ${(e as Error).message}`); }
+    try { this.captures.set(full, new PcapWriter(file, count, this.hdrLen(sw, p.name))); } catch (e) { throw new WasmapError('EIO', `cannot write ${file}: ${(e as Error).message}`); }
     return { port: full, file, count };
   }
   captureStatus(sw: string, port: string): unknown {
@@ -358,8 +360,7 @@ export class Runner {
     const full = this.full(sw, port);
     const b = this.backends.get(full);
     if (b) return this.remove(full, b, 'detached by request');
-    const i = port.indexOf(':');
-    if (i > 0 && Object.hasOwn(kinds, port.slice(0, i))) throw new WasmapError('ENOENT', `no port of ${sw} answers to ${port}`);
+    if (kindOf(port)) throw new WasmapError('ENOENT', `no port of ${sw} answers to ${port}`);
     const pcap = this.captures.get(full);
     if (pcap) { pcap.close(); this.captures.delete(full); }
     const stats = this.vale.detach(full); // a virtual port, attached as valeX:NAME

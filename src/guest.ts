@@ -10,7 +10,7 @@ import { WasmapError } from './errors.js';
 import { requireHost, NativeHost } from './host.js';
 import { RingView } from './port.js';
 import type { Generator } from './gen.js';
-import type { PtProcessInfo, PtWorkerInfo } from './passthrough.js';
+import type { PtProcessInfo, PtWorkerInfo } from './backends/passthrough.js';
 
 type Dir = 'tx' | 'rx';
 

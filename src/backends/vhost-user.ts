@@ -9,10 +9,13 @@
 // goes down, the guest's memory is unmapped and every fd closed; the next connection starts
 // a new session on the same port.
 import { statSync, unlinkSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { Datapath } from '../datapath.js';
 import { WasmapError } from '../errors.js';
 import type { NativeHost } from '../host.js';
-import type { SwitchPort } from '../switch.js';
+import type { SwitchPort, PortStats } from '../switch.js';
+import { parsePortName } from '../portname.js';
+import type { AttachContext, Backend, Fields } from './backend.js';
 
 // Requests (vhost-user spec, "Front-end message types") that this back-end understands.
 export const REQ = {
@@ -76,7 +79,8 @@ const freshQueue = (): Queue => ({ setup: false, num: 0, base: 0, desc: 0n, avai
 
 export interface QueueStats { frames: number; bytes: number; chains: number; dropBig: number; dropBad: number; stalls: number; calls: number; kicks: number; broken: string | null }
 
-export class VhostUserPort {
+export class VhostUserPort implements Backend {
+  readonly kind = 'vhost-user';
   readonly path: string;
   listenFd: number;
   conn = -1;
@@ -566,14 +570,52 @@ export class VhostUserPort {
   /** Mapped guest memory, bytes (for leak checks and stats). */
   get mappedBytes(): number { return this.regions.reduce((s, r) => s + r.len, 0); }
 
-  close(): void {
-    if (this.closed) return;
-    this.endSession('port detached');
-    this.closed = true;
-    try { this.host.closeFd(this.listenFd); } catch { /* gone */ }
-    this.listenFd = -1;
-    try { unlinkSync(this.path); } catch { /* already gone */ }
-    this.dp.release(this.mt, this.dp.abi.MT_SIZE + QUEUES * this.dp.abi.VQ_SIZE);
+  answersTo(spec: string): boolean { return spec.startsWith('vhost-user:') && resolve(spec.slice('vhost-user:'.length)) === this.path; }
+
+  info(): Fields { return { path: this.path, connected: this.connected, sessions: this.sessions }; }
+  stats(): Fields {
+    return { path: this.path, connected: this.connected, sessions: this.sessions, refusedConnections: this.refusedConnections, features: `0x${this.features.toString(16)}`,
+      downDrops: this.downDrops, refused: { ...this.refused }, messages: this.messages, guestMappedBytes: this.mappedBytes, queues: this.queueStats(), events: this.events.slice(-64) };
+  }
+
+  /** The session ends, the socket goes (its file removed), then the port when `detach` is given. */
+  close(_reason = 'port detached', detach?: () => PortStats): { stats?: PortStats } {
+    if (!this.closed) {
+      this.endSession('port detached');
+      this.closed = true;
+      try { this.host.closeFd(this.listenFd); } catch { /* gone */ }
+      this.listenFd = -1;
+      try { unlinkSync(this.path); } catch { /* already gone */ }
+      this.dp.release(this.mt, this.dp.abi.MT_SIZE + QUEUES * this.dp.abi.VQ_SIZE);
+    }
+    return { stats: detach?.() };
+  }
+}
+
+const PORT_NAME_RE = /^[A-Za-z0-9_.-]+$/; // what a switch port may be named (src/switch.ts)
+
+/** `vhost-user:PATH`: a server socket at PATH and a switch port behind it (named `args.name`,
+ *  default the socket file's name without its extension). QEMU connects whenever it likes. */
+export function openVhostUser(c: AttachContext): VhostUserPort {
+  const path = resolve(parsePortName(c.spec).name);
+  const name = typeof c.args.name === 'string' ? c.args.name : undefined;
+  const port = name ?? (basename(path).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') || 'vhost');
+  const s = c.sw, full = `${s.name}:${port}`;
+  for (const [k, b] of c.attached) if (b instanceof VhostUserPort && b.path === path) throw new WasmapError('EBUSY', `${path} is already served by ${k}`);
+  if (s.port(port)) throw new WasmapError('EBUSY', `${full} already exists; name the port with --name`);
+  if (!PORT_NAME_RE.test(port) || port.length > 15) {
+    throw new WasmapError('EINVAL', `bad port name '${port}'${name === undefined ? ` (from the socket file's name)` : ''}: 1 to 15 letters, digits, '_', '-' or '.'; name the port with --name`);
+  }
+  // the port name is a plain name here, not a netmap name ('-' is no ring suffix)
+  const p = s.attach(port);
+  try {
+    s.setHeaderLength(port, 12); // virtio_net_hdr_v1 on every frame, as the guest's rings carry it
+    s.setAccept(port, []);
+    return new VhostUserPort(c.host, c.dp, p, path, (acc) => s.setAccept(port, acc));
+  } catch (e) {
+    s.detach(port);
+    const err = e as Error & { code?: string };
+    throw new WasmapError(err.code ?? 'EIO', `vhost-user:${path}: ${err.message}`);
   }
 }
 

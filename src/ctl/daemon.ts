@@ -18,7 +18,7 @@ import type { Request, Reply } from '../runner.js';
 import { loadHost, NativeHost } from '../host.js';
 import { checkSocketPath } from './paths.js';
 export { checkSocketPath, MAX_SOCKET_PATH } from './paths.js';
-import type { PtProcessInfo } from '../passthrough.js';
+import type { PtProcessInfo } from '../backends/passthrough.js';
 
 /** What a control client can make the daemon hold. */
 export interface CtlLimits {

@@ -83,8 +83,8 @@ test(`vhost-user hostile front-ends: ${OPS} operations (seed ${SEED})`, { skip, 
     const path = join(dir, 'vm.sock');
     runner.attach(SW, `vhost-user:${path}`, { name: 'vm' });
     canary();
-    const vp = (runner as unknown as { vhostPorts: Map<string, VhostUserPort> }).vhostPorts.get(`${SW}:vm`)!;
-    assert.ok(vp, 'test bug: Runner keeps its vhost-user ports in vhostPorts');
+    const vp = (runner as unknown as { backends: Map<string, VhostUserPort> }).backends.get(`${SW}:vm`)!;
+    assert.ok(vp, 'test bug: Runner keeps its backends in backends');
     // p2 says where it is, so p1's frames go to it alone
     p2.send([frame(P1, P2, 60, 0)]); runner.step(); p1.recv();
     const base = { mem: runner.memory(), fences: host.fenceStats().fences, canaries: canaries.length, allocated: 0 };

@@ -27,7 +27,7 @@ const intact = (f: Uint8Array, seq: number) => {
 };
 type PortRow = { name: string; down: string | null; faultDrops?: number };
 // the runner's own maps, for injecting a fault into one backend (a test hook, nothing else)
-const internals = (r: Runner) => r as unknown as { vhostPorts: Map<string, { pull: () => number; push: () => number }>; captures: Map<string, { frames: () => void }>; ptPorts: Map<string, { drainKicks: () => void }> };
+const internals = (r: Runner) => r as unknown as { backends: Map<string, { pull: () => number; push: () => number; drainKicks: () => void }>; captures: Map<string, { frames: () => void }> };
 
 /** Bystanders a and b exchange `n` frames each way through runner `r`; returns what b and a got intact. */
 function bystanders(r: Runner, sw: string, n: number, seq0 = 0): { ab: number; ba: number } {
@@ -52,7 +52,7 @@ test('a vhost-user port whose pull throws is taken down alone: the pair next to 
     const vh = r.attach('vale0', `vhost-user:${join(tmp, 'vh.sock')}`) as { name: string; index: number };
     // make both MACs known (the first frames flood, to the vhost port as well)
     bystanders(r, 'vale0', 16);
-    internals(r).vhostPorts.get(vh.name)!.pull = () => { throw new Error('injected: backend state corrupted'); };
+    internals(r).backends.get(vh.name)!.pull = () => { throw new Error('injected: backend state corrupted'); };
     let got = { ab: 0, ba: 0 };
     assert.doesNotThrow(() => { got = bystanders(r, 'vale0', 512, 1000); }, 'one port\'s throw does not end the pass');
     assert.deepEqual(got, { ab: 512, ba: 512 }, 'every bystander frame delivered intact');
@@ -99,7 +99,7 @@ test('a passthrough port whose kick handling throws is reclaimed with the reason
     const pt = r.ptOpen('vale2', 'g', 'worker', { slots: 64 });
     const g = PtGuest.fromWorker(pt.workerInfo());
     bystanders(r, 'vale2', 16);
-    internals(r).ptPorts.get('vale2:g')!.drainKicks = () => { throw new Error('injected: eventfd gone'); };
+    internals(r).backends.get('vale2:g')!.drainKicks = () => { throw new Error('injected: eventfd gone'); };
     assert.doesNotThrow(() => { for (let i = 0; i < 5; i++) r.stepOrSleep(1, 0); }, 'the sleep path survives the fault');
     assert.deepEqual(bystanders(r, 'vale2', 256, 300), { ab: 256, ba: 256 });
     const gone = (r.stats('vale2') as { guestsGone: { name: string; reason: string; audit: string[] }[] }[])[0].guestsGone;

@@ -83,8 +83,8 @@ function rig(t: TestContext, o: GuestOptions = {}): Rig {
 
 /** The port object behind vm1 (white box: sleepFds' verdict is not visible through Runner). */
 const vhostPort = (r: Runner, name: string) => {
-  const vp = (r as unknown as { vhostPorts: Map<string, VhostUserPort> }).vhostPorts.get(`${SW}:${name}`);
-  assert.ok(vp, `test bug: Runner keeps its vhost-user ports in vhostPorts (${name})`);
+  const vp = (r as unknown as { backends: Map<string, VhostUserPort> }).backends.get(`${SW}:${name}`);
+  assert.ok(vp, `test bug: Runner keeps its backends in backends (${name})`);
   return vp;
 };
 

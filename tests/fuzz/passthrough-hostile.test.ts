@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, workerData, parentPort } from 'node:worker_threads';
 import { Runner } from '../../src/runner.js';
 import { PtGuest } from '../../src/guest.js';
-import { PtPort, PtWorkerInfo, PtProcessInfo } from '../../src/passthrough.js';
+import { PtPort, PtWorkerInfo, PtProcessInfo } from '../../src/backends/passthrough.js';
 import { spawn, ChildProcess } from 'node:child_process';
 import { conservation, PortStats } from '../../src/switch.js';
 import { loadHost, hostMissingReason, requireHost } from '../../src/host.js';

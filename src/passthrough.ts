@@ -1,2 +1,0 @@
-// Moved to src/backends/passthrough.ts (every port kind is a backend there); kept for old imports.
-export * from './backends/passthrough.js';

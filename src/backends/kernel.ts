@@ -57,8 +57,8 @@ export abstract class KernelPort implements Backend {
 
 /** The checks and set-up both kernel kinds do on attach; `open` makes the endpoint and the port
  *  (through `attach`), releasing what it made when it fails. */
-export function attachKernel<T extends KernelPort>(c: AttachContext, open: (ifname: string, hdr: number, attach: () => SwitchPort) => T): T {
-  const hdr = vnetHdr(c.args);
+export function attachKernel<T extends KernelPort>(c: AttachContext, open: (ifname: string, hdr: number, attach: () => SwitchPort) => T, defaultHdr = 0): T {
+  const hdr = vnetHdr(c.args, defaultHdr);
   const spec = parsePortName(c.spec);
   const full = `${c.sw.name}:${spec.name}`;
   if (c.attached.get(full) instanceof KernelPort) throw new WasmapError('EBUSY', `${c.spec} is already attached to ${c.sw.name}`);
@@ -72,9 +72,9 @@ export function attachKernel<T extends KernelPort>(c: AttachContext, open: (ifna
   return kp;
 }
 
-/** The vnet header length of an attach request: 0 (none), 10 or 12. */
-export function vnetHdr(args: Record<string, unknown>): number {
-  const hdr = args.vnetHdr === undefined ? 0 : Number(args.vnetHdr);
+/** The vnet header length of an attach request: 0 (none), 10 or 12; `dflt` when not asked. */
+export function vnetHdr(args: Record<string, unknown>, dflt = 0): number {
+  const hdr = args.vnetHdr === undefined || args.vnetHdr === null ? dflt : Number(args.vnetHdr);
   if (![0, 10, 12].includes(hdr)) throw new WasmapError('EINVAL', `vnet header length must be 0, 10 or 12, not ${String(args.vnetHdr)}`);
   return hdr;
 }

@@ -1,6 +1,9 @@
 // TAP ports (`tap:IF`): a TAP device created (or opened) by that name, joined to the switch port
-// of the same name. One native call per batch each way (readv/writev per frame), with an
-// optional virtio-net header on every frame (`--vnet-hdr 10|12`).
+// of the same name. One native call per batch each way (readv/writev per frame). Fast by
+// default: a virtio-net header on every frame (12 bytes unless `--vnet-hdr 0|10` says
+// otherwise), so the kernel hands over 64 KiB TSO frames with partial checksums and the switch
+// segments or completes them only for ports that cannot take them (TCP measured 11-12.7 Gbit/s
+// with the header against 1.3 without).
 import type { NativeHost } from '../host.js';
 import type { Datapath } from '../datapath.js';
 import type { SwitchPort } from '../switch.js';
@@ -46,4 +49,7 @@ export class TapPort extends KernelPort {
   protected release(): void { /* only the fd */ }
 }
 
-export const openTap = (c: AttachContext): TapPort => attachKernel(c, (ifname, hdr, attach) => TapPort.open(c.host, c.dp, ifname, hdr, attach));
+/** The header a TAP port carries when the attach names none. */
+export const TAP_DEFAULT_HDR = 12;
+
+export const openTap = (c: AttachContext): TapPort => attachKernel(c, (ifname, hdr, attach) => TapPort.open(c.host, c.dp, ifname, hdr, attach), TAP_DEFAULT_HDR);

@@ -50,6 +50,8 @@ export interface NativeHost {
   packetRingOpen(ifname: string, view: Uint8Array, offset: number, frames: number): { fd: number; rx: number; tx: number; frames: number; frameSize: number; bytes: number };
   /** Ask the kernel to send what the tx ring holds; -errno when the socket is dead. */
   packetKick(fd: number): number;
+  /** Frames the kernel dropped since the last call because the AF_PACKET rx ring was full (PACKET_STATISTICS), or -errno. */
+  packetDrops(fd: number): number;
   /** A non-blocking eventfd, to wake a thread sleeping in pollFds; signal adds 1, drain reads. */
   eventfdCreate(): number;
   eventfdSignal(fd: number): void;
@@ -71,7 +73,7 @@ export interface NativeHost {
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'packetDrops', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

@@ -376,6 +376,18 @@ static napi_value packet_kick(napi_env env, napi_callback_info info) {
   return ret_i64(env, 0);
 }
 
+// packetDrops(fd) -> frames the kernel dropped for this AF_PACKET socket since the last call
+// (PACKET_STATISTICS tp_drops: the rx ring was full), or -errno. Reading resets the kernel's
+// counters, so the caller accumulates.
+static napi_value packet_drops(napi_env env, napi_callback_info info) {
+  napi_value argv[1]; size_t argc = 1; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return host_throw(env, "EINVAL", "packetDrops(fd)");
+  struct tpacket_stats st; socklen_t len = sizeof st;
+  if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0) return ret_i64(env, -errno);
+  return ret_i64(env, (int64_t)st.tp_drops);
+}
+
 // eventfdCreate() -> fd; eventfdSignal(fd); eventfdDrain(fd): a wake-up another thread can
 // give the forwarding loop while it sleeps in poll(2) (control requests, passthrough kicks).
 static napi_value eventfd_create(napi_env env, napi_callback_info info) {
@@ -407,6 +419,7 @@ void host_register_io(napi_env env, napi_value exports) {
       {"pollFds", NULL, poll_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetRingOpen", NULL, packet_ring_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetKick", NULL, packet_kick, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetDrops", NULL, packet_drops, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdCreate", NULL, eventfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdSignal", NULL, eventfd_signal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdDrain", NULL, eventfd_drain, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -6,7 +6,7 @@ import type { NativeHost } from '../host.js';
 import type { Datapath } from '../datapath.js';
 import type { SwitchPort } from '../switch.js';
 import { WasmapError } from '../errors.js';
-import type { AttachContext } from './backend.js';
+import type { AttachContext, Fields } from './backend.js';
 import { KernelPort, attachKernel } from './kernel.js';
 
 const RING_FRAMES = 1024; // per direction, 2048 bytes each: 4 MiB of the memory per AF_PACKET port
@@ -16,9 +16,30 @@ interface PacketRing { span: number; bytes: number; rx: number; tx: number; fram
 export class AfPacketPort extends KernelPort {
   readonly kind = 'af_packet' as const;
   // TPACKET tx frames the kernel refused are counted by tpk_push at offset 16 of its state, rx
-  // frames too big for a buffer (or truncated) by tpk_pull at offset 16 of its own
-  get kernelDrops(): number { return this.dropsAtClose ?? Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16)); }
+  // frames too big for a buffer (or truncated) by tpk_pull at offset 16 of its own; frames the
+  // kernel dropped because our rx ring was full, by the kernel (PACKET_STATISTICS)
+  get kernelDrops(): number { return (this.dropsAtClose ?? Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16))) + this.ringOverruns; }
   private dropsAtClose: number | null = null; // the count when the state records went back
+  /** Frames the kernel dropped before we saw them: the rx ring was full (tp_drops). */
+  ringOverruns = 0;
+
+  /** Add the kernel's drop count since the last read (reading resets it; a u32 in the kernel,
+   *  so it is read whenever the loop sleeps and at every stats request). */
+  private readOverruns(): void {
+    if (this.fd < 0) return;
+    const n = this.host.packetDrops(this.fd);
+    if (n > 0) this.ringOverruns += n;
+  }
+
+  sleepFds(fds: number[]): 'sleep' {
+    this.readOverruns();
+    return super.sleepFds(fds) as 'sleep';
+  }
+
+  stats(): Fields {
+    this.readOverruns();
+    return { ...super.stats(), ringOverruns: this.ringOverruns };
+  }
 
   private constructor(host: NativeHost, dp: Datapath, ifname: string, port: SwitchPort, fd: number, private readonly ring: PacketRing) {
     super(host, dp, ifname, port, fd);
@@ -70,6 +91,7 @@ export class AfPacketPort extends KernelPort {
   }
 
   protected release(): void {
+    this.readOverruns(); // the fd is still open here
     try { this.host.unmap(this.dp.u8, this.ring.span, this.ring.bytes); } catch { /* memory already gone */ }
     this.dp.release(this.ring.span, this.ring.bytes);
     this.dropsAtClose = this.kernelDrops; // a port listed down still shows them

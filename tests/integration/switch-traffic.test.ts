@@ -151,3 +151,27 @@ test("a vhost-user socket named vh-a.sock gets the port vale0:vh-a; a name too l
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('an AF_PACKET port counts what the kernel dropped because its rx ring was full (PACKET_STATISTICS): sent = taken + overruns', { skip: netWhy && !netRequired ? netWhy : (spawnSync('python3', ['-V']).status === 0 ? false : 'needs python3 (apt-get install python3)'), timeout: 30000 }, () => {
+  const P = `o${(process.pid % 9000) + 1000}`; // per-run prefix
+  const sh = (cmd: string, ok = true) => { const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }); if (ok && r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`); return r.stdout; };
+  const runner = new Runner(['vale0']);
+  const SENT = 3000; // the port's rx ring holds 1024 frames: the switch does not run meanwhile
+  try {
+    sh(`ip link add ${P}a type veth peer name ${P}b`);
+    for (const e of ['a', 'b']) sh(`sysctl -qw net.ipv6.conf.${P}${e}.disable_ipv6=1 && ip link set ${P}${e} up`); // no chatter of their own
+    const r = runner.handle({ verb: 'attach', args: { switch: 'vale0', port: `af_packet:${P}a` } });
+    assert.ok(r.ok, JSON.stringify(r));
+    // a plain packet socket on the other end sends SENT 60-byte frames at once
+    sh(`python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${P}b', 0)); f=bytes([0xff]*6+[2,0,0,0,0,1]+[0x88,0xb5])+bytes(46); [s.send(f) for _ in range(${SENT})]"`);
+    let taken = 0;
+    for (let i = 0, idle = 0; i < 10000 && idle < 50; i++) { const n = runner.step(); taken += n; idle = n ? 0 : idle + 1; }
+    const port = (runner.handle({ verb: 'stats', args: { switch: 'vale0' } }) as { result: { ports: { name: string; kernelRx: number; ringOverruns: number; kernelDrops: number }[] }[] }).result[0].ports.find((p) => p.name === `${P}a`)!;
+    assert.ok(port.ringOverruns > 0, `the kernel dropped frames: ${port.ringOverruns}`);
+    assert.equal(port.kernelRx + port.ringOverruns, SENT, `taken ${port.kernelRx} + overruns ${port.ringOverruns} = sent ${SENT}`);
+    assert.ok(port.kernelDrops >= port.ringOverruns, 'overruns are part of kernelDrops');
+  } finally {
+    runner.close();
+    sh(`ip link del ${P}a 2>/dev/null`, false);
+  }
+});

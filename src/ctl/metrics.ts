@@ -10,7 +10,8 @@ const PORT_COUNTERS: [string, string, string][] = [
   ['rxBytes', 'wasmap_port_rx_bytes_total', 'Bytes delivered into the port\'s rx ring.'],
   ['txErrors', 'wasmap_port_tx_errors_total', 'Syncs refused because the port\'s user broke its ring.'],
 ];
-const DROPS: [string, string][] = [['dropFull', 'rx_full'], ['dropBroken', 'rx_broken'], ['dropNoDst', 'no_destination'], ['dropLookup', 'lookup'], ['dropSize', 'too_big'], ['dropHdr', 'vnet_header_mismatch']];
+const DROPS: [string, string][] = [['dropFull', 'rx_full'], ['dropBroken', 'rx_broken'], ['dropNoDst', 'no_destination'], ['dropLookup', 'lookup'], ['dropSize', 'too_big'], ['dropHdr', 'vnet_header_mismatch'],
+  ['faultDrops', 'port_fault']]; // port_fault: delivered to a port taken down by a fault, then thrown away
 
 export function prometheus(stats: SwitchRow[]): string {
   const out: string[] = [];
@@ -21,6 +22,17 @@ export function prometheus(stats: SwitchRow[]): string {
   }
   out.push('# HELP wasmap_port_drops_total Frames dropped, by reason.', '# TYPE wasmap_port_drops_total counter');
   for (const s of stats) for (const p of s.ports) for (const [key, reason] of DROPS) out.push(`wasmap_port_drops_total{switch="${esc(s.name)}",port="${esc(p.name)}",reason="${reason}"} ${Number(p[key] ?? 0)}`);
+  // kernel ports: what the kernel refused or dropped before the switch saw it (not in the switch's books)
+  const kernel = stats.flatMap((s) => s.ports.filter((p) => p.kind === 'tap' || p.kind === 'af_packet').map((p) => ({ s, p })));
+  if (kernel.length) {
+    out.push('# HELP wasmap_port_kernel_drops_total Frames lost at the kernel side: refused on write, too long for the slots, or (af_packet) dropped by the kernel with the rx ring full.', '# TYPE wasmap_port_kernel_drops_total counter');
+    for (const { s, p } of kernel) out.push(`wasmap_port_kernel_drops_total{switch="${esc(s.name)}",port="${esc(p.name)}",kind="${p.kind}"} ${Number(p.kernelDrops ?? 0)}`);
+    const ring = kernel.filter(({ p }) => p.kind === 'af_packet');
+    if (ring.length) {
+      out.push('# HELP wasmap_port_ring_overruns_total Frames the kernel dropped because the AF_PACKET rx ring was full (PACKET_STATISTICS); part of wasmap_port_kernel_drops_total.', '# TYPE wasmap_port_ring_overruns_total counter');
+      for (const { s, p } of ring) out.push(`wasmap_port_ring_overruns_total{switch="${esc(s.name)}",port="${esc(p.name)}"} ${Number(p.ringOverruns ?? 0)}`);
+    }
+  }
   out.push('# HELP wasmap_port_up 1 while the port\'s kernel endpoint works.', '# TYPE wasmap_port_up gauge');
   for (const s of stats) for (const p of s.ports) out.push(`wasmap_port_up{switch="${esc(s.name)}",port="${esc(p.name)}"} ${p.down ? 0 : 1}`);
   out.push('# HELP wasmap_switch_rounds_total Forwarding rounds run.', '# TYPE wasmap_switch_rounds_total counter');
@@ -47,6 +59,11 @@ export function prometheus(stats: SwitchRow[]): string {
     for (const { s, p } of vhost) out.push(`wasmap_vhost_connected{switch="${esc(s.name)}",port="${esc(p.name)}"} ${p.connected ? 1 : 0}`);
     out.push('# HELP wasmap_vhost_down_drops_total Frames for the port discarded while no guest could take them.', '# TYPE wasmap_vhost_down_drops_total counter');
     for (const { s, p } of vhost) out.push(`wasmap_vhost_down_drops_total{switch="${esc(s.name)}",port="${esc(p.name)}"} ${Number(p.downDrops ?? 0)}`);
+    out.push('# HELP wasmap_vhost_refused_total What a front-end tried to make the switch hold, refused (each ends its session): fds, bytes of a partial message, guest memory that shrank.', '# TYPE wasmap_vhost_refused_total counter');
+    for (const { s, p } of vhost) {
+      const r = (p.refused ?? {}) as Record<string, number>;
+      for (const [key, what] of [['fds', 'fds'], ['bytes', 'bytes'], ['memoryFaults', 'memory_faults']]) out.push(`wasmap_vhost_refused_total{switch="${esc(s.name)}",port="${esc(p.name)}",what="${what}"} ${Number(r[key] ?? 0)}`);
+    }
   }
   // forwarding functions: which lookup decides, the function's health and its own counters
   out.push('# HELP wasmap_switch_lookup 1 for the lookup deciding this switch\'s frames (learning, function or drop).', '# TYPE wasmap_switch_lookup gauge');

@@ -239,6 +239,8 @@ test('stats in Prometheus text format', { skip }, () => {
   assert.match(out, /# TYPE wasmap_port_rx_packets_total counter/);
   assert.match(out, new RegExp(`wasmap_port_rx_packets_total\\{switch="vale0",port="${P}t1",kind="tap"\\} [1-9]`));
   assert.match(out, /wasmap_port_drops_total\{[^}]*reason="rx_full"\} \d+/);
+  assert.match(out, /wasmap_port_drops_total\{[^}]*reason="port_fault"\} 0/);
+  assert.match(out, new RegExp(`wasmap_port_kernel_drops_total\\{switch="vale0",port="${P}t1",kind="tap"\\} \\d+`));
 });
 
 test('a killed daemon leaves no TAP behind, and a new one starts on the stale socket', { skip, timeout: 30000 }, async () => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runner } from '../../src/runner.js';
 import { loadHost } from '../../src/host.js';
+import { prometheus } from '../../src/ctl/metrics.js';
 
 const mac = (i: number) => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`;
 
@@ -166,10 +167,12 @@ test('an AF_PACKET port counts what the kernel dropped because its rx ring was f
     sh(`python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${P}b', 0)); f=bytes([0xff]*6+[2,0,0,0,0,1]+[0x88,0xb5])+bytes(46); [s.send(f) for _ in range(${SENT})]"`);
     let taken = 0;
     for (let i = 0, idle = 0; i < 10000 && idle < 50; i++) { const n = runner.step(); taken += n; idle = n ? 0 : idle + 1; }
-    const port = (runner.handle({ verb: 'stats', args: { switch: 'vale0' } }) as { result: { ports: { name: string; kernelRx: number; ringOverruns: number; kernelDrops: number }[] }[] }).result[0].ports.find((p) => p.name === `${P}a`)!;
+    const st = (runner.handle({ verb: 'stats', args: { switch: 'vale0' } }) as { result: { name: string; ports: { name: string; kind: string; kernelRx: number; ringOverruns: number; kernelDrops: number }[] }[] }).result;
+    const port = st[0].ports.find((p) => p.name === `${P}a`)!;
     assert.ok(port.ringOverruns > 0, `the kernel dropped frames: ${port.ringOverruns}`);
     assert.equal(port.kernelRx + port.ringOverruns, SENT, `taken ${port.kernelRx} + overruns ${port.ringOverruns} = sent ${SENT}`);
     assert.ok(port.kernelDrops >= port.ringOverruns, 'overruns are part of kernelDrops');
+    assert.match(prometheus(st as unknown as Parameters<typeof prometheus>[0]), new RegExp(`wasmap_port_ring_overruns_total\\{switch="vale0",port="${P}a"\\} ${port.ringOverruns}\n`), 'and in --prometheus');
   } finally {
     runner.close();
     sh(`ip link del ${P}a 2>/dev/null`, false);

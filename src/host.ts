@@ -30,6 +30,8 @@ export interface NativeHost {
   fenceFaults(view: Uint8Array, offset: number, length: number): number;
   /** Fences registered now, and faults mended since the process started. */
   fenceStats(): { fences: number; faults: number };
+  /** A view of the count of faults the fences mended: changes only when one caught a fault (read it, no call). */
+  fenceGeneration(): Uint32Array;
   pageSize(): number;
   version(): string;
   /** Attach to TAP `name` or create it (IFF_TAP|IFF_NO_PI, virtio-net header of hdrLen bytes), non-blocking. */
@@ -72,7 +74,7 @@ export interface NativeHost {
 
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
-const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'pageSize', 'version',
+const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'fenceGeneration', 'pageSize', 'version',
   'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'packetDrops', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;

@@ -45,6 +45,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction prev;
 static bool installed;
 static _Atomic uint64_t total_faults;
+// bumped with every mended fault; JS reads it through a view (fenceGeneration) with no call, so
+// the forwarding loop looks at the fences only when something happened
+static _Atomic uint32_t fault_gen;
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx) {
   uintptr_t a = (uintptr_t)si->si_addr;
@@ -60,6 +63,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx) {
       if (p == MAP_FAILED) break; // cannot mend it: let the previous handler (or the default) decide
       atomic_fetch_add(&fences[i].faults, 1);
       atomic_fetch_add(&total_faults, 1);
+      atomic_fetch_add(&fault_gen, 1);
       return; // the access retries on zeroed pages
     }
   }
@@ -178,6 +182,17 @@ static napi_value fence_stats_js(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// fenceGeneration() -> a Uint32Array(1) over the count of faults mended: it changes when (and
+// only when) a fence caught a fault, and reading it costs no call into the host.
+static napi_value fence_generation_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value ab, out;
+  if (napi_create_external_arraybuffer(env, (void *)&fault_gen, sizeof fault_gen, NULL, NULL, &ab) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, 1, ab, 0, &out) != napi_ok)
+    return host_throw(env, "EIO", "fenceGeneration(): cannot make a view of the fault count");
+  return out;
+}
+
 // sealFd(fd, end) -> { sealed, why }: F_SEAL_SHRINK added (or already there) so the file can
 // never be shorter than it is now; then it must be a regular file of at least `end` bytes
 // (else EINVAL). sealed false (with why) when the file cannot be sealed: fence its mapping.
@@ -214,6 +229,7 @@ void host_register_fence(napi_env env, napi_value exports) {
       {"unfence", NULL, unfence_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fenceFaults", NULL, fence_faults_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fenceStats", NULL, fence_stats_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fenceGeneration", NULL, fence_generation_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

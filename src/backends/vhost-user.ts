@@ -108,9 +108,14 @@ export class VhostUserPort implements Backend {
   private consumed = 0; // stream bytes parsed so far (offsets of pendingFds are in this count)
   private brokenSaid = [0, 0];
   private closed = false;
+  /** The fences' fault count (a view, read without a call) and the value this port last looked at. */
+  private readonly faultGen: Uint32Array;
+  private faultSeen: number;
 
   constructor(private readonly host: NativeHost, private readonly dp: Datapath, readonly port: SwitchPort, path: string,
               private readonly setAccept: (offloads: string[]) => void) {
+    this.faultGen = host.fenceGeneration();
+    this.faultSeen = this.faultGen[0];
     const a = dp.abi;
     this.path = path;
     this.mt = dp.alloc(a.MT_SIZE + QUEUES * a.VQ_SIZE, 64);
@@ -169,6 +174,8 @@ export class VhostUserPort implements Backend {
    * pull() and push() call it after every pass over guest memory.
    */
   checkFaults(): string | null {
+    if (this.faultGen[0] === this.faultSeen) return null; // no fence caught anything since we looked
+    this.faultSeen = this.faultGen[0];
     if (this.conn < 0 || !this.regions.length) return null;
     let faulted = -1;
     for (let i = 0; i < this.regions.length && faulted < 0; i++) {

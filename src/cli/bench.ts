@@ -19,7 +19,7 @@ import { benchVm } from './bench-vm.js';
 export const BENCH_HELP = `wasmap bench — packet rates of the wasm datapath, with a native C reference
 
 Usage: wasmap bench [--only NAME] [--seconds N] [--runs N] [--json]
-       wasmap bench --netns [--only PATH] [--seconds N] [--json]     (root)
+       wasmap bench --netns [--only PATH,…] [--seconds N] [--runs N] [--json]   (root)
        wasmap bench --vm [--only bridge|wasmap] [--seconds N] [--runs N] [--spin-us N] [--json]
                                                                  (root, QEMU)
 
@@ -44,10 +44,18 @@ Scenarios (all in one process, on one core; generators and sinks included in the
 switch-2port-60 carries ratio = wasm Mpps / native Mpps: the two alternate in slices of\n--seconds/4, 4 × --runs pairs, and the ratio is the median of the pair ratios.
 Each scenario runs --runs times (default 3) for --seconds each (default 2); the median is shown.
 
-With --netns: two network namespaces, and between them in turn the Linux bridge (veth),
-a C TAP<->TAP forwarder with the virtio-net header (build/tapfwd), wasmap with TAP ports and
-wasmap with AF_PACKET ports on veth: ping RTT, iperf3 TCP (--seconds, default 5) and iperf3
-UDP with 60-byte frames; ratios of TCP Gbit/s to the bridge and to the C forwarder.
+With --netns: two network namespaces A and B, and between them in turn, on veth pairs or TAPs:
+  linux-bridge          the Linux bridge (the reference: ratios are to it)
+  c-tap                 a C TAP<->TAP forwarder with the virtio-net header (build/tapfwd)
+  wasmap-tap            wasmap, TAP ports (virtio-net header by default)
+  wasmap-af_packet      wasmap, AF_PACKET ports on the veths, offloads off
+  wasmap-tap-af_packet  wasmap, TAP with TSO on one side, AF_PACKET without on the other
+  dpdk-af_xdp, dpdk-af_packet   dpdk-testpmd io forwarding with those vdevs (apt: dpdk-dev …)
+  ovs-afxdp, ovs-af_packet, ovs-tap   Open vSwitch's userspace datapath, private ovsdb
+Per path: ping RTT, iperf3 TCP (--seconds, default 5), 60-byte UDP frames from trafgen
+(netsniff-ng) counted at B's interface, and the forwarder's CPU % (during TCP; idle after).
+--runs runs (default 3), the paths alternating run by run; medians. A path whose tool is
+missing is skipped with the apt-get line that brings it.
 
 With --vm: two QEMU guest pairs (1 vCPU, 256 MiB each, Debian kernel, virtio-net; image built
 once into build/vm) in a fresh network namespace: one pair on (a) a wasmap switch with
@@ -216,7 +224,9 @@ export async function bench(argv: string[]): Promise<number> {
   if (values.netns) {
     const secs = Number(values.seconds ?? 5);
     if (!(secs >= 1)) throw new WasmapError('EINVAL', `--seconds must be ≥ 1 with --netns, not '${values.seconds}'`);
-    await benchNetns(secs, values.json, values.only?.split(','));
+    const runs = Number(values.runs);
+    if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new WasmapError('EINVAL', `--runs must be a whole number 1..100, not '${values.runs}'`);
+    await benchNetns(secs, values.json, values.only?.split(','), runs);
     return 0;
   }
   values.seconds ??= '2';

@@ -20,7 +20,10 @@ export interface NativeHost {
   /** Guest RAM from a peer: add F_SEAL_SHRINK (the peer can then never shrink the file under
    *  our mapping), then check it is a regular file of at least `end` bytes (EINVAL if not).
    *  sealed false, with why, when it cannot be sealed: fence its mapping instead. */
-  sealFd(fd: number, end: number): { sealed: boolean; why: string | null };
+  sealFd(fd: number, end: number): { sealed: boolean; why: string | null; pageSize: number };
+  /** Bytes to add to `offset` so the absolute address of view[offset + gap] is a multiple of
+   *  `align` (a power of 2): for mappings that need more than the memory's base alignment. */
+  alignGap(view: Uint8Array, offset: number, align: number): number;
   /** A SIGBUS inside [offset, offset+length) of the memory (a peer shrank the file mapped
    *  there) maps zeroed pages over the whole span, and is counted, instead of killing the
    *  process. unmap() removes the fences inside the span it restores. */
@@ -74,7 +77,7 @@ export interface NativeHost {
 
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
-const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'fenceGeneration', 'pageSize', 'version',
+const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'alignGap', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'fenceGeneration', 'pageSize', 'version',
   'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'packetDrops', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <node_api.h>
 
@@ -215,16 +216,39 @@ static napi_value seal_fd_js(napi_env env, napi_callback_info info) {
   if (!S_ISREG(st.st_mode)) return host_throw(env, "EINVAL", "%s: fd %d is not a regular file or memfd (guest RAM must be one)", fn, fd);
   if ((double)st.st_size < end)
     return host_throw(env, "EINVAL", "%s: fd %d is %lld bytes, shorter than the %.0f the memory table needs", fn, fd, (long long)st.st_size, end);
+  // hugetlbfs files (QEMU's hugepage RAM, DPDK's --in-memory segments) must be mapped at their
+  // page size's alignment, offsets and lengths multiples of it: tell the caller that size
+  double page = (double)sysconf(_SC_PAGESIZE);
+  struct statfs sf;
+  if (fstatfs(fd, &sf) == 0 && sf.f_type == 0x958458f6 /* HUGETLBFS_MAGIC */) page = (double)sf.f_bsize;
   napi_create_object(env, &out);
+  napi_create_double(env, page, &v); napi_set_named_property(env, out, "pageSize", v);
   napi_get_boolean(env, why == NULL, &v); napi_set_named_property(env, out, "sealed", v);
   if (why) napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &v); else napi_get_null(env, &v);
   napi_set_named_property(env, out, "why", v);
   return out;
 }
 
+// alignGap(view, offset, align) -> bytes to add to offset so that the absolute address of
+// view[offset + gap] is a multiple of align (a power of 2): for mappings that need more
+// alignment than the memory's own base has (hugetlbfs: 2 MiB).
+static napi_value align_gap_js(napi_env env, napi_callback_info info) {
+  napi_value argv[3], out; uintptr_t s, e; double align;
+  if (get3(env, info, argv, "alignGap(view, offset, align)") < 0) return NULL;
+  napi_value one_arg[3] = {argv[0], argv[1], NULL};
+  napi_create_double(env, 1, &one_arg[2]);
+  if (span_of(env, "alignGap(view, offset, align)", one_arg, &s, &e) < 0) return NULL;
+  if (napi_get_value_double(env, argv[2], &align) != napi_ok || !(align >= 1) || align > 1073741824.0 || ((uint64_t)align & ((uint64_t)align - 1)))
+    return host_throw(env, "EINVAL", "alignGap: align must be a power of 2 up to 1 GiB");
+  uintptr_t a = (uintptr_t)align;
+  napi_create_double(env, (double)((a - (s & (a - 1))) & (a - 1)), &out);
+  return out;
+}
+
 void host_register_fence(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sealFd", NULL, seal_fd_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"alignGap", NULL, align_gap_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fence", NULL, fence_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unfence", NULL, unfence_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fenceFaults", NULL, fence_faults_js, NULL, NULL, NULL, napi_enumerable, NULL},

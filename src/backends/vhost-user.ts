@@ -50,6 +50,7 @@ export const OFFERED = Object.values(FEAT).reduce((a, b) => a | b, 0n);
 /** vhost-user protocol features offered: REPLY_ACK only (bit 3). */
 export const PROTO_REPLY_ACK = 1n << 3n;
 const QUEUES = 2; // one queue pair: 0 = RX (to the guest), 1 = TX (from the guest)
+const MAX_VRINGS = 256; // queue indexes a front-end may name (as VHOST_MAX_VRING); beyond: a protocol error
 const RX = 0, TX = 1;
 const PAGE = 4096;
 /** Guest RAM one port may map into the linear memory (all regions together). */
@@ -70,7 +71,9 @@ const VQE_TEXT: Record<number, string> = {
 };
 
 interface Queue { setup: boolean; num: number; base: number; desc: bigint; avail: bigint; used: bigint; addrSet: boolean; kick: number; call: number; err: number; started: boolean; enabled: boolean; kicks: number }
-interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: number; sealed: boolean }
+/** A guest RAM region mapped at [span, span+len), inside the allocation [at, at+bytes) (larger
+ *  when the region's pages need more alignment than the memory gives: hugetlbfs). */
+interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: number; sealed: boolean; at: number; bytes: number }
 
 /** What a front-end tried to make us hold, refused (each refusal ends its session). */
 export interface Refusals { fds: number; bytes: number; memoryFaults: number }
@@ -87,6 +90,8 @@ export class VhostUserPort implements Backend {
   /** Why the port does not move frames (no QEMU, a broken queue), null while it does. */
   down: string | null = 'waiting for QEMU to connect';
   sessions = 0;
+  /** Queues the front-end set up this session, counting those beyond the pair served (queues=N). */
+  queuesAsked = 0;
   refusedConnections = 0;
   /** fds beyond what a message may carry or beyond MAX_PENDING_FDS, partial messages beyond
    *  MAX_PENDING_BYTES, guest RAM that shrank under the switch (SIGBUS fenced). */
@@ -252,6 +257,7 @@ export class VhostUserPort implements Backend {
       if (this.conn >= 0) { this.refusedConnections++; this.host.closeFd(c); this.log('refused a second connection: one QEMU per port'); continue; }
       this.conn = c;
       this.sessions++;
+      this.queuesAsked = 0;
       this.down = 'QEMU connected; waiting for the guest driver to start the queues';
       this.log(`QEMU connected (session ${this.sessions})`);
     }
@@ -346,7 +352,7 @@ export class VhostUserPort implements Backend {
     const need = (n: number) => { if (p.length < n) throw new WasmapError('EPROTO', `${REQ_NAME[req]} payload of ${p.length} bytes, expected ${n}`); };
     let replied = false;
     const answer = (b: Buffer) => { this.reply(req, b); replied = true; };
-    switch (req) {
+    if (this.otherQueue(req, p, answer)) { /* a queue beyond the pair we serve: noted, not used */ } else switch (req) {
       case REQ.GET_FEATURES: answer(u64(OFFERED)); break;
       case REQ.SET_FEATURES: {
         need(8);
@@ -436,6 +442,32 @@ export class VhostUserPort implements Backend {
     return this.queues[i];
   }
 
+  /** Front-ends set up every queue they were configured with before they learn what the
+   *  device offers (DPDK's virtio-user with queues=N sends SET_VRING_CALL for queue 2N-1
+   *  first), as a hardware device would ignore writes to queues it does not have. Such a
+   *  message for a queue index below MAX_VRINGS is noted and answered (GET_VRING_BASE: 0), its
+   *  fd closed; nothing is kept. The guest has no MQ feature, so it uses queue pair 0 only.
+   *  Returns whether `req` was such a message. */
+  private otherQueue(req: number, p: Buffer, answer: (b: Buffer) => void): boolean {
+    let i: number;
+    switch (req) {
+      case REQ.SET_VRING_NUM: case REQ.SET_VRING_BASE: case REQ.SET_VRING_ADDR: case REQ.GET_VRING_BASE: case REQ.SET_VRING_ENABLE:
+        if (p.length < 8) return false; // the handler refuses it
+        i = p.readUInt32LE(0); break;
+      case REQ.SET_VRING_KICK: case REQ.SET_VRING_CALL: case REQ.SET_VRING_ERR:
+        if (p.length < 8) return false;
+        i = Number(p.readBigUInt64LE(0) & 0xffn); break;
+      default: return false;
+    }
+    if (i < QUEUES || i >= MAX_VRINGS) return false; // ours, or out of any range: the handler decides
+    if (i + 1 > this.queuesAsked) {
+      this.queuesAsked = i + 1;
+      this.log(`the front-end sets up queue ${i}: multiqueue is not offered, only queue pair 0 is served (the guest negotiates no MQ)`);
+    }
+    if (req === REQ.GET_VRING_BASE) { const b = Buffer.alloc(8); b.writeUInt32LE(i, 0); answer(b); }
+    return true;
+  }
+
   // Set the queue's wasm record up from what QEMU said so far (once per configuration: a set-up
   // record carries the running ring state), and turn it on when started and enabled.
   private apply(i: number): void {
@@ -504,25 +536,37 @@ export class VhostUserPort implements Backend {
     this.unmapAll();
     const fn = this.dp.fn;
     for (let i = 0; i < n; i++) {
-      const r = want[i], len = Math.ceil(Number(r.size) / PAGE) * PAGE;
-      const span = this.dp.alloc(len, 65536, false);
-      let sealed = false;
+      const r = want[i];
+      let len = Math.ceil(Number(r.size) / PAGE) * PAGE, at = -1, bytes = 0, span = -1, sealed = false;
       try {
         // the front-end keeps the fd: it could ftruncate it under our mapping (SIGBUS on our
         // next touch). Sealed against shrinking first, then its size checked; what cannot be
         // sealed (a file, a memfd without MFD_ALLOW_SEALING) is mapped behind the SIGBUS fence
-        const g = this.host.sealFd(fds[i], Number(r.off) + len);
+        let g = this.host.sealFd(fds[i], Number(r.off) + len);
+        // hugetlbfs (hugepage-backed RAM): offset, address and length in whole huge pages
+        const pg = Math.max(PAGE, g.pageSize);
+        if (pg > PAGE) {
+          if (r.off % BigInt(pg)) throw new Error(`mmap offset ${r.off} is not a multiple of the file's ${pg >> 10} KiB pages`);
+          len = Math.ceil(Number(r.size) / pg) * pg;
+          g = this.host.sealFd(fds[i], Number(r.off) + len);
+        }
         sealed = g.sealed;
+        bytes = len + (pg > 65536 ? pg : 0);
+        at = this.dp.alloc(bytes, 65536, false);
+        span = at + (pg > 65536 ? this.host.alignGap(this.dp.u8, at, pg) : 0);
         this.host.mapFd(this.dp.u8, span, len, fds[i], Number(r.off));
         this.host.fence(this.dp.u8, span, len); // defence in depth: sealed ones too
         if (!sealed) this.log(`region ${i} cannot be sealed against shrinking (${g.why}): mapped behind the SIGBUS fence`);
+        if (pg > PAGE) this.log(`region ${i} is on ${pg >> 10} KiB pages (hugetlbfs): mapped at that alignment`);
       } catch (e) {
-        try { this.host.unmap(this.dp.u8, span, len); } catch { /* the span is released either way */ }
-        this.dp.release(span, len);
+        if (at >= 0) {
+          try { this.host.unmap(this.dp.u8, span, len); } catch { /* the span is released either way */ }
+          this.dp.release(at, bytes);
+        }
         this.unmapAll();
         throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i} (guest 0x${r.gpa.toString(16)}, ${Number(r.size >> 10n)} KiB): ${(e as Error).message}`);
       }
-      this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span, len, sealed });
+      this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span, len, sealed, at, bytes });
       const rc = fn.mt_add(this.mt, r.gpa, r.size, r.uva, span) as number;
       if (rc !== 0) { this.unmapAll(); throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i}: overlaps another region (or is out of range)`); }
     }
@@ -541,7 +585,7 @@ export class VhostUserPort implements Backend {
     this.dp.fn.mt_init(this.mt);
     for (const r of this.regions) {
       try { this.host.unmap(this.dp.u8, r.span, r.len); } catch { /* keep going: the span is released either way */ }
-      this.dp.release(r.span, r.len);
+      this.dp.release(r.at, r.bytes);
     }
     this.regions = [];
   }
@@ -579,7 +623,7 @@ export class VhostUserPort implements Backend {
 
   answersTo(spec: string): boolean { return spec.startsWith('vhost-user:') && resolve(spec.slice('vhost-user:'.length)) === this.path; }
 
-  info(): Fields { return { path: this.path, connected: this.connected, sessions: this.sessions }; }
+  info(): Fields { return { path: this.path, connected: this.connected, sessions: this.sessions, ...(this.queuesAsked > QUEUES ? { queuePairsAsked: Math.ceil(this.queuesAsked / 2), queuePairsServed: 1 } : {}) }; }
   stats(): Fields {
     return { path: this.path, connected: this.connected, sessions: this.sessions, refusedConnections: this.refusedConnections, features: `0x${this.features.toString(16)}`,
       downDrops: this.downDrops, refused: { ...this.refused }, messages: this.messages, guestMappedBytes: this.mappedBytes, queues: this.queueStats(), events: this.events.slice(-64) };

@@ -528,8 +528,10 @@ test('protocol abuse ends the session cleanly (socket closed, reason in stats, n
     { name: 'SET_MEM_TABLE: regions overlapping', reason: /overlaps/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([regions[1], { ...regions[1], uva: regions[1].uva + 0x10000000n }]), [memfd, memfd]) },
     { name: 'SET_MEM_TABLE: a region larger than its memfd', reason: /region 1/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([regions[0], { ...regions[1], size: 64n << 20n }]), [memfd, memfd]) },
     { name: 'SET_MEM_TABLE: payload shorter than its regions', reason: /2 regions need 72 bytes/, abuse: (q) => q.send(REQ.SET_MEM_TABLE, memTable([regions[0]], 2), [memfd, memfd]) },
-    { name: 'SET_VRING_NUM for queue 5', reason: /queue 5/, abuse: (q) => q.send(REQ.SET_VRING_NUM, vringState(5, 256)) },
-    { name: 'SET_VRING_KICK for queue 5 with an fd', reason: /queue 5/, abuse: (q) => { const e = host.eventfdCreate(); try { q.send(REQ.SET_VRING_KICK, vringFile(5), [e]); } finally { host.closeFd(e); } } },
+    // queues 2..255 a front-end may set up (DPDK with queues=N does before it learns there is no
+    // MQ): noted and ignored (tests/integration/vhost-dpdk.test.ts); beyond any device's range: abuse
+    { name: 'SET_VRING_NUM for queue 300', reason: /queue 300/, abuse: (q) => q.send(REQ.SET_VRING_NUM, vringState(300, 256)) },
+    { name: 'SET_VRING_KICK for queue 5 with 2 fds', reason: /came with 2 fds/, abuse: (q) => { const e = host.eventfdCreate(); try { q.send(REQ.SET_VRING_KICK, vringFile(5), [e, e]); } finally { host.closeFd(e); } } },
     { name: 'SET_VRING_CALL with 2 fds', reason: /came with 2 fds/, abuse: (q) => { const e = host.eventfdCreate(); try { q.send(REQ.SET_VRING_CALL, vringFile(0), [e, e]); } finally { host.closeFd(e); } } },
     { name: 'SET_VRING_NUM with a 4-byte payload', reason: /payload of 4 bytes, expected 8/, abuse: (q) => q.send(REQ.SET_VRING_NUM, Buffer.alloc(4)) },
     { name: 'SET_FEATURES with bits never offered', reason: /did not offer/, abuse: (q) => q.send(REQ.SET_FEATURES, u64(FEAT.VERSION_1 | (1n << 40n))) },

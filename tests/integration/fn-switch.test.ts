@@ -378,7 +378,9 @@ test('hot swap under load: 300 swaps between functions and learning, not one fra
 // ---- through the daemon: wasmap ctl set-lookup, kernels pinging through TAP ports ----
 
 const required = process.env.WASMAP_REQUIRE_NET === '1';
-const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, TAP)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun' : !loadHost() ? 'native host not built' : '';
+const lacks = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0;
+const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, TAP)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun' : !loadHost() ? 'native host not built'
+  : lacks('ip') || lacks('ping') ? 'needs ip and ping (apt-get install iproute2 iputils-ping)' : '';
 const P = `f${(process.pid % 9000) + 1000}`, nsA = `${P}A`, nsB = `${P}B`, sock = `/tmp/wasmap-fn-${P}.sock`;
 let daemon: ChildProcess | null = null;
 function sh(cmd: string, ok = true): string {
@@ -392,6 +394,8 @@ function cleanup(): void {
   sh(`rm -f ${sock} /tmp/${P}-*.json`, false);
 }
 after(cleanup);
+
+if (why && required) test('fn-switch daemon test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
 
 test('ctl set-lookup: ping through l2-learn.wasm, a faulty function is disabled mid-ping with its reason in ctl stats, learning takes over, default restores', { skip: why && !required ? why : false }, async () => {
   if (why) assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`);

@@ -5,6 +5,7 @@ import { pktgen, PKTGEN_HELP } from './pktgen.js';
 import { switchd, SWITCH_HELP } from './switchd.js';
 import { ctl, CTL_HELP } from './ctl.js';
 import { capture, CAPTURE_HELP } from './capture.js';
+import { top, TOP_HELP } from './top.js';
 import { WasmapError } from '../errors.js';
 import { loadHost, hostMissingReason } from '../host.js';
 
@@ -19,6 +20,7 @@ Commands:
   switch     run a switch daemon: TAP and AF_PACKET ports, forwarding in a worker thread
   ctl        control a running switch daemon (attach, detach, list, stats, newif, delif)
   capture    mirror a port of a running switch into a pcap file
+  top        a live view of a running switch: per-port rates and drops per second
   doctor     what this machine offers wasmap (native host, privileges)
   help       this text
 
@@ -43,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     case 'switch': return switchd(rest);
     case 'ctl': return ctl(rest);
     case 'capture': return capture(rest);
+    case 'top': return top(rest);
     case 'doctor': return doctor();
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(HELP);
@@ -52,9 +55,10 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === 'switch') process.stdout.write('\n' + SWITCH_HELP);
       if (rest[0] === 'ctl') process.stdout.write('\n' + CTL_HELP);
       if (rest[0] === 'capture') process.stdout.write('\n' + CAPTURE_HELP);
+      if (rest[0] === 'top') process.stdout.write('\n' + TOP_HELP);
       return 0;
     default:
-      throw new WasmapError('EINVAL', `unknown command '${cmd}'; commands: demo, bench, pkt-gen, switch, ctl, capture, doctor, help`);
+      throw new WasmapError('EINVAL', `unknown command '${cmd}'; commands: demo, bench, pkt-gen, switch, ctl, capture, top, doctor, help`);
   }
 }
 

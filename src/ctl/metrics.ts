@@ -10,7 +10,7 @@ const PORT_COUNTERS: [string, string, string][] = [
   ['rxBytes', 'wasmap_port_rx_bytes_total', 'Bytes delivered into the port\'s rx ring.'],
   ['txErrors', 'wasmap_port_tx_errors_total', 'Syncs refused because the port\'s user broke its ring.'],
 ];
-const DROPS: [string, string][] = [['dropFull', 'rx_full'], ['dropBroken', 'rx_broken'], ['dropNoDst', 'no_destination'], ['dropLookup', 'lookup'], ['dropSize', 'too_big'], ['dropHdr', 'vnet_header_mismatch'],
+export const DROPS: [string, string][] = [['dropFull', 'rx_full'], ['dropBroken', 'rx_broken'], ['dropNoDst', 'no_destination'], ['dropLookup', 'lookup'], ['dropSize', 'too_big'], ['dropHdr', 'vnet_header_mismatch'],
   ['faultDrops', 'port_fault']]; // port_fault: delivered to a port taken down by a fault, then thrown away
 
 export function prometheus(stats: SwitchRow[]): string {

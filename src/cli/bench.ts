@@ -13,6 +13,7 @@ import { findBuildFile } from '../paths.js';
 import { WasmapError } from '../errors.js';
 import { c, median, norm, table } from './format.js';
 import { benchNetns } from './bench-netns.js';
+import { writeCharts } from './charts.js';
 import { runPassthrough, PtBenchOut } from './bench-pt.js';
 import { benchVm } from './bench-vm.js';
 
@@ -77,6 +78,9 @@ Options:
   --json        print a JSON array of results (progress goes to stderr)
   --vm          the VM benchmark above (root)
   --spin-us N   with --vm: the switch daemon's --spin-us (default 0)
+  --svg DIR     also draw the results as SVG charts into DIR (in-process: scenarios.svg,
+                batch-sweep.svg; --netns: netns-tcp.svg, netns-64b.svg, netns-rtt.svg)
+  --from FILE   with --svg: draw the charts of an earlier run's --json output, run nothing
 `;
 
 export interface BenchResult {
@@ -211,8 +215,21 @@ function routerSetup(): FnSetup {
 const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60', 'switch-2port-60-fn', 'router-10k-60', 'passthrough-2guests-60'];
 
 export async function bench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, vm: { type: 'boolean', default: false }, 'spin-us': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, vm: { type: 'boolean', default: false }, 'spin-us': { type: 'string' }, svg: { type: 'string' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(BENCH_HELP); return 0; }
+  const charts = (results: unknown) => {
+    if (!values.svg) return;
+    for (const f of writeCharts(values.svg, results as { name: string }[])) process.stderr.write(`wrote ${f}\n`);
+  };
+  if (values.from) { // draw what an earlier --json run printed
+    if (!values.svg) throw new WasmapError('EINVAL', '--from FILE draws charts: give --svg DIR too');
+    let rows: unknown;
+    try { rows = JSON.parse(readFileSync(values.from, 'utf8')); } catch (e) { throw new WasmapError('EINVAL', `--from ${values.from}: ${(e as Error).message}`); }
+    if (!Array.isArray(rows) || !rows.every((r) => r && typeof r === 'object' && typeof r.name === 'string')) throw new WasmapError('EINVAL', `--from ${values.from}: expected the JSON array a 'wasmap bench … --json' run prints`);
+    charts(rows);
+    return 0;
+  }
+  if (values.svg && values.vm) throw new WasmapError('EINVAL', '--svg draws the in-process and --netns benchmarks; --vm has no charts yet');
   if (values.vm) {
     if (values.netns) throw new WasmapError('EINVAL', '--vm and --netns are separate benchmarks: give one');
     const secs = Number(values.seconds ?? 5), runs = Number(values.runs), spinUs = Number(values['spin-us'] ?? 0);
@@ -226,7 +243,7 @@ export async function bench(argv: string[]): Promise<number> {
     if (!(secs >= 1)) throw new WasmapError('EINVAL', `--seconds must be ≥ 1 with --netns, not '${values.seconds}'`);
     const runs = Number(values.runs);
     if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new WasmapError('EINVAL', `--runs must be a whole number 1..100, not '${values.runs}'`);
-    await benchNetns(secs, values.json, values.only?.split(','), runs);
+    charts(await benchNetns(secs, values.json, values.only?.split(','), runs));
     return 0;
   }
   values.seconds ??= '2';
@@ -237,13 +254,14 @@ export async function bench(argv: string[]): Promise<number> {
   for (const n of only) if (!SCENARIOS.includes(n)) throw new WasmapError('EINVAL', `unknown scenario '${n}'; scenarios: ${SCENARIOS.join(', ')}`);
   const want = (n: string) => only.includes(n) || (n === 'native-2port-60' && only.includes('switch-2port-60'));
   const results: BenchResult[] = [];
-  const log = (s: string) => { if (!values.json) process.stderr.write(c.dim(s) + '\n'); };
+  const log = (s: string) => { if (!values.json) process.stderr.write(c.dim(s) + '\n'); else process.stderr.write(s + '\n'); };
+  const t0 = performance.now();
   const add = (name: string, frame: number, ports: number, batch: number, burst: number, m: { mpps: number; last: RunOut }, note?: string) => {
     const r: BenchResult = { name, mpps: +m.mpps.toFixed(3), gbps: +(m.mpps * frame * 8 / 1000).toFixed(3), frame, ports, batch, burst, runs, seconds,
       sent: Number(m.last.sent), received: Number(m.last.received), drops: Number(m.last.drops) };
     if (note) r.note = note;
     results.push(r);
-    log(`  ${name}${name === 'switch-batch-sweep' ? ` batch ${batch}` : ''}: ${norm(m.mpps * 1e6, 'pps')}`);
+    log(`  [${Math.max(1, only.indexOf(name) + 1)}/${only.length}, ${((performance.now() - t0) / 1000).toFixed(0)} s] ${name}${name === 'switch-batch-sweep' ? ` batch ${batch}` : ''}: ${norm(m.mpps * 1e6, 'pps')}`);
     return r;
   };
   log(`wasmap bench: ${runs} run(s) × ${seconds} s per scenario on ${cpus()[0]?.model ?? 'unknown CPU'}`);
@@ -332,5 +350,6 @@ export async function bench(argv: string[]): Promise<number> {
       results.map((r) => [r.name, r.mpps.toFixed(2), r.gbps.toFixed(2), r.frame, r.ports, r.batch, r.ratio?.toFixed(2) ?? '', r.note ?? (r.name === 'switch-2port-60' ? 'ratio = wasm / native (paired slices)' : '')])));
     console.log(c.dim('Mpps and ratios are medians; every run checked sent + flood copies = received + drops.'));
   }
+  charts(results);
   return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds everything into build/: the datapath (asc), the native host (node-gyp) and the C
 // reference switch (cc), the CLI bundle and the test bundles (esbuild).
-// Usage: node src/tools/build.mjs [wasm] [native] [js] [examples]   (no argument: all four)
+// Usage: node src/tools/build.mjs [wasm] [native] [js] [examples] [types]   (no argument: all)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, copyFileSync, existsSync, readdirSync, chmodSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
@@ -44,6 +44,11 @@ if (all || want.has('native')) {
   // the native references the benchmarks compare against
   run(process.env.CC || 'cc', ['-O2', '-Wall', '-o', join(out, 'vale-ref'), 'host-native/ref/vale_ref.c']);
   run(process.env.CC || 'cc', ['-O2', '-Wall', '-o', join(out, 'tapfwd'), 'host-native/ref/tapfwd.c']);
+}
+
+if (all || want.has('types')) {
+  // the library's type declarations for the package (exports "." and "./browser")
+  run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.types.json']);
 }
 
 if (all || want.has('js')) {

@@ -5,7 +5,7 @@ import { defaultSocket } from '../ctl/paths.js';
 import { prometheus } from '../ctl/metrics.js';
 import { WasmapError } from '../errors.js';
 import { table } from './format.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { LookupStatus } from '../switch.js';
 
@@ -38,6 +38,8 @@ Usage: wasmap ctl [--socket PATH] [--json] VERB ...
   capture-status NAME PORT                is PORT being captured, how many frames so far
   capture-stop NAME PORT                  stop a capture (one also stops when the client
                                           that started it, wasmap capture, goes away)
+  save [NAME] [FILE]                      the running topology as JSON (to FILE, else stdout):
+                                          what wasmap switch NAME --config FILE builds again
   ping                                    is the daemon there and answering
 NAME is a switch (valeX); PORT a port of it. With --json, the result — or the error, as
 {"ok": false, "error": {"code", "message"}} — is printed as JSON on stdout.
@@ -80,7 +82,7 @@ function describeLookup(l: LookupStatus): string {
 }
 
 const SWITCH_NAME = /^vale[A-Za-z0-9_]{0,11}$/;
-const VERBS = 'attach, detach, list, stats, set-lookup, newif, delif, capture-status, capture-stop, ping';
+const VERBS = 'attach, detach, list, stats, set-lookup, newif, delif, capture-status, capture-stop, save, ping';
 
 export async function ctl(argv: string[]): Promise<number> {
   // --json: errors too are JSON (on stdout, for the program reading it), exit status 2
@@ -138,6 +140,16 @@ async function ctlMain(argv: string[]): Promise<number> {
     case 'delif': need(1, 'delif NAME:PORT'); result = await ctlRequest(socket, 'delif', { name: rest[0].split(':').pop() }); break;
     case 'capture-status': case 'capture-stop': need(2, `${verb} NAME PORT`); result = await ctlRequest(socket, verb, { switch: switchArg(verb, rest[0], `${verb} NAME PORT`), port: rest[1] }); break;
     case 'ping': result = await ctlRequest(socket, 'ping'); break;
+    case 'save': {
+      // the running topology, in the format `wasmap switch --config FILE` builds from
+      const t = await ctlRequest(socket, 'topology');
+      const text = JSON.stringify(t, null, 2) + '\n';
+      const file = rest.find((x) => !/^vale[A-Za-z0-9_]{0,11}$/.test(x));
+      if (!file) { process.stdout.write(text); return 0; }
+      writeFileSync(file, text, { mode: 0o600 });
+      console.log(`saved ${(t as { ports: unknown[] }).ports.length} port(s) of ${socket} to ${file}`);
+      return 0;
+    }
     default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: ${VERBS}`);
   }
   if (verb === 'stats' && values.prometheus) { process.stdout.write(prometheus(result as Parameters<typeof prometheus>[0])); return 0; }

@@ -4,10 +4,11 @@ import { Daemon, checkSocketPath, CtlLimits } from '../ctl/daemon.js';
 import { defaultSocket } from '../ctl/paths.js';
 import { WasmapError } from '../errors.js';
 import { hostMissingReason } from '../host.js';
+import { resolve as resolvePath } from 'node:path';
 
 export const SWITCH_HELP = `wasmap switch — run a VALE switch daemon (forwarding in a worker thread)
 
-Usage: wasmap switch NAME [--socket PATH] [--spin-us N]
+Usage: wasmap switch NAME [--socket PATH] [--config FILE] [--spin-us N]
 
 NAME is the switch, e.g. vale0. The daemon listens for \`wasmap ctl\` on a unix socket
 (default $XDG_RUNTIME_DIR/wasmap/NAME.sock, else /run/wasmap/NAME.sock; mode 0600).
@@ -21,6 +22,13 @@ before it sleeps in poll(2): replies and acks are then picked up without a wake-
 µs each on a VM). A switch with no traffic for that long costs ~0 % CPU; --spin-us 0 sleeps
 at once (least CPU, higher latency under sparse traffic).
 
+--config FILE keeps the switch's topology in FILE: on start it builds again what FILE holds
+(persistent interfaces, ports with their options, the forwarding function and its config;
+what cannot be built, e.g. an interface gone meanwhile, is logged and left out), and every
+attach, detach, set-lookup, newif and delif rewrites it. \`wasmap ctl save [FILE]\` writes the
+running topology in the same format (JSON) at any time. Ports made by the CNI plugin are kept
+too: their veths stay in the containers while the daemon restarts.
+
 Then, for example:
   wasmap ctl attach vale0 tap:wm0 --vnet-hdr 12    create (or open) TAP wm0, attach it
   wasmap ctl attach vale0 af_packet:veth1          attach an existing interface
@@ -28,7 +36,7 @@ Then, for example:
 `;
 
 export async function switchd(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { socket: { type: 'string' }, 'spin-us': { type: 'string', default: '50000' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { socket: { type: 'string' }, config: { type: 'string' }, 'spin-us': { type: 'string', default: '50000' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(SWITCH_HELP); return 0; }
   const name = positionals[0];
   if (!name || !/^vale[A-Za-z0-9_]{0,11}$/.test(name)) throw new WasmapError('EINVAL', `give the switch name: wasmap switch valeX (e.g. vale0)${name ? `; '${name}' is not one` : ''}`);
@@ -66,7 +74,7 @@ export async function switchd(argv: string[]): Promise<number> {
     process.on('SIGINT', () => onSig('SIGINT'));
     process.on('SIGTERM', () => onSig('SIGTERM'));
   });
-  d = await Daemon.start({ switches: [name], socket, spinUs, log, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
+  d = await Daemon.start({ switches: [name], socket, spinUs, log, config: values.config ? resolvePath(values.config) : undefined, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
   if (!signalled) console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid})`);
   await stopped;
   if (exiting) return 70;

@@ -17,6 +17,7 @@ import { findBuildFile } from '../paths.js';
 import type { Request, Reply } from '../runner.js';
 import { loadHost, NativeHost } from '../host.js';
 import { checkSocketPath } from './paths.js';
+import { Topology } from './topology.js';
 export { checkSocketPath, MAX_SOCKET_PATH } from './paths.js';
 import type { PtProcessInfo } from '../backends/passthrough.js';
 
@@ -51,6 +52,9 @@ export const DEFAULT_LIMITS: CtlLimits = {
 export interface DaemonOptions {
   switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void;
   limits?: Partial<CtlLimits>;
+  /** A topology file (src/ctl/topology.ts): built again at start when it exists, rewritten on
+   *  every change of ports, interfaces or forwarding functions. */
+  config?: string;
   /** The forwarding worker failed (its loop threw or it exited): the daemon now answers every
    *  request EWORKER; the owner should stop it and exit non-zero. Default: log only. */
   onWorkerFailure?: (reason: string) => void;
@@ -144,8 +148,11 @@ export class Daemon {
   readonly limits: CtlLimits;
   /** Counters of what clients were refused or cut off for. */
   readonly refused = { connections: 0, tooLong: 0, heldBudget: 0, lineTimeout: 0, protocol: 0 };
+  /** What it was told to build (what `ctl save` writes; --config keeps it in a file). */
+  readonly topology: Topology;
   private constructor(readonly opts: DaemonOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.topology = new Topology(opts.switches, opts.config ?? null);
   }
 
   /** Listen first (a path that cannot be bound fails before anything runs), then start the
@@ -155,8 +162,10 @@ export class Daemon {
     const d = new Daemon(opts);
     await d.listenCheck();
     try {
+      const saved = opts.config ? Topology.load(opts.config) : null; // a bad file fails the start, with why
       await d.listen();
       await d.startWorker();
+      if (saved) await d.restore(saved);
     } catch (e) {
       await d.stop();
       throw e;
@@ -225,13 +234,32 @@ export class Daemon {
     this.opts.onWorkerFailure?.(reason);
   }
 
+  /** Build a saved topology again, request by request; what cannot be built (an interface
+   *  gone meanwhile) is logged and left out, and the file then holds what was built. */
+  private async restore(t: ReturnType<typeof Topology.load> & object): Promise<void> {
+    let done = 0;
+    const reqs = Topology.requests(t);
+    for (const req of reqs) {
+      const sw = req.args?.switch;
+      if (typeof sw === 'string' && !this.opts.switches.includes(sw)) { this.opts.log?.(`config: ${req.verb} ${String(req.args?.port ?? '')} is for switch ${sw}, not run here: skipped`); continue; }
+      const r = await this.request(req);
+      if (r.ok) done++;
+      else this.opts.log?.(`config: ${req.verb} ${String(req.args?.port ?? req.args?.name ?? req.args?.switch ?? '')} not restored: ${r.error.message}`);
+    }
+    this.opts.log?.(`config: restored ${done} of ${reqs.length} from ${this.opts.config}`);
+  }
+
   /** Relay one request to the worker; always resolves, with the worker's reply or an error. */
   request(req: Request): Promise<Reply> {
+    if (req.verb === 'topology') return Promise.resolve({ id: req.id, ok: true, result: this.topology.toJSON() });
     if (this.workerFailed) return Promise.resolve(errReply(req.id, 'EWORKER', `the switch's forwarding thread failed; nothing is forwarded: ${this.workerFailed.split('\n')[0]}`));
     if (!this.port) return Promise.resolve(errReply(req.id, 'EAGAIN', 'the switch is starting'));
     const id = ++this.seq;
     return new Promise((resolve) => {
-      this.pending.set(id, (r) => resolve({ ...r, id: req.id }));
+      this.pending.set(id, (r) => {
+        try { this.topology.record(req, r); } catch (e) { this.opts.log?.(`config: cannot save ${this.opts.config}: ${(e as Error).message}`); }
+        resolve({ ...r, id: req.id });
+      });
       try {
         this.port!.postMessage({ id, verb: req.verb, args: req.args ?? {} });
       } catch (e) {

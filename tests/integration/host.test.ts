@@ -307,10 +307,10 @@ test('#15-2 sealFd: a sealable memfd gets F_SEAL_SHRINK (its holder can no longe
   const file = openSync(join(dir, 'f'), 'r+');
   const nul = openSync('/dev/null', 'r+');
   try {
-    assert.deepEqual(h.sealFd(sealable, 3 * WASM_PAGE), { sealed: true, why: null });
+    assert.deepEqual(h.sealFd(sealable, 3 * WASM_PAGE), { sealed: true, why: null, pageSize: h.pageSize() }, 'sealed; a memfd has the system page size');
     assert.throws(() => ftruncateSync(sealable, WASM_PAGE), { code: 'EPERM' }, 'shrinking is refused to everyone now');
     ftruncateSync(sealable, 4 * WASM_PAGE); // growing is not
-    assert.deepEqual(h.sealFd(qemu, WASM_PAGE), { sealed: true, why: null }, 'QEMU\'s sealed memfd: already sealed');
+    assert.deepEqual(h.sealFd(qemu, WASM_PAGE), { sealed: true, why: null, pageSize: h.pageSize() }, 'QEMU\'s sealed memfd: already sealed');
     const p = h.sealFd(plain, 3 * WASM_PAGE);
     assert.equal(p.sealed, false);
     assert.match(p.why!, /MFD_ALLOW_SEALING/);
@@ -368,4 +368,19 @@ test('#15-2 the fence chains: a SIGBUS outside every fence still kills the proce
   const r = spawnSync(process.execPath, ['-e', js], { encoding: 'utf8', timeout: 20000 });
   assert.match(r.stdout, /fenced ok/, r.stderr);
   assert.equal(r.signal, 'SIGBUS', `exit ${r.status} signal ${r.signal}: ${r.stderr}`);
+});
+
+test('alignGap: the bytes to add to an offset so its absolute address is a multiple of a huge page (hugetlbfs guest RAM is mapped so)', { skip }, () => {
+  const h = host!;
+  const mem = new WebAssembly.Memory({ initial: 80, maximum: 80, shared: true });
+  const u8 = new Uint8Array(mem.buffer);
+  const huge = 2 << 20;
+  for (const off of [0, 4096, 65536, 3 << 20]) {
+    const gap = h.alignGap(u8, off, huge);
+    assert.ok(gap >= 0 && gap < huge && gap % 4096 === 0, `gap ${gap} for offset ${off}`);
+    assert.equal(h.alignGap(u8, off + gap, huge), 0, 'aligned after the gap');
+  }
+  assert.equal(h.alignGap(u8, 0, 1), 0);
+  assert.throws(() => h.alignGap(u8, 0, 3000), { code: 'EINVAL' }, 'not a power of 2');
+  assert.throws(() => h.alignGap(u8, 80 * 65536, 4096), { code: 'EINVAL' }, 'outside the memory');
 });

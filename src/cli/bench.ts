@@ -13,6 +13,7 @@ import { findBuildFile } from '../paths.js';
 import { WasmapError } from '../errors.js';
 import { c, median, norm, table } from './format.js';
 import { benchNetns } from './bench-netns.js';
+import { benchVhost } from './bench-vhost.js';
 import { writeCharts } from './charts.js';
 import { runPassthrough, PtBenchOut } from './bench-pt.js';
 import { benchVm } from './bench-vm.js';
@@ -21,6 +22,7 @@ export const BENCH_HELP = `wasmap bench — packet rates of the wasm datapath, w
 
 Usage: wasmap bench [--only NAME] [--seconds N] [--runs N] [--json]
        wasmap bench --netns [--only PATH,…] [--seconds N] [--runs N] [--json]   (root)
+       wasmap bench --vhost [--only TEXT,…] [--seconds N] [--runs N] [--json]   (root, dpdk-testpmd)
        wasmap bench --vm [--only bridge|wasmap] [--seconds N] [--runs N] [--spin-us N] [--json]
                                                                  (root, QEMU)
 
@@ -57,6 +59,13 @@ Per path: ping RTT, iperf3 TCP (--seconds, default 5), 60-byte UDP frames from t
 (netsniff-ng) counted at B's interface, and the forwarder's CPU % (during TCP; idle after).
 --runs runs (default 3), the paths alternating run by run; medians. A path whose tool is
 missing is skipped with the apt-get line that brings it.
+
+With --vhost: vhost-user back-ends measured with DPDK's virtio-user driver as the guests
+(dpdk-testpmd, no VM): wasmap's vhost-user ports next to DPDK's own vhost PMD (testpmd io
+forwarding), on the same two sockets, the back-end alone on CPU 1 and the front-ends polling on
+CPU 0. Both ways (one testpmd sends and drains on both ports, flowgen), 64- and 1518-byte frames; Mpps as the receiving front-end counts it, ratio to DPDK, the back-end's CPU,
+wasmap's kicks and interrupts per second and its books (taken = delivered + counted).
+--only keeps rows whose name (backend-direction-frame) contains one of the words.
 
 With --vm: two QEMU guest pairs (1 vCPU, 256 MiB each, Debian kernel, virtio-net; image built
 once into build/vm) in a fresh network namespace: one pair on (a) a wasmap switch with
@@ -215,7 +224,7 @@ function routerSetup(): FnSetup {
 const SCENARIOS = ['tso-segment', 'csum-1500', 'pipe-60', 'pipe-60-rubbish', 'switch-2port-60', 'switch-2port-1514', 'switch-8port-60', 'switch-batch-sweep', 'native-2port-60', 'switch-2port-60-fn', 'router-10k-60', 'passthrough-2guests-60'];
 
 export async function bench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, vm: { type: 'boolean', default: false }, 'spin-us': { type: 'string' }, svg: { type: 'string' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, seconds: { type: 'string' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, netns: { type: 'boolean', default: false }, vm: { type: 'boolean', default: false }, vhost: { type: 'boolean', default: false }, 'spin-us': { type: 'string' }, svg: { type: 'string' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(BENCH_HELP); return 0; }
   const charts = (results: unknown) => {
     if (!values.svg) return;
@@ -237,6 +246,14 @@ export async function bench(argv: string[]): Promise<number> {
     if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new WasmapError('EINVAL', `--runs must be a whole number 1..100, not '${values.runs}'`);
     if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000_000) throw new WasmapError('EINVAL', `--spin-us must be 0..10000000, not '${values['spin-us']}'`);
     return benchVm({ seconds: secs, runs, json: values.json, only: values.only?.split(','), spinUs });
+  }
+  if (values.vhost) {
+    const secs = Number(values.seconds ?? 5), runs = Number(values.runs);
+    if (!(secs >= 2 && secs <= 600)) throw new WasmapError('EINVAL', `--seconds must be 2..600 with --vhost, not '${values.seconds}'`);
+    if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new WasmapError('EINVAL', `--runs must be a whole number 1..100, not '${values.runs}'`);
+    if (process.getuid?.() !== 0) throw new WasmapError('EPERM', 'bench --vhost needs root (DPDK maps its memory, taskset pins it)');
+    await benchVhost({ seconds: secs, runs, json: values.json, only: values.only?.split(',') });
+    return 0;
   }
   if (values.netns) {
     const secs = Number(values.seconds ?? 5);

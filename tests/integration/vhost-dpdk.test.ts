@@ -2,7 +2,8 @@
 // guest's virtio-net driver over the socket with no VM. Two front-ends DPDK users run and the
 // back-end once refused: one whose memory is on hugepages (hugetlbfs: mapped at 2 MiB
 // alignment) and one configured with queues=2 (it sets up queues 2 and 3 before it learns the
-// device has no multiqueue). Frames go from one to the other through the switch and every one
+// device has no multiqueue); the first one also asks for packed rings (not offered: split is
+// used). Frames go from one to the other through the switch and every one
 // is accounted for: sent = delivered to the guest + counted drops.
 // Needs root (hugepages), dpdk-testpmd (apt-get install dpdk-dev librte-net-virtio23
 // librte-mempool-ring23); skipped without them unless WASMAP_REQUIRE_NET=1.
@@ -61,8 +62,9 @@ test('DPDK virtio-user front-ends: hugepage memory and queues=2 attach; 64-byte 
   await until('the queues=2 front-end to come up', async () => (await list()).find((p) => p.name === 'vale0:mq')?.down === null);
   const l = (await list()).find((p) => p.name === 'vale0:mq')!;
   assert.equal(l.queuePairsAsked, 2, 'ctl list says the front-end asked for two queue pairs (one is served)');
-  // the sender: its memory on 2 MiB hugepages, as DPDK apps and production VMs have it
-  const tx = testpmd(`${P}t`, ['--in-memory', '--single-file-segments', '-m', '128'], `net_virtio_user0,path=${huge},queues=1,mac=02:00:00:00:00:01`, ['--forward-mode=txonly', '--txpkts', '64', '--eth-peer', '0,02:00:00:00:00:02']);
+  // the sender: its memory on 2 MiB hugepages, as DPDK apps and production VMs have it; it asks
+  // for packed rings and in-order use, which are not offered: it falls back to the split ring
+  const tx = testpmd(`${P}t`, ['--in-memory', '--single-file-segments', '-m', '128'], `net_virtio_user0,path=${huge},queues=1,packed_vq=1,in_order=1,mac=02:00:00:00:00:01`, ['--forward-mode=txonly', '--txpkts', '64', '--eth-peer', '0,02:00:00:00:00:02']);
   procs.push(tx);
   await until('the hugepage front-end to come up', async () => (await list()).find((p) => p.name === 'vale0:huge')?.down === null);
   assert.ok((await ports()).find((p) => p.name === 'huge')!.events.some((e) => /2048 KiB pages \(hugetlbfs\)/.test(e)), 'the region was mapped as hugetlbfs');

@@ -49,7 +49,7 @@ export interface NativeHost {
   pollFds(fds: number[], timeoutMs: number): number[];
   /** AF_PACKET socket with TPACKET_V2 rx and tx rings (frames × 2048 bytes each) mapped over
    *  [offset, offset + bytes) of the memory behind `view`, rx ring first. */
-  packetRingOpen(ifname: string, view: Uint8Array, offset: number, frames: number): { fd: number; rx: number; tx: number; frames: number; frameSize: number; bytes: number };
+  packetRingOpen(ifname: string, view: Uint8Array, offset: number, rxFrames: number, txFrames: number, frameSize: number): { fd: number; rx: number; tx: number; rxFrames: number; txFrames: number; frameSize: number; bytes: number };
   /** Ask the kernel to send what the tx ring holds; -errno when the socket is dead. */
   packetKick(fd: number): number;
   /** Frames the kernel dropped since the last call because the AF_PACKET rx ring was full (PACKET_STATISTICS), or -errno. */

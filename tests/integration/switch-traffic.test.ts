@@ -157,7 +157,7 @@ test('an AF_PACKET port counts what the kernel dropped because its rx ring was f
   const P = `o${(process.pid % 9000) + 1000}`; // per-run prefix
   const sh = (cmd: string, ok = true) => { const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }); if (ok && r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`); return r.stdout; };
   const runner = new Runner(['vale0']);
-  const SENT = 3000; // the port's rx ring holds 1024 frames: the switch does not run meanwhile
+  const SENT = 3000; // the port's rx ring holds 120 frames: the switch does not run meanwhile
   try {
     sh(`ip link add ${P}a type veth peer name ${P}b`);
     for (const e of ['a', 'b']) sh(`sysctl -qw net.ipv6.conf.${P}${e}.disable_ipv6=1 && ip link set ${P}${e} up`); // no chatter of their own

@@ -41,6 +41,7 @@ const TPK_CUR: u32 = 0;
 const TPK_MOVED: u32 = 8; // u64
 const TPK_REFUSED: u32 = 16; // u64: tx: frames the kernel marked WRONG_FORMAT, too big for a frame or with a header the kernel would refuse; rx: frames truncated, malformed, too big for MAX_FRAGS buffers or whose header cannot be converted (dropped)
 const TPK_LAST: u32 = 24; // tx: the frame queued last (+1; 0: none), to see if the kernel took it
+const TPK_BIG: u32 = 28; // tx: 1 when the push stopped at a frame of `big` bytes or more (sent another way)
 
 /** Scratch a port without a header needs (converted frames and their lengths), for ring frames of fsize bytes. */
 export function tpk_scratch_size(fsize: u32): u32 { return vnet_out_room(fsize) + 4 * VN_MAX_OUT; }
@@ -176,9 +177,10 @@ function vh_bad(h: usize, flen: u32): bool {
  * 10 bytes, or a zero one for a port with none), and mark them SEND_REQUEST; advance head past
  * them. Returns frames queued (the host then kicks the socket once). A frame too large for a
  * tx frame, shorter than the port's header or with a header the kernel would refuse is dropped
- * and counted.
+ * and counted. With `big` (not 0) it stops at a frame of that many bytes or more (tpk_big says
+ * so): the caller sends it with sendmsg from the port's buffer, after kicking what is queued.
  */
-export function tpk_push(st: usize, k: usize, ring: usize, nframes: u32, fsize: u32, hdr: u32): u32 {
+export function tpk_push(st: usize, k: usize, ring: usize, nframes: u32, fsize: u32, hdr: u32, big: u32): u32 {
   const r = <usize>load<u32>(k, KR_RING);
   const n = load<u32>(k, KR_NSLOTS);
   let head = load<u32>(r, RING_HEAD);
@@ -188,7 +190,9 @@ export function tpk_push(st: usize, k: usize, ring: usize, nframes: u32, fsize: 
   const room = fsize - TP_HDR_ALIGNED; // header and frame
   let cur = load<u32>(st, TPK_CUR);
   let queued: u32 = 0, refused: u32 = 0;
+  store<u32>(st, 0, TPK_BIG);
   while (head != tail) {
+    if (big != 0 && frame_len(r, n, head, tail) >= big) { store<u32>(st, 1, TPK_BIG); break; } // the caller sends it
     const f = ring + <usize>cur * <usize>fsize;
     const status = atomic.load<u32>(f, TP_STATUS);
     if (status & TP_STATUS_TX_BUSY) break; // the kernel has not sent it yet: the ring is full
@@ -232,6 +236,21 @@ export function tpk_push(st: usize, k: usize, ring: usize, nframes: u32, fsize: 
   store<u64>(st, load<u64>(st, TPK_REFUSED) + refused, TPK_REFUSED);
   return queued;
 }
+
+// The length of the (whole or unfinished) frame at head: its chain's slot lengths summed.
+function frame_len(r: usize, n: u32, head: u32, tail: u32): u32 {
+  let i = head, len: u32 = 0, k: u32 = 0;
+  while (i != tail && k++ < MAX_FRAGS) {
+    const s = r + RING_SLOTS + <usize>(SLOT_SIZE * i);
+    len += <u32>load<u16>(s, SLOT_LEN);
+    if ((load<u16>(s, SLOT_FLAGS) & NS_MOREFRAG) == 0) break;
+    i = i + 1 == n ? 0 : i + 1;
+  }
+  return len;
+}
+
+/** After tpk_push: 1 when it stopped at a frame of `big` bytes or more (send it another way). */
+export function tpk_big(st: usize): u32 { return load<u32>(st, TPK_BIG); }
 
 /** After a kick: 1 when the frame queued last still waits for the kernel (it stopped short,
  *  e.g. its send buffer was full: kick again before sleeping), else 0. */

@@ -236,12 +236,13 @@ out:
   return ret_i64(env, got);
 }
 
-// ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1)) -> frames taken from the rx
-// ring's [head, tail) (head advanced past them), or -errno for a dead fd. A full fd ends the
-// batch; a frame the kernel refuses (link down: EIO/ENETDOWN, too big) is dropped and counted
-// in dropped[0].
+// ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1), minLen?) -> frames taken from
+// the rx ring's [head, tail) (head advanced past them), or -errno for a dead fd. A full fd ends
+// the batch; a frame the kernel refuses (link down: EIO/ENETDOWN, too big) is dropped and
+// counted in dropped[0]. With minLen, the batch also ends at the first frame shorter than that
+// (AF_PACKET ports send their big frames this way and the rest through their tx ring).
 static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[5]; size_t argc = 5; int64_t off; int32_t fd; bool sock;
+  napi_value argv[6]; size_t argc = 6; int64_t off; int32_t fd; bool sock; int32_t min_len = 0;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_typedarray_type dt; size_t dlen, dbo; void *dd; napi_value dab; bool dta = false;
   if (argc < 5 || napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int32(env, argv[2], &fd) != napi_ok ||
@@ -249,6 +250,7 @@ static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
       napi_get_typedarray_info(env, argv[4], &dt, &dlen, &dd, &dab, &dbo) != napi_ok || dt != napi_float64_array || dlen < 1)
     return host_throw(env, "EINVAL", "ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1))");
   double *dropped = dd;
+  if (argc > 5) { napi_valuetype t; napi_typeof(env, argv[5], &t); if (t != napi_undefined && napi_get_value_int32(env, argv[5], &min_len) != napi_ok) return host_throw(env, "EINVAL", "ringToFd: minLen must be a number"); }
   struct ring_ref r;
   if (ring_ref(env, argv[0], off, &r)) return NULL;
   uint32_t head = rd32(r.ring + R_HEAD), tail = rd32(r.ring + R_TAIL), sent = 0;
@@ -267,6 +269,7 @@ static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
       if (!(flags & NS_MOREFRAG)) { complete = 1; break; }
     }
     if (!complete) break;
+    if (min_len > 0) { size_t total = 0; for (uint32_t k = 0; k < nf; k++) total += iov[k].iov_len; if (total < (size_t)min_len) break; }
     ssize_t c;
     if (sock) { struct msghdr m; memset(&m, 0, sizeof m); m.msg_iov = iov; m.msg_iovlen = nf; c = sendmsg(fd, &m, MSG_DONTWAIT); }
     else c = writev(fd, iov, (int)nf);
@@ -386,6 +389,36 @@ fail: {
   }
 }
 
+#ifndef PACKET_VNET_HDR_SZ
+#define PACKET_VNET_HDR_SZ 24 // Linux 6.2: the header's length (10 or 12), for what we send
+#endif
+// packetTxOpen(ifname, vnetHdrLen) -> fd, or -errno when the kernel cannot take that header
+// length (before Linux 6.2 only 10): a send-only AF_PACKET socket on IFNAME (protocol 0: it
+// receives nothing) whose frames start with a virtio-net header of vnetHdrLen bytes (none for
+// 0). An AF_PACKET port sends its big (TSO) frames through it with one sendmsg each, straight
+// from the port's buffers: the kernel copies them once, where a tx ring costs our copy into the
+// ring and, on a veth, the kernel's copy of the ring's pages (skb_copy_ubufs).
+static napi_value packet_tx_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2]; size_t argc = 2; char name[IFNAMSIZ + 1] = {0}; size_t n; int32_t hdr = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
+      napi_get_value_int32(env, argv[1], &hdr) != napi_ok || (hdr != 0 && hdr != 10 && hdr != 12))
+    return host_throw(env, "EINVAL", "packetTxOpen(ifname, vnetHdrLen 0|10|12)");
+  unsigned idx = if_nametoindex(name);
+  if (!idx) return host_throw(env, "ENODEV", "no interface %s", name);
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_PACKET): %s", strerror(errno));
+  int one = 1, big = 32 << 20;
+  if (hdr && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR_SZ, &hdr, sizeof hdr) < 0 &&
+      (hdr != 10 || setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0)) { int e = errno; close(fd); return ret_i64(env, -e); }
+  setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  struct sockaddr_ll sll; memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET; sll.sll_protocol = 0; sll.sll_ifindex = (int)idx; // protocol 0: no receive hook
+  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) { int e = errno; close(fd); return host_throw(env, host_errno_name(e), "bind to %s: %s", name, strerror(e)); }
+  return ret_i64(env, fd);
+}
+
 // packetKick(fd) -> 0, or -errno when the socket is dead: send what the tx ring holds.
 static napi_value packet_kick(napi_env env, napi_callback_info info) {
   napi_value argv[1]; size_t argc = 1; int32_t fd;
@@ -438,6 +471,7 @@ void host_register_io(napi_env env, napi_value exports) {
       {"pollFds", NULL, poll_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetRingOpen", NULL, packet_ring_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetKick", NULL, packet_kick, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetTxOpen", NULL, packet_tx_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetDrops", NULL, packet_drops, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdCreate", NULL, eventfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdSignal", NULL, eventfd_signal, NULL, NULL, NULL, napi_enumerable, NULL},

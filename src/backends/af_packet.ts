@@ -20,6 +20,10 @@ import { KernelPort, attachKernel } from './kernel.js';
 const FRAME_SIZE = 17 * 4096;
 const RX_FRAMES = 120;
 const TX_FRAMES = 60;
+// Frames of this many bytes or more (TSO frames) leave through a send-only socket, one sendmsg
+// each straight from the port's buffers (one copy, by the kernel), instead of the tx ring (our
+// copy into the ring, and on a veth the kernel's copy of the ring's pages again).
+const BIG = 16384;
 /** The header an AF_PACKET port carries when the attach names none (as TAP_DEFAULT_HDR). */
 export const AF_PACKET_DEFAULT_HDR = 12;
 
@@ -30,7 +34,13 @@ export class AfPacketPort extends KernelPort {
   // TPACKET tx frames the kernel refused are counted by tpk_push at offset 16 of its state, rx
   // frames too big for a buffer (or truncated) by tpk_pull at offset 16 of its own; frames the
   // kernel dropped because our rx ring was full, by the kernel (PACKET_STATISTICS)
-  get kernelDrops(): number { return (this.dropsAtClose ?? Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16))) + this.ringOverruns; }
+  get kernelDrops(): number { return (this.dropsAtClose ?? Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16))) + this.ringOverruns + this.bigRefused[0]; }
+  /** Big frames the send-only socket refused (a header the kernel rejects, link down). */
+  private readonly bigRefused = new Float64Array(1);
+  /** The send-only socket for big frames (-1: none, the kernel cannot take the header's length). */
+  private txFd = -1;
+  /** Big frames wait: the socket was full, or the tx ring has frames before them still unsent. */
+  private bigWaits = false;
   private dropsAtClose: number | null = null; // the count when the state records went back
   /** Frames the kernel dropped before we saw them: the rx ring was full (tp_drops). */
   ringOverruns = 0;
@@ -46,7 +56,7 @@ export class AfPacketPort extends KernelPort {
   sleepFds(fds: number[]): Verdict {
     this.readOverruns();
     const v = super.sleepFds(fds);
-    return this.unsent && !this.down ? 'nap' : v;
+    return (this.unsent || this.bigWaits) && !this.down ? 'nap' : v;
   }
 
   stats(): Fields {
@@ -81,9 +91,14 @@ export class AfPacketPort extends KernelPort {
       const err = e as Error & { code?: string };
       throw new WasmapError(err.code ?? 'EIO', `af_packet:${ifname}: ${err.message}`);
     }
+    let txFd = -1;
     try {
-      return new AfPacketPort(host, dp, ifname, attach(), fd, ring, hdrLen);
+      txFd = host.packetTxOpen(ifname, hdrLen); // < 0: the kernel is older than 6.2 (12-byte headers): all through the ring
+      const p = new AfPacketPort(host, dp, ifname, attach(), fd, ring, hdrLen);
+      p.txFd = txFd;
+      return p;
     } catch (e) {
+      if (txFd >= 0) host.closeFd(txFd);
       host.unmap(dp.u8, ring.span, ring.bytes); dp.release(ring.span, ring.bytes);
       if (scratch) dp.release(scratch, scratchBytes);
       dp.release(ring.stRx, dp.abi.TPK_SIZE); dp.release(ring.stTx, dp.abi.TPK_SIZE);
@@ -101,24 +116,40 @@ export class AfPacketPort extends KernelPort {
     return n;
   }
 
-  /** rx ring → kernel, one send() to kick the batch out. Returns frames moved. */
+  /** rx ring → kernel: small frames through the tx ring (one send() kicks the batch out), big
+   *  ones with a sendmsg each, in the order they came. Returns frames moved. */
   push(): number {
     if (this.down) return 0;
-    const n = this.dp.fn.tpk_push(this.ring.stTx, this.port.rx.kring, this.ring.tx, this.ring.txFrames, this.ring.frameSize, this.hdr);
-    if (n > 0 || this.unsent) {
-      const rc = this.host.packetKick(this.fd);
-      if (rc < 0) { this.fail('send', rc); return 0; }
-      this.unsent = this.dp.fn.tpk_unsent(this.ring.stTx, this.ring.tx, this.ring.txFrames, this.ring.frameSize) !== 0;
+    let moved = 0;
+    this.bigWaits = false;
+    for (let round = 0; round < 64; round++) {
+      const n = this.dp.fn.tpk_push(this.ring.stTx, this.port.rx.kring, this.ring.tx, this.ring.txFrames, this.ring.frameSize, this.hdr, this.txFd >= 0 ? BIG : 0);
+      if (n > 0 || this.unsent) {
+        const rc = this.host.packetKick(this.fd);
+        if (rc < 0) { this.fail('send', rc); return moved; }
+        this.unsent = this.dp.fn.tpk_unsent(this.ring.stTx, this.ring.tx, this.ring.txFrames, this.ring.frameSize) !== 0;
+      }
+      moved += n;
+      if (!this.dp.fn.tpk_big(this.ring.stTx)) break;
+      // big frames next: only once everything before them has left (the kernel keeps the order)
+      if (this.unsent) { this.bigWaits = true; break; }
+      const before = this.bigRefused[0];
+      const m = this.host.ringToFd(this.dp.u8, this.port.rx.ring, this.txFd, true, this.bigRefused, BIG);
+      if (m < 0) { this.fail('send', m); return moved; }
+      this.txFrames -= this.bigRefused[0] - before; // counted as drops instead
+      moved += m;
+      if (m === 0) { this.bigWaits = true; break; } // its send buffer is full: the next pass
     }
-    this.txFrames += n;
-    return n;
+    this.txFrames += moved;
+    return moved;
   }
 
   protected release(): void {
     this.readOverruns(); // the fd is still open here
+    if (this.txFd >= 0) { try { this.host.closeFd(this.txFd); } catch { /* already gone */ } this.txFd = -1; }
     try { this.host.unmap(this.dp.u8, this.ring.span, this.ring.bytes); } catch { /* memory already gone */ }
     this.dp.release(this.ring.span, this.ring.bytes);
-    this.dropsAtClose = this.kernelDrops; // a port listed down still shows them
+    this.dropsAtClose = Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16)); // a port listed down still shows them
     this.dp.release(this.ring.stRx, this.dp.abi.TPK_SIZE); this.dp.release(this.ring.stTx, this.dp.abi.TPK_SIZE);
     if (this.ring.scratch) this.dp.release(this.ring.scratch, this.ring.scratchBytes);
   }

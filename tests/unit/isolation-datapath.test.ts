@@ -349,7 +349,7 @@ test('tpk_push writes the socket\'s 10-byte header: a 12-byte port\'s cut to 10,
     const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
     const vh = [1, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0xee, 0xee];
     put(reg, [Uint8Array.from([...vh, ...frame])]);
-    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 12), 1);
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 12, 0), 1);
     assert.equal(dp.u32(ring), 1, 'SEND_REQUEST');
     assert.deepEqual(data(0), Uint8Array.from([...vh.slice(0, 10), ...frame]), 'num_buffers left out');
     assert.equal(dp.fn.tpk_unsent(st, ring, NF, FS), 1, 'the kernel has not taken it yet');
@@ -359,15 +359,23 @@ test('tpk_push writes the socket\'s 10-byte header: a 12-byte port\'s cut to 10,
   {
     const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
     put(reg, [frame]);
-    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 0), 1);
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 0, 0), 1);
     assert.deepEqual(data(0), Uint8Array.from([...new Array(10).fill(0), ...frame]), 'a zero header in front');
   }
   {
     const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
     const bad = [1, 0, 0, 0, 0, 0, 0xff, 0xff, 16, 0]; // checksum far past the frame
     put(reg, [Uint8Array.from([...bad, ...frame.subarray(0, 100)]), Uint8Array.from([0, 0x42, ...new Array(8).fill(0), ...frame.subarray(0, 100)])]);
-    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 10), 0, 'neither is queued');
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 10, 0), 0, 'neither is queued');
     assert.equal(dp.u64(st + 16), 2n, 'both counted');
     assert.equal(reg.ring('rx').head, reg.ring('rx').tail, 'and released');
+  }
+  {
+    // with a threshold it stops at the first frame that long (the caller sends it), after the smaller ones
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    put(reg, [frame.subarray(0, 100), frame, frame.subarray(0, 60)]);
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 0, 2048), 1);
+    assert.equal(dp.fn.tpk_big(st), 1);
+    assert.equal(reg.ring('rx').head, 1, 'the big frame stays at head');
   }
 });

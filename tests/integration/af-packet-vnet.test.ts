@@ -169,13 +169,14 @@ test('af_packet --vnet-hdr 0 with default-offload peers: partial checksums compl
   }
 });
 
-test('a frame too big for a ring frame (IPv6 BIG TCP, 192 KiB GSO) is counted, never delivered cut: the kernel\'s count = taken + counted', { skip, timeout: 60000 }, async () => {
+test('a frame too big for a ring frame (IPv6 BIG TCP, 192 KiB GSO) is counted, never delivered cut: the kernel\'s count = taken + counted', { skip, timeout: 60000 }, async (t) => {
   const [g0, g1] = veth('g'), [h0, h1] = veth('h');
   await ctl('attach', { port: `af_packet:${g0}` });
   await ctl('attach', { port: `af_packet:${h0}` });
   const A = ns('G', g1, '10.95.4.1', 'fd95::1'), B = ns('H', h1, '10.95.4.2', 'fd95::2');
   try {
-    inNs(A, `ip link set dev ${g1} gso_max_size 196608`); // BIG TCP: GSO frames past 64 KiB
+    inNs(A, `ip link set dev ${g1} gso_max_size 196608`, false); // BIG TCP: GSO frames past 64 KiB
+    if (!/gso_max_size 196608/.test(inNs(A, `ip -d link show ${g1}`))) { t.skip('this kernel has no BIG TCP (Linux >= 5.19): no GSO frame past 64 KiB to make'); return; }
     assert.match(inNs(A, 'ping -6 -c 2 -i 0.2 -W 2 fd95::2'), /2 received/);
     await server(B, 5318);
     inNs(A, 'timeout 8 iperf3 -6 -c fd95::2 -p 5318 -t 2', false); // stalls: its big frames never arrive

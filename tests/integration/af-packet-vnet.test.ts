@@ -75,7 +75,8 @@ const csumErrors = (n: string) => {
   return { tcp: c('TcpInCsumErrors'), udp: c('UdpInCsumErrors') };
 };
 async function server(n: string, port: number): Promise<ChildProcess> {
-  const s = spawn('ip', ['netns', 'exec', n, 'timeout', '30', 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
+  // `ip netns exec` execs iperf3 itself (same pid): killing this process at cleanup ends it
+  const s = spawn('ip', ['netns', 'exec', n, 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
   servers.push(s);
   await new Promise((r) => setTimeout(r, 300));
   return s;

@@ -13,7 +13,7 @@ export { mac_hash } from './switch/learn';
 export { gen_size, gen_init, gen_tx, gen_rx } from './gen';
 export { plan_size, traffic_run, pipe_run } from './loop';
 export { csum_add, csum_fold, csum_bytes } from './offload/csum';
-export { TPK_SIZE, tpk_pull, tpk_push } from './tpacket';
+export { TPK_SIZE, tpk_pull, tpk_push, tpk_unsent, tpk_scratch_size, tpk_big } from './tpacket';
 export { vnet_convert, vnet_convert_into, vnet_out_room, VN_MAX_TAGS, VN_MAX_OUT, ACCEPT_CSUM, ACCEPT_TSO4, ACCEPT_TSO6, ACCEPT_USO, ACCEPT_ALL } from './offload/vnet';
 export { pt_attach, pt_detach, pt_pull_all, pt_publish_all, pt_sleep, pt_wake, pt_take_kick, pt_app_sync, pt_app_want_kick, pt_app_awake } from './csb';
 export { MT_MAX, MT_SIZE, mt_init, mt_count, mt_add, mt_del, mt_gpa, mt_uva, VQ_SIZE, VQ_NUM, VQ_DESC, VQ_AVAIL, VQ_USED, VQ_LAST_AVAIL, VQ_FEATURES, VQ_ENABLED, VQ_BROKEN, VQ_CALL, VQ_SIGNALLED, VQ_DESC_UVA, VQ_AVAIL_UVA, VQ_USED_UVA, VQ_FRAMES, VQ_BYTES, VQ_CHAINS, VQ_DROP_BIG, VQ_DROP_BAD, VQ_STALLS, VQ_CALLS, VQF_EVENT_IDX, VQF_MRG_RXBUF, VQF_INDIRECT, VQE_AVAIL_IDX, VQE_DESC_INDEX, VQE_ADDR, VQE_WRITABLE, VQE_READONLY, VQE_INDIRECT, VQE_NESTED, VQE_INDIRECT_LEN, VQE_LOOP, VQE_NUM, VQE_RING, VQ_MAX_NUM, VQ_HDR_LEN, VQ_MAX_FRAME, VQ_WALK_BUDGET, vq_init, vq_setup, vq_remap, vq_enable, vq_base, vq_error, vq_take_call, vq_want_kick, vq_pull, vq_push } from './virtio/vring';

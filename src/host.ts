@@ -47,12 +47,14 @@ export interface NativeHost {
   fdToRing(view: Uint8Array, ring: number, fd: number, isSocket: boolean, max: number, dropped?: Float64Array): number;
   /** Write the frames of an rx ring's [head, tail) to fd; advances head; frames the kernel
    *  refused are counted in dropped[0]. -errno if the fd died. */
-  ringToFd(view: Uint8Array, ring: number, fd: number, isSocket: boolean, dropped: Float64Array): number;
+  ringToFd(view: Uint8Array, ring: number, fd: number, isSocket: boolean, dropped: Float64Array, minLen?: number): number;
   /** poll(2) for POLLIN on fds; returns each fd's revents. */
   pollFds(fds: number[], timeoutMs: number): number[];
   /** AF_PACKET socket with TPACKET_V2 rx and tx rings (frames × 2048 bytes each) mapped over
    *  [offset, offset + bytes) of the memory behind `view`, rx ring first. */
-  packetRingOpen(ifname: string, view: Uint8Array, offset: number, frames: number): { fd: number; rx: number; tx: number; frames: number; frameSize: number; bytes: number };
+  /** A send-only AF_PACKET socket whose frames start with a vnet header of that length; -errno when the kernel cannot take it. */
+  packetTxOpen(ifname: string, vnetHdrLen: number): number;
+  packetRingOpen(ifname: string, view: Uint8Array, offset: number, rxFrames: number, txFrames: number, frameSize: number): { fd: number; rx: number; tx: number; rxFrames: number; txFrames: number; frameSize: number; bytes: number };
   /** Ask the kernel to send what the tx ring holds; -errno when the socket is dead. */
   packetKick(fd: number): number;
   /** Frames the kernel dropped since the last call because the AF_PACKET rx ring was full (PACKET_STATISTICS), or -errno. */
@@ -78,7 +80,7 @@ export interface NativeHost {
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'alignGap', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'fenceGeneration', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetKick', 'packetDrops', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetTxOpen', 'packetKick', 'packetDrops', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

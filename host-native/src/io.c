@@ -236,12 +236,13 @@ out:
   return ret_i64(env, got);
 }
 
-// ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1)) -> frames taken from the rx
-// ring's [head, tail) (head advanced past them), or -errno for a dead fd. A full fd ends the
-// batch; a frame the kernel refuses (link down: EIO/ENETDOWN, too big) is dropped and counted
-// in dropped[0].
+// ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1), minLen?) -> frames taken from
+// the rx ring's [head, tail) (head advanced past them), or -errno for a dead fd. A full fd ends
+// the batch; a frame the kernel refuses (link down: EIO/ENETDOWN, too big) is dropped and
+// counted in dropped[0]. With minLen, the batch also ends at the first frame shorter than that
+// (AF_PACKET ports send their big frames this way and the rest through their tx ring).
 static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[5]; size_t argc = 5; int64_t off; int32_t fd; bool sock;
+  napi_value argv[6]; size_t argc = 6; int64_t off; int32_t fd; bool sock; int32_t min_len = 0;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_typedarray_type dt; size_t dlen, dbo; void *dd; napi_value dab; bool dta = false;
   if (argc < 5 || napi_get_value_int64(env, argv[1], &off) != napi_ok || napi_get_value_int32(env, argv[2], &fd) != napi_ok ||
@@ -249,6 +250,7 @@ static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
       napi_get_typedarray_info(env, argv[4], &dt, &dlen, &dd, &dab, &dbo) != napi_ok || dt != napi_float64_array || dlen < 1)
     return host_throw(env, "EINVAL", "ringToFd(view, ringOffset, fd, isSocket, dropped: Float64Array(1))");
   double *dropped = dd;
+  if (argc > 5) { napi_valuetype t; napi_typeof(env, argv[5], &t); if (t != napi_undefined && napi_get_value_int32(env, argv[5], &min_len) != napi_ok) return host_throw(env, "EINVAL", "ringToFd: minLen must be a number"); }
   struct ring_ref r;
   if (ring_ref(env, argv[0], off, &r)) return NULL;
   uint32_t head = rd32(r.ring + R_HEAD), tail = rd32(r.ring + R_TAIL), sent = 0;
@@ -267,6 +269,7 @@ static napi_value ring_to_fd(napi_env env, napi_callback_info info) {
       if (!(flags & NS_MOREFRAG)) { complete = 1; break; }
     }
     if (!complete) break;
+    if (min_len > 0) { size_t total = 0; for (uint32_t k = 0; k < nf; k++) total += iov[k].iov_len; if (total < (size_t)min_len) break; }
     ssize_t c;
     if (sock) { struct msghdr m; memset(&m, 0, sizeof m); m.msg_iov = iov; m.msg_iovlen = nf; c = sendmsg(fd, &m, MSG_DONTWAIT); }
     else c = writev(fd, iov, (int)nf);
@@ -304,25 +307,35 @@ static napi_value poll_fds(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// packetRingOpen(ifname, view, offset, frames) -> { fd, rx, tx, frames, frameSize, bytes }:
-// an AF_PACKET socket on IFNAME with TPACKET_V2 rx and tx rings of FRAMES 2048-byte frames
-// each, mmapped MAP_FIXED over [offset, offset+bytes) of the wasm memory (rx ring first), so
-// the datapath reads and writes the kernel's frames in place.
+// packetRingOpen(ifname, view, offset, rxFrames, txFrames, frameSize) -> { fd, rx, tx, rxFrames,
+// txFrames, frameSize, bytes }: an AF_PACKET socket on IFNAME with the virtio-net header
+// (PACKET_VNET_HDR: the kernel keeps TSO/GSO frames and partial checksums, so frames up to
+// 64 KiB cross) and TPACKET_V2 rx and tx rings of frameSize-byte frames, mmapped MAP_FIXED over
+// [offset, offset+bytes) of the wasm memory (rx ring first), so the datapath reads and writes
+// the kernel's frames in place. Frames of up to 64 KiB sit in 64 KiB blocks; bigger ones (a
+// multiple of the page size) as many as fit in 1 MiB to a block (a frame never spans blocks;
+// 17-page frames: 15 to a 255-page block, allocated as 256), so frames is a multiple of the
+// frames per block.
 static napi_value packet_ring_open(napi_env env, napi_callback_info info) {
-  napi_value argv[4]; size_t argc = 4; char name[IFNAMSIZ + 1] = {0}; size_t n; int64_t off; int32_t frames;
+  napi_value argv[6]; size_t argc = 6; char name[IFNAMSIZ + 1] = {0}; size_t n; int64_t off; int32_t rxf, txf, fs;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
-      napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int32(env, argv[3], &frames) != napi_ok)
-    return host_throw(env, "EINVAL", "packetRingOpen(ifname, view, offset, frames)");
-  const unsigned fsize = 2048, bsize = 65536, per = bsize / fsize;
-  if (frames < (int32_t)per || frames > 65536 || frames % per)
-    return host_throw(env, "EINVAL", "frames must be a multiple of %u between %u and 65536, not %d", per, per, frames);
+  if (argc < 6 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
+      napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int32(env, argv[3], &rxf) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &txf) != napi_ok || napi_get_value_int32(env, argv[5], &fs) != napi_ok)
+    return host_throw(env, "EINVAL", "packetRingOpen(ifname, view, offset, rxFrames, txFrames, frameSize)");
+  long page = sysconf(_SC_PAGESIZE);
+  // frames must lie back to back in the mapping (the datapath finds frame i at i * frameSize):
+  // a block holds a whole number of frames with nothing left over
+  if (fs < 2048 || fs > (1 << 20) || (fs <= 65536 ? 65536 % fs : fs % page))
+    return host_throw(env, "EINVAL", "frameSize must divide 64 KiB, or be a multiple of the page size up to 1 MiB, not %d", fs);
+  const unsigned fsize = (unsigned)fs, per = fsize <= 65536 ? 65536 / fsize : (1u << 20) / fsize, bsize = per * fsize;
+  if (rxf < (int32_t)per || rxf > 65536 || rxf % per || txf < (int32_t)per || txf > 65536 || txf % per)
+    return host_throw(env, "EINVAL", "frames must be a multiple of %u between %u and 65536, not %d and %d", per, per, rxf, txf);
   napi_typedarray_type type; size_t length, bo; void *data; napi_value ab; bool ta = false;
   if (napi_is_typedarray(env, argv[1], &ta) != napi_ok || !ta ||
       napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &bo) != napi_ok || type != napi_uint8_array)
     return host_throw(env, "EINVAL", "packetRingOpen: expected a Uint8Array over the WebAssembly memory");
-  size_t bytes = 2ull * (size_t)frames * fsize;
-  long page = sysconf(_SC_PAGESIZE);
+  const size_t rxbytes = (size_t)(rxf / per) * bsize, bytes = rxbytes + (size_t)(txf / per) * bsize;
   if (off < 0 || (uint64_t)off + bytes > length || ((uintptr_t)data + (uintptr_t)off) % (uintptr_t)page)
     return host_throw(env, "EINVAL", "span [%lld, +%zu) must be page-aligned and inside the %zu-byte memory", (long long)off, bytes, length);
   unsigned idx = if_nametoindex(name);
@@ -330,14 +343,22 @@ static napi_value packet_ring_open(napi_env env, napi_callback_info info) {
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
   if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_PACKET): %s%s", strerror(errno), errno == EPERM ? " (run as root or with CAP_NET_RAW)" : "");
   int v = TPACKET_V2, one = 1;
-  struct tpacket_req req = { bsize, (unsigned)frames * fsize / bsize, fsize, (unsigned)frames };
+  struct tpacket_req rreq = { bsize, (unsigned)rxf / per, fsize, (unsigned)rxf }, treq = { bsize, (unsigned)txf / per, fsize, (unsigned)txf };
   const char *step = "PACKET_VERSION";
   if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) goto fail;
+  // the 10-byte header: tpacket_rcv writes only struct virtio_net_hdr (before the MAC header),
+  // whatever PACKET_VNET_HDR_SZ says, so the datapath builds a 12-byte one itself
+  step = "PACKET_VNET_HDR";
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) goto fail; // before the rings (EBUSY after)
   step = "PACKET_RX_RING";
-  if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) goto fail;
+  if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &rreq, sizeof rreq) < 0) goto fail;
   step = "PACKET_TX_RING";
-  if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) < 0) goto fail;
+  if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &treq, sizeof treq) < 0) goto fail;
   setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+  // every tx frame in flight is charged to the send buffer (64 KiB each for TSO frames): past
+  // it the kernel stops sending mid-ring. Root may pass net.core.wmem_max (best effort)
+  int sndbuf = 32 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   step = "mmap";
   if (mmap((uint8_t *)data + off, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) goto fail;
   struct sockaddr_ll sll; memset(&sll, 0, sizeof sll);
@@ -356,8 +377,9 @@ static napi_value packet_ring_open(napi_env env, napi_callback_info info) {
   napi_create_object(env, &out);
   napi_create_int32(env, fd, &x); napi_set_named_property(env, out, "fd", x);
   napi_create_int64(env, off, &x); napi_set_named_property(env, out, "rx", x);
-  napi_create_int64(env, off + (int64_t)bytes / 2, &x); napi_set_named_property(env, out, "tx", x);
-  napi_create_int32(env, frames, &x); napi_set_named_property(env, out, "frames", x);
+  napi_create_int64(env, off + (int64_t)rxbytes, &x); napi_set_named_property(env, out, "tx", x);
+  napi_create_int32(env, rxf, &x); napi_set_named_property(env, out, "rxFrames", x);
+  napi_create_int32(env, txf, &x); napi_set_named_property(env, out, "txFrames", x);
   napi_create_int32(env, (int32_t)fsize, &x); napi_set_named_property(env, out, "frameSize", x);
   napi_create_int64(env, (int64_t)bytes, &x); napi_set_named_property(env, out, "bytes", x);
   return out;
@@ -365,6 +387,36 @@ fail: {
     int e = errno; close(fd);
     return host_throw(env, host_errno_name(e), "AF_PACKET ring on %s: %s: %s", name, step, strerror(e));
   }
+}
+
+#ifndef PACKET_VNET_HDR_SZ
+#define PACKET_VNET_HDR_SZ 24 // Linux 6.2: the header's length (10 or 12), for what we send
+#endif
+// packetTxOpen(ifname, vnetHdrLen) -> fd, or -errno when the kernel cannot take that header
+// length (before Linux 6.2 only 10): a send-only AF_PACKET socket on IFNAME (protocol 0: it
+// receives nothing) whose frames start with a virtio-net header of vnetHdrLen bytes (none for
+// 0). An AF_PACKET port sends its big (TSO) frames through it with one sendmsg each, straight
+// from the port's buffers: the kernel copies them once, where a tx ring costs our copy into the
+// ring and, on a veth, the kernel's copy of the ring's pages (skb_copy_ubufs).
+static napi_value packet_tx_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2]; size_t argc = 2; char name[IFNAMSIZ + 1] = {0}; size_t n; int32_t hdr = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
+      napi_get_value_int32(env, argv[1], &hdr) != napi_ok || (hdr != 0 && hdr != 10 && hdr != 12))
+    return host_throw(env, "EINVAL", "packetTxOpen(ifname, vnetHdrLen 0|10|12)");
+  unsigned idx = if_nametoindex(name);
+  if (!idx) return host_throw(env, "ENODEV", "no interface %s", name);
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_PACKET): %s", strerror(errno));
+  int one = 1, big = 32 << 20;
+  if (hdr && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR_SZ, &hdr, sizeof hdr) < 0 &&
+      (hdr != 10 || setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0)) { int e = errno; close(fd); return ret_i64(env, -e); }
+  setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  struct sockaddr_ll sll; memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET; sll.sll_protocol = 0; sll.sll_ifindex = (int)idx; // protocol 0: no receive hook
+  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) { int e = errno; close(fd); return host_throw(env, host_errno_name(e), "bind to %s: %s", name, strerror(e)); }
+  return ret_i64(env, fd);
 }
 
 // packetKick(fd) -> 0, or -errno when the socket is dead: send what the tx ring holds.
@@ -419,6 +471,7 @@ void host_register_io(napi_env env, napi_value exports) {
       {"pollFds", NULL, poll_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetRingOpen", NULL, packet_ring_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetKick", NULL, packet_kick, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetTxOpen", NULL, packet_tx_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetDrops", NULL, packet_drops, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdCreate", NULL, eventfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdSignal", NULL, eventfd_signal, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,24 +1,46 @@
 // AF_PACKET ports (`af_packet:IF`): a packet socket on an existing interface, joined to the
 // switch port of the same name. The kernel's TPACKET_V2 rings are mapped into the wasm memory
 // and the datapath copies frames in place (no system call per frame; one send() kicks a whole
-// batch out).
+// batch out). Fast by default, as TAP ports: the socket carries the virtio-net header, so a veth
+// keeps TSO/GSO and checksum offload end to end (64 KiB frames with partial checksums cross
+// whole) and the port carries a 12-byte header unless `--vnet-hdr 0|10` says otherwise; with 0
+// the datapath completes checksums and segments GSO frames before the switch sees them, so a
+// peer with its default offloads works either way.
 import type { NativeHost } from '../host.js';
 import type { Datapath } from '../datapath.js';
 import type { SwitchPort } from '../switch.js';
 import { WasmapError } from '../errors.js';
-import type { AttachContext, Fields } from './backend.js';
+import type { AttachContext, Fields, Verdict } from './backend.js';
 import { KernelPort, attachKernel } from './kernel.js';
 
-const RING_FRAMES = 1024; // per direction, 2048 bytes each: 4 MiB of the memory per AF_PACKET port
+// Ring geometry: a frame holds a 64 KiB GSO frame with its header and the kernel's offsets
+// (tp_mac is 76 with the header): 17 pages, 15 to a block (the kernel allocates 256 pages for
+// each 255-page block). rx: 120 frames, tx: 60: 12 MiB of the memory (and of the kernel's) per
+// AF_PACKET port, plus the scratch a port without a header converts in (~120 KiB).
+const FRAME_SIZE = 17 * 4096;
+const RX_FRAMES = 120;
+const TX_FRAMES = 60;
+// Frames of this many bytes or more (TSO frames) leave through a send-only socket, one sendmsg
+// each straight from the port's buffers (one copy, by the kernel), instead of the tx ring (our
+// copy into the ring, and on a veth the kernel's copy of the ring's pages again).
+const BIG = 16384;
+/** The header an AF_PACKET port carries when the attach names none (as TAP_DEFAULT_HDR). */
+export const AF_PACKET_DEFAULT_HDR = 12;
 
-interface PacketRing { span: number; bytes: number; rx: number; tx: number; frames: number; frameSize: number; stRx: number; stTx: number }
+interface PacketRing { span: number; bytes: number; rx: number; tx: number; rxFrames: number; txFrames: number; frameSize: number; stRx: number; stTx: number; scratch: number; scratchBytes: number }
 
 export class AfPacketPort extends KernelPort {
   readonly kind = 'af_packet' as const;
   // TPACKET tx frames the kernel refused are counted by tpk_push at offset 16 of its state, rx
   // frames too big for a buffer (or truncated) by tpk_pull at offset 16 of its own; frames the
   // kernel dropped because our rx ring was full, by the kernel (PACKET_STATISTICS)
-  get kernelDrops(): number { return (this.dropsAtClose ?? Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16))) + this.ringOverruns; }
+  get kernelDrops(): number { return (this.dropsAtClose ?? Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16))) + this.ringOverruns + this.bigRefused[0]; }
+  /** Big frames the send-only socket refused (a header the kernel rejects, link down). */
+  private readonly bigRefused = new Float64Array(1);
+  /** The send-only socket for big frames (-1: none, the kernel cannot take the header's length). */
+  private txFd = -1;
+  /** Big frames wait: the socket was full, or the tx ring has frames before them still unsent. */
+  private bigWaits = false;
   private dropsAtClose: number | null = null; // the count when the state records went back
   /** Frames the kernel dropped before we saw them: the rx ring was full (tp_drops). */
   ringOverruns = 0;
@@ -31,9 +53,10 @@ export class AfPacketPort extends KernelPort {
     if (n > 0) this.ringOverruns += n;
   }
 
-  sleepFds(fds: number[]): 'sleep' {
+  sleepFds(fds: number[]): Verdict {
     this.readOverruns();
-    return super.sleepFds(fds) as 'sleep';
+    const v = super.sleepFds(fds);
+    return (this.unsent || this.bigWaits) && !this.down ? 'nap' : v;
   }
 
   stats(): Fields {
@@ -41,29 +64,44 @@ export class AfPacketPort extends KernelPort {
     return { ...super.stats(), ringOverruns: this.ringOverruns };
   }
 
-  private constructor(host: NativeHost, dp: Datapath, ifname: string, port: SwitchPort, fd: number, private readonly ring: PacketRing) {
+  /** The kernel stopped short of the last frame queued (its send buffer was full): kick again
+   *  at the next push, and nap instead of sleeping so that it happens. */
+  private unsent = false;
+
+  private constructor(host: NativeHost, dp: Datapath, ifname: string, port: SwitchPort, fd: number,
+                      private readonly ring: PacketRing, private readonly hdr: number) {
     super(host, dp, ifname, port, fd);
   }
 
   static open(host: NativeHost, dp: Datapath, ifname: string, hdrLen: number, attach: () => SwitchPort): AfPacketPort {
-    if (hdrLen) throw new WasmapError('EINVAL', `af_packet:${ifname}: AF_PACKET ports carry no virtio-net header yet (offloads come with the offload work); attach without --vnet-hdr`);
     let fd: number, ring: PacketRing;
-    const bytes = 2 * RING_FRAMES * 2048;
+    const bytes = (RX_FRAMES + TX_FRAMES) * FRAME_SIZE;
     const span = dp.alloc(bytes, 65536);
+    // a port without a header converts (completes checksums, segments) in a scratch area
+    const scratchBytes = hdrLen ? 0 : dp.fn.tpk_scratch_size(FRAME_SIZE);
+    const scratch = scratchBytes ? dp.alloc(scratchBytes, 64) : 0;
     try {
-      const r = host.packetRingOpen(ifname, dp.u8, span, RING_FRAMES);
+      const r = host.packetRingOpen(ifname, dp.u8, span, RX_FRAMES, TX_FRAMES, FRAME_SIZE);
       fd = r.fd;
       const size = dp.abi.TPK_SIZE;
-      ring = { span, bytes, rx: r.rx, tx: r.tx, frames: r.frames, frameSize: r.frameSize, stRx: dp.alloc(size), stTx: dp.alloc(size) };
+      ring = { span, bytes, rx: r.rx, tx: r.tx, rxFrames: r.rxFrames, txFrames: r.txFrames, frameSize: r.frameSize, stRx: dp.alloc(size), stTx: dp.alloc(size), scratch, scratchBytes };
     } catch (e) {
       dp.release(span, bytes);
+      if (scratch) dp.release(scratch, scratchBytes);
       const err = e as Error & { code?: string };
       throw new WasmapError(err.code ?? 'EIO', `af_packet:${ifname}: ${err.message}`);
     }
+    let txFd = -1;
     try {
-      return new AfPacketPort(host, dp, ifname, attach(), fd, ring);
+      txFd = host.packetTxOpen(ifname, hdrLen); // < 0: the kernel is older than 6.2 (12-byte headers): all through the ring
+      const p = new AfPacketPort(host, dp, ifname, attach(), fd, ring, hdrLen);
+      p.txFd = txFd;
+      return p;
     } catch (e) {
+      if (txFd >= 0) host.closeFd(txFd);
       host.unmap(dp.u8, ring.span, ring.bytes); dp.release(ring.span, ring.bytes);
+      if (scratch) dp.release(scratch, scratchBytes);
+      dp.release(ring.stRx, dp.abi.TPK_SIZE); dp.release(ring.stTx, dp.abi.TPK_SIZE);
       host.closeFd(fd);
       throw e;
     }
@@ -72,31 +110,49 @@ export class AfPacketPort extends KernelPort {
   /** Kernel → tx ring. Returns frames moved (0 when down or nothing waiting). */
   pull(max = 256): number {
     if (this.down) return 0;
-    const n = this.dp.fn.tpk_pull(this.ring.stRx, this.ring.rx, this.ring.frames, this.ring.frameSize, this.port.tx.kring, max);
+    const n = this.dp.fn.tpk_pull(this.ring.stRx, this.ring.rx, this.ring.rxFrames, this.ring.frameSize, this.port.tx.kring, max, this.hdr, this.ring.scratch);
     if (n < 0) { this.fail('read', n); return 0; }
     this.rxFrames += n;
     return n;
   }
 
-  /** rx ring → kernel, one send() to kick the batch out. Returns frames moved. */
+  /** rx ring → kernel: small frames through the tx ring (one send() kicks the batch out), big
+   *  ones with a sendmsg each, in the order they came. Returns frames moved. */
   push(): number {
     if (this.down) return 0;
-    const n = this.dp.fn.tpk_push(this.ring.stTx, this.port.rx.kring, this.ring.tx, this.ring.frames, this.ring.frameSize);
-    if (n > 0) {
-      const rc = this.host.packetKick(this.fd);
-      if (rc < 0) { this.fail('send', rc); return 0; }
+    let moved = 0;
+    this.bigWaits = false;
+    for (let round = 0; round < 64; round++) {
+      const n = this.dp.fn.tpk_push(this.ring.stTx, this.port.rx.kring, this.ring.tx, this.ring.txFrames, this.ring.frameSize, this.hdr, this.txFd >= 0 ? BIG : 0);
+      if (n > 0 || this.unsent) {
+        const rc = this.host.packetKick(this.fd);
+        if (rc < 0) { this.fail('send', rc); return moved; }
+        this.unsent = this.dp.fn.tpk_unsent(this.ring.stTx, this.ring.tx, this.ring.txFrames, this.ring.frameSize) !== 0;
+      }
+      moved += n;
+      if (!this.dp.fn.tpk_big(this.ring.stTx)) break;
+      // big frames next: only once everything before them has left (the kernel keeps the order)
+      if (this.unsent) { this.bigWaits = true; break; }
+      const before = this.bigRefused[0];
+      const m = this.host.ringToFd(this.dp.u8, this.port.rx.ring, this.txFd, true, this.bigRefused, BIG);
+      if (m < 0) { this.fail('send', m); return moved; }
+      this.txFrames -= this.bigRefused[0] - before; // counted as drops instead
+      moved += m;
+      if (m === 0) { this.bigWaits = true; break; } // its send buffer is full: the next pass
     }
-    this.txFrames += n;
-    return n;
+    this.txFrames += moved;
+    return moved;
   }
 
   protected release(): void {
     this.readOverruns(); // the fd is still open here
+    if (this.txFd >= 0) { try { this.host.closeFd(this.txFd); } catch { /* already gone */ } this.txFd = -1; }
     try { this.host.unmap(this.dp.u8, this.ring.span, this.ring.bytes); } catch { /* memory already gone */ }
     this.dp.release(this.ring.span, this.ring.bytes);
-    this.dropsAtClose = this.kernelDrops; // a port listed down still shows them
+    this.dropsAtClose = Number(this.dp.u64(this.ring.stTx + 16)) + Number(this.dp.u64(this.ring.stRx + 16)); // a port listed down still shows them
     this.dp.release(this.ring.stRx, this.dp.abi.TPK_SIZE); this.dp.release(this.ring.stTx, this.dp.abi.TPK_SIZE);
+    if (this.ring.scratch) this.dp.release(this.ring.scratch, this.ring.scratchBytes);
   }
 }
 
-export const openAfPacket = (c: AttachContext): AfPacketPort => attachKernel(c, (ifname, hdr, attach) => AfPacketPort.open(c.host, c.dp, ifname, hdr, attach));
+export const openAfPacket = (c: AttachContext): AfPacketPort => attachKernel(c, (ifname, hdr, attach) => AfPacketPort.open(c.host, c.dp, ifname, hdr, attach), AF_PACKET_DEFAULT_HDR);

@@ -15,8 +15,9 @@ Usage: wasmap ctl [--socket PATH] [--json] VERB ...
   attach NAME PORT [--vnet-hdr 0|10|12] [--accept csum,tso4,tso6,uso]
                                           PORT: tap:IF (created if missing), af_packet:IF
                                           (an existing interface) or a virtual port name.
-                                          --vnet-hdr: a TAP carries 12 unless told (TSO and
-                                          checksum offload; 0 gives plain frames), others 0
+                                          --vnet-hdr: TAP and AF_PACKET ports carry 12 unless
+                                          told (TSO and checksum offload; 0 gives plain
+                                          frames), others 0
   attach NAME vhost-user:PATH [--name PORT]
                                           a vhost-user socket for a QEMU guest's virtio-net
                                           (port PORT, default: PATH's file name); QEMU:

@@ -8,7 +8,7 @@ import { Datapath } from '../../src/datapath.js';
 import { Switch, conservation, type PortStats } from '../../src/switch.js';
 import { Region } from '../../src/port.js';
 import { findBuildFile } from '../../src/paths.js';
-import { ipFrame, UDP } from '../frames.js';
+import { ipFrame, UDP, TCP } from '../frames.js';
 
 const NOW = 1_000_000;
 const CANARY = 0xa5;
@@ -245,24 +245,137 @@ test('a 65 536-byte buffer never turns a full length into 0 (header conversion i
 
 // ---- also seen: tpk_pull shortening frames longer than a buffer ----
 
-test('tpk_pull drops (and counts) a frame longer than a buffer or truncated by the kernel, never shortens it', () => {
+// A TPACKET_V2 rx ring frame as the kernel fills it with PACKET_VNET_HDR: the 10-byte
+// virtio_net_hdr just before the MAC header at tp_mac.
+const MAC = 76;
+function tpkFrame(dp: Datapath, f: number, frame: Uint8Array, o: { wire?: number; snap?: number; vh?: number[] } = {}): void {
+  dp.setU32(f, 1); dp.setU32(f + 4, o.wire ?? frame.length); dp.setU32(f + 8, o.snap ?? frame.length); dp.setU16(f + 12, MAC);
+  dp.u8.fill(0, f + MAC - 10, f + MAC); if (o.vh) dp.u8.set(o.vh, f + MAC - 10);
+  dp.u8.set(frame.subarray(0, o.snap ?? frame.length), f + MAC);
+}
+/** The frames in slots [from, to) of a ring, MOREFRAG chains joined. */
+function chains(r: ReturnType<Region['ring']>, from: number, to: number): Uint8Array[] {
+  const out: Uint8Array[] = []; let cur: number[] = [];
+  for (let i = from; i !== to; i = r.next(i)) {
+    cur.push(...r.buf(i).subarray(0, r.len(i)));
+    if (!(r.flags(i) & 0x20)) { out.push(Uint8Array.from(cur)); cur = []; }
+  }
+  return out;
+}
+const pattern = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255);
+
+test('tpk_pull chains a frame longer than a buffer, drops (and counts) one truncated by the kernel, never shortens one', () => {
   const dp = new Datapath();
   const reg = new Region(dp, { slots: 8, bufSize: 2048 });
   const k = reg.kring('tx');
-  const FS = 4096, NF = 4, ring = dp.alloc(FS * NF, 4096), st = dp.alloc(dp.abi.TPK_SIZE);
-  const put = (i: number, len: number, snap: number) => {
-    const f = ring + i * FS;
-    dp.setU32(f, 1); dp.setU32(f + 4, len); dp.setU32(f + 8, snap); dp.setU16(f + 12, 64);
-    dp.u8.fill(i + 1, f + 64, f + 64 + snap);
-  };
-  put(0, 3000, 3000); // longer than a 2048-byte buffer
-  put(1, 100, 100); // fine
-  put(2, 1500, 1000); // truncated by the kernel
-  put(3, 60, 60);
-  const moved = dp.fn.tpk_pull(st, ring, NF, FS, k, 100);
-  assert.equal(moved, 2, 'only the whole frames that fit move');
-  assert.equal(dp.u64(st + 16), 2n, 'the other two are counted');
+  const FS = 8192, NF = 4, ring = dp.alloc(FS * NF, 4096), st = dp.alloc(dp.abi.TPK_SIZE);
+  const big = pattern(3000, 1), small = pattern(100, 2), cut = pattern(1500, 3), last = pattern(60, 4);
+  tpkFrame(dp, ring, big);
+  tpkFrame(dp, ring + FS, small);
+  tpkFrame(dp, ring + 2 * FS, cut, { snap: 1000 }); // truncated by the kernel
+  tpkFrame(dp, ring + 3 * FS, last);
+  const moved = dp.fn.tpk_pull(st, ring, NF, FS, k, 100, 0, 0);
+  assert.equal(moved, 3, 'the whole frames move');
+  assert.equal(dp.u64(st + 16), 1n, 'the truncated one is counted');
   for (let i = 0; i < NF; i++) assert.equal(dp.u32(ring + i * FS), 0, `ring frame ${i} handed back to the kernel`);
   const tx = reg.ring('tx');
-  assert.deepEqual([tx.len(0), tx.len(1)], [100, 60]);
+  assert.equal(tx.head, 4, 'the 3000-byte frame took two slots');
+  assert.deepEqual(chains(tx, 0, 4), [big, small, last]);
+});
+
+test('tpk_pull with the vnet header: a 12-byte port gets [10-byte kernel header][num_buffers 0][frame]; a port with none gets completed checksums and segmented GSO frames', () => {
+  const dp = new Datapath();
+  const FS = 69632, NF = 2, ring = dp.alloc(FS * NF, 4096);
+  // a TCP frame with a partial checksum (the pseudo-header sum in the field, NEEDS_CSUM)
+  const tcpLen = 14 + 20 + 20 + 3000;
+  const f = ipFrame({ proto: TCP, len: tcpLen });
+  const seed = f.slice(); seed[34 + 16] = 0x12; seed[34 + 17] = 0x34;
+  const vhCsum = [1, 0, 0, 0, 0, 0, 34, 0, 16, 0]; // NEEDS_CSUM, csum_start 34, csum_offset 16
+  // 12-byte port: passed through (the header's bytes kept, two zero bytes of num_buffers)
+  {
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    tpkFrame(dp, ring, seed, { vh: vhCsum });
+    assert.equal(dp.fn.tpk_pull(st, ring, NF, FS, reg.kring('tx'), 100, 12, 0), 1);
+    const [got] = chains(reg.ring('tx'), 0, reg.ring('tx').head);
+    assert.deepEqual([...got.subarray(0, 12)], [...vhCsum, 0, 0]);
+    assert.deepEqual(got.subarray(12), seed);
+  }
+  // no header: the checksum is completed (the frame is longer than a buffer: a chain)
+  {
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    const scratch = dp.alloc(dp.fn.tpk_scratch_size(FS), 64);
+    const part = f.slice(); // pseudo-header sum folded into the field, as the kernel leaves it
+    let ps = 6 + (tcpLen - 34);
+    for (let i = 26; i < 34; i += 2) ps += (part[i] << 8) | part[i + 1];
+    while (ps > 0xffff) ps = (ps & 0xffff) + (ps >>> 16);
+    part[50] = ps >>> 8; part[51] = ps & 255;
+    tpkFrame(dp, ring, part, { vh: vhCsum });
+    assert.equal(dp.fn.tpk_pull(st, ring, NF, FS, reg.kring('tx'), 100, 0, scratch), 1);
+    const [got] = chains(reg.ring('tx'), 0, reg.ring('tx').head);
+    assert.equal(got.length, tcpLen, 'plain: no header');
+    // a correct TCP checksum sums (with the pseudo header) to 0xffff
+    let sum = 6 + (tcpLen - 34);
+    for (let i = 26; i < 34; i += 2) sum += (got[i] << 8) | got[i + 1];
+    for (let i = 34; i < got.length; i += 2) sum += (got[i] << 8) | (got[i + 1] ?? 0);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    assert.equal(sum, 0xffff, 'the checksum was completed');
+    // and a TSO frame (GSO_TCPV4, gso_size 1000) becomes three segments
+    const tso = ipFrame({ proto: TCP, len: tcpLen });
+    tpkFrame(dp, ring + FS, tso, { vh: [1, 1, 54, 0, 1000 & 255, 1000 >> 8, 34, 0, 16, 0] });
+    const reg2 = new Region(dp, { slots: 8, bufSize: 2048 }), st2 = dp.alloc(dp.abi.TPK_SIZE);
+    dp.setU32(st2, 1); // the cursor at ring frame 1
+    assert.equal(dp.fn.tpk_pull(st2, ring, NF, FS, reg2.kring('tx'), 100, 0, scratch), 1, 'one frame taken from the kernel');
+    const segs = chains(reg2.ring('tx'), 0, reg2.ring('tx').head);
+    assert.deepEqual(segs.map((x) => x.length), [1054, 1054, 1054]);
+  }
+  // a header the converter refuses (an unknown flag): dropped and counted, never forwarded
+  {
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    const scratch = dp.alloc(dp.fn.tpk_scratch_size(FS), 64);
+    tpkFrame(dp, ring, f, { vh: [0x81, 0, 0, 0, 0, 0, 0, 0, 0, 0] });
+    assert.equal(dp.fn.tpk_pull(st, ring, NF, FS, reg.kring('tx'), 100, 0, scratch), 0);
+    assert.equal(dp.u64(st + 16), 1n);
+    assert.equal(reg.ring('tx').head, 0);
+  }
+});
+
+test('tpk_push writes the socket\'s 10-byte header: a 12-byte port\'s cut to 10, a zero one for a port with none; refuses a header the kernel would refuse', () => {
+  const dp = new Datapath();
+  const FS = 69632, NF = 4, ring = dp.alloc(FS * NF, 4096);
+  const frame = pattern(3000, 9);
+  const put = (reg: Region, frames: Uint8Array[]) => { for (let i = 0; i < NF; i++) dp.setU32(ring + i * FS, 0); const r = reg.ring('rx'); r.head = 0; r.tail = r.numSlots - 1; r.send(frames); r.tail = r.head; r.head = 0; r.cur = 0; };
+  const data = (i: number) => dp.u8.slice(ring + i * FS + 32, ring + i * FS + 32 + dp.u32(ring + i * FS + 4));
+  {
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    const vh = [1, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0xee, 0xee];
+    put(reg, [Uint8Array.from([...vh, ...frame])]);
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 12, 0), 1);
+    assert.equal(dp.u32(ring), 1, 'SEND_REQUEST');
+    assert.deepEqual(data(0), Uint8Array.from([...vh.slice(0, 10), ...frame]), 'num_buffers left out');
+    assert.equal(dp.fn.tpk_unsent(st, ring, NF, FS), 1, 'the kernel has not taken it yet');
+    dp.setU32(ring, 0);
+    assert.equal(dp.fn.tpk_unsent(st, ring, NF, FS), 0);
+  }
+  {
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    put(reg, [frame]);
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 0, 0), 1);
+    assert.deepEqual(data(0), Uint8Array.from([...new Array(10).fill(0), ...frame]), 'a zero header in front');
+  }
+  {
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    const bad = [1, 0, 0, 0, 0, 0, 0xff, 0xff, 16, 0]; // checksum far past the frame
+    put(reg, [Uint8Array.from([...bad, ...frame.subarray(0, 100)]), Uint8Array.from([0, 0x42, ...new Array(8).fill(0), ...frame.subarray(0, 100)])]);
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 10, 0), 0, 'neither is queued');
+    assert.equal(dp.u64(st + 16), 2n, 'both counted');
+    assert.equal(reg.ring('rx').head, reg.ring('rx').tail, 'and released');
+  }
+  {
+    // with a threshold it stops at the first frame that long (the caller sends it), after the smaller ones
+    const reg = new Region(dp, { slots: 8, bufSize: 2048 }), st = dp.alloc(dp.abi.TPK_SIZE);
+    put(reg, [frame.subarray(0, 100), frame, frame.subarray(0, 60)]);
+    assert.equal(dp.fn.tpk_push(st, reg.kring('rx'), ring, NF, FS, 0, 2048), 1);
+    assert.equal(dp.fn.tpk_big(st), 1);
+    assert.equal(reg.ring('rx').head, 1, 'the big frame stays at head');
+  }
 });

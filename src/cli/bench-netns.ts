@@ -201,7 +201,11 @@ export const PATHS: Path[] = [
     for (const t of ['t1', 't2']) await attach(`tap:${P}${t}`);
     place(ctx, A, `${P}t1`, IP_A); place(ctx, B, `${P}t2`, IP_B);
   } },
-  { name: 'wasmap-af_packet', note: 'veth + AF_PACKET ports, offloads off', setup: async (ctx) => {
+  { name: 'wasmap-af_packet-vnet', note: 'veth + AF_PACKET ports (default: virtio-net header), default offloads', setup: async (ctx) => {
+    await daemon(ctx);
+    for (const o of twoVeths(ctx)) await attach(`af_packet:${o}`);
+  } },
+  { name: 'wasmap-af_packet', note: 'veth + AF_PACKET ports, --vnet-hdr 0, offloads off', setup: async (ctx) => {
     await daemon(ctx);
     for (const o of twoVeths(ctx, true)) await attach(`af_packet:${o}`, { vnetHdr: 0 });
   } },

@@ -18,8 +18,11 @@ const why = !cli ? 'not built' : !existsSync(join(root, 'build/types/index.d.ts'
 const tmp = mkdtempSync(join(tmpdir(), 'wasmap-pack-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
+// as a user's shell would run them: without this checkout's node_modules/.bin on PATH (under
+// `npm test` it comes first, and a dependency there ships an old npm of its own)
+const PATH = (process.env.PATH ?? '').split(':').filter((d) => !d.includes('node_modules')).join(':');
 function sh(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 180000, env: { ...process.env, npm_config_update_notifier: 'false', ...env } });
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 180000, env: { ...process.env, PATH, npm_config_update_notifier: 'false', ...env } });
   return { code: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
 }
 function project(name: string): string {

@@ -28,6 +28,8 @@ const NDESC = 4096;
 const RX_FRAMES = NDESC / 2, TX_FRAMES = NDESC / 2;
 const FRAME = 2048;        // UMEM chunk: room for 1792-byte frames after the kernel's 256-byte headroom
 const PAGE = 4096;
+const KICK_BATCH = 32; // frames one copy-mode sendto() sends before 6.17 (TX_BATCH_SIZE)
+const KICK_US = 20;
 
 export type XdpMode = 'native' | 'skb' | 'auto';
 export type ZeroCopy = 'auto' | 'on' | 'off';
@@ -173,16 +175,29 @@ export class AfXdpPort extends KernelPort {
     return moved;
   }
 
-  /** rx ring → the first socket's tx ring (any socket of the interface may send). */
+  /** rx ring → the first socket's tx ring (any socket of the interface may send). In copy
+   *  mode every sendto() is where the kernel sends, and under load the loop comes round with a
+   *  frame or two per pass: the kick waits until KICK_BATCH frames are owed, the pass that
+   *  posts nothing new (the burst ended), or KICK_US after the first owed frame, whichever
+   *  comes first — a lone frame (a ping) goes out one pass later, a stream in batches. */
   push(): number {
     if (this.down) return 0;
     const q = this.queues[0];
     const r = this.dp.fn.xsk_push(q.st, this.port.rx.kring);
     const n = r & 0x7fffffff;
-    if (r < 0 && (n > 0 || this.dp.fn.xsk_tx_pending(q.st) > 0)) this.kick(q);
     this.txFrames += n;
+    if (r >= 0) { this.owed = 0; return n; } // the kernel asks for no kick (zero-copy drivers busy-polling)
+    if (n > 0) {
+      if (this.owed === 0) this.owedSince = performance.now();
+      this.owed += n;
+      if (this.owed < KICK_BATCH && (performance.now() - this.owedSince) * 1000 < KICK_US) return n;
+    } else if (this.owed === 0) return 0;
+    this.owed = 0;
+    this.kick(q);
     return n;
   }
+  private owed = 0; // frames posted since the last kick
+  private owedSince = 0;
 
   private kick(q: Queue): void {
     const rc = this.host.xskKick(q.fd, this.dp.u8, q.tx.producer, q.tx.consumer);
@@ -200,7 +215,7 @@ export class AfXdpPort extends KernelPort {
     }
     // frames the kernel has not sent yet (a budget-limited sendto): kick and look again soon
     const q0 = this.queues[0];
-    if (v !== 'work' && this.dp.fn.xsk_tx_pending(q0.st) > 0) { this.kick(q0); v = 'nap'; }
+    if (v !== 'work' && (this.owed > 0 || this.dp.fn.xsk_tx_pending(q0.st) > 0)) { this.owed = 0; this.kick(q0); v = 'nap'; }
     return v;
   }
 

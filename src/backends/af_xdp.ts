@@ -220,7 +220,7 @@ export class AfXdpPort extends KernelPort {
   }
 
   woke(_fds: number[], revents: number[]): void {
-    if (revents.some((r) => r & (8 | 16 | 32))) this.down ??= `af_xdp:${this.ifname}: socket error (POLLERR/POLLHUP): interface gone or down`;
+    if (!this.down && revents.some((r) => r & (8 | 16 | 32))) this.gone('poll', -100); // POLLERR/HUP/NVAL: as ENETDOWN
   }
 
   answersTo(spec: string): boolean {

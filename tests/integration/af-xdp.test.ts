@@ -214,3 +214,22 @@ test('AF_XDP: clear errors, nothing left behind', { skip, timeout: 60000 }, asyn
   assert.ok(!list.some((p) => p.name.includes(e0)), 'no port left behind');
   sh(`ip link del ${e0}`);
 });
+
+test('AF_XDP: a daemon killed with SIGKILL leaves no XDP program behind (the bpf_link dies with its fd)', { skip, timeout: 60000 }, async () => {
+  const k0 = v('ka0'), sock2 = `/tmp/wasmap-test-${P}-k.sock`;
+  veth(k0, v('ka1'), nsA, '10.99.1.1');
+  const d2 = await startDaemonProcess(['vale0', '--socket', sock2]);
+  try {
+    await ctlRequest(sock2, 'attach', { switch: 'vale0', port: `af_xdp:${k0}`, xdpMode: 'native' });
+    assert.match(sh(`ip -d link show ${k0}`), /wasmap_xsk/);
+    d2.kill('SIGKILL');
+    await new Promise((r) => { if (d2.exitCode !== null || d2.signalCode !== null) r(0); else d2.once('exit', r); });
+    let left = '';
+    for (let i = 0; i < 50; i++) { left = sh(`ip -d link show ${k0}`); if (!/xdp/.test(left)) break; await sleep(100); }
+    assert.doesNotMatch(left, /xdp/, 'the program went with the process');
+  } finally {
+    if (d2.exitCode === null && d2.signalCode === null) d2.kill('SIGKILL');
+    sh(`rm -f ${sock2}`, false);
+    sh(`ip link del ${k0}`, false);
+  }
+});

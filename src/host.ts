@@ -6,6 +6,9 @@ import { resolve } from 'node:path';
 import { WasmapError } from './errors.js';
 import { findBuildFile } from './paths.js';
 
+/** Where one AF_XDP ring's words lie in the memory (offsets). */
+export interface XskRingWords { producer: number; consumer: number; flags: number; desc: number }
+
 export interface NativeHost {
   /** memfd_create(MFD_CLOEXEC) + ftruncate; returns the fd. `sealed`: no one holding the fd
    *  can shrink or grow it afterwards (F_SEAL_SHRINK|GROW|SEAL), so handing it out is safe;
@@ -59,6 +62,25 @@ export interface NativeHost {
   packetKick(fd: number): number;
   /** Frames the kernel dropped since the last call because the AF_PACKET rx ring was full (PACKET_STATISTICS), or -errno. */
   packetDrops(fd: number): number;
+  /** An XSKMAP and the XDP program redirecting rx queue i to its entry i (else XDP_PASS),
+   *  attached to IFNAME by a bpf_link (closing `link` detaches it). mode 0: native, falling
+   *  back to skb; 1: native only; 2: skb only. */
+  xdpAttach(ifname: string, mode: number, mapEntries: number): { link: number; prog: number; map: number; mode: 'native' | 'skb' };
+  /** An XDP socket on IFNAME's rx queue: UMEM = [umemOff, +umemBytes) of the memory (chunks of
+   *  frameSize), its fill/comp/rx/tx rings of n entries mmapped over [ringsOff, +ringBytes).
+   *  zeroCopy 0 auto, 1 on, 2 off. Ring words are returned as memory offsets. */
+  xskOpen(ifname: string, queue: number, view: Uint8Array, umemOff: number, umemBytes: number, frameSize: number, ringsOff: number, n: number, zeroCopy: number): {
+    fd: number; zeroCopy: boolean; ringBytes: number;
+    fill: XskRingWords; comp: XskRingWords; rx: XskRingWords; tx: XskRingWords;
+  };
+  /** XSKMAP[queue] = the socket. */
+  xskMapSet(mapFd: number, queue: number, xskFd: number): void;
+  /** sendto() until the kernel has taken the tx ring (or stops progressing); -errno when the socket is dead. */
+  xskKick(fd: number, view: Uint8Array, txProducer: number, txConsumer: number): number;
+  /** recvfrom() for a fill ring that asked for a wake-up; -errno when the socket is dead. */
+  xskWakeRx(fd: number): number;
+  /** XDP_STATISTICS and the pending SO_ERROR (ENETDOWN once the interface vanished); null when the socket is gone. */
+  xskStats(fd: number): { rxDropped: number; rxInvalid: number; txInvalid: number; rxRingFull: number; fillRingEmpty: number; txRingEmpty: number; error: number } | null;
   /** A non-blocking eventfd, to wake a thread sleeping in pollFds; signal adds 1, drain reads. */
   eventfdCreate(): number;
   eventfdSignal(fd: number): void;
@@ -80,7 +102,7 @@ export interface NativeHost {
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'alignGap', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'fenceGeneration', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetTxOpen', 'packetKick', 'packetDrops', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetTxOpen', 'packetKick', 'packetDrops', 'xdpAttach', 'xskOpen', 'xskMapSet', 'xskKick', 'xskWakeRx', 'xskStats', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

@@ -3,7 +3,7 @@
 // nmreq_header_decode (prefix and nr_name) then nmreq_register_decode (mode, ring, memory id,
 // flags), and adds the checks the kernel would make later (nm_bdg_name_validate, the pipe
 // rules of netmap_get_pipe_na) so a bad name fails here, with a message, not at attach time.
-// wasmap's own backends (tap:, af_packet:, vhost-user:) have no netmap spelling.
+// wasmap's own backends (tap:, af_packet:, af_xdp:, vhost-user:) have no netmap spelling.
 //
 // Deliberate differences from libnetmap, all stricter and all EINVAL in netmap too, only later:
 //  - the interface part must be an identifier. libnetmap dropped that check in 2023 (765f0979,
@@ -36,7 +36,7 @@ export interface NetmapPortSpec {
   /** The unparsed '@...' options suffix, '' if none. */
   options: string;
 }
-export interface BackendPortSpec { kind: 'tap' | 'af_packet' | 'vhost-user'; name: string }
+export interface BackendPortSpec { kind: 'tap' | 'af_packet' | 'af_xdp' | 'vhost-user'; name: string }
 export type PortSpec = NetmapPortSpec | BackendPortSpec;
 
 /** Limits from the netmap and Linux headers, exported so callers can quote them. */
@@ -55,7 +55,7 @@ const NETMAP_FORMS =
   'netmap:IFNAME or valeX:PORT (X letters/digits/_, may be empty), ' +
   'a pipe end NAME{ID (master) or NAME}ID (slave), ' +
   'then optionally one of ^ ^N * -N, then @MEMID and /FLAGS (x z t r R T), then @OPTIONS';
-const BACKEND_FORMS = 'tap:IFNAME, af_packet:IFNAME, vhost-user:/path/to.sock';
+const BACKEND_FORMS = 'tap:IFNAME, af_packet:IFNAME, af_xdp:IFNAME[@QUEUE], vhost-user:/path/to.sock';
 const ALL_FORMS = `${NETMAP_FORMS}; or ${BACKEND_FORMS}`;
 
 // Raw quotes, not JSON: callers and tests look for the input exactly as it was typed.
@@ -103,6 +103,11 @@ function parseBackend(spec: string): BackendPortSpec | undefined {
   for (const kind of ['tap', 'af_packet'] as const) {
     if (spec.startsWith(`${kind}:`)) return { kind, name: linuxIfname(spec, kind, spec.slice(kind.length + 1)) };
   }
+  if (spec.startsWith('af_xdp:')) { // af_xdp:IF@QUEUE: the port is IF
+    const body = spec.slice('af_xdp:'.length), at = body.lastIndexOf('@');
+    if (at >= 0 && !/^\d{1,4}$/.test(body.slice(at + 1))) throw invalid(spec, "the queue after '@' must be a number", 'af_xdp:IFNAME[@QUEUE]');
+    return { kind: 'af_xdp', name: linuxIfname(spec, 'af_xdp', at >= 0 ? body.slice(0, at) : body) };
+  }
   if (spec.startsWith('vhost-user:')) {
     const path = spec.slice('vhost-user:'.length);
     const forms = 'vhost-user:PATH, the path of the vhost-user unix socket';
@@ -135,7 +140,7 @@ function parseHeader(spec: string): Header {
     kind = 'vale';
     body = spec.slice(colon + 1);
   } else {
-    throw invalid(spec, spec === '' ? 'the name is empty' : "it must begin with 'netmap:', 'vale', 'tap:', 'af_packet:' or 'vhost-user:'");
+    throw invalid(spec, spec === '' ? 'the name is empty' : "it must begin with 'netmap:', 'vale', 'tap:', 'af_packet:', 'af_xdp:' or 'vhost-user:'");
   }
 
   const end = body.search(/[-*^/@]/);

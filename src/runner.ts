@@ -14,6 +14,7 @@ import { Backend, BackendFactory, AttachContext, SleepPass, StageFault } from '.
 import { vnetHdr } from './backends/kernel.js';
 import { openTap } from './backends/tap.js';
 import { openAfPacket } from './backends/af_packet.js';
+import { openAfXdp } from './backends/af_xdp.js';
 import { openVhostUser } from './backends/vhost-user.js';
 import { PtPort, PtMode, openPassthrough } from './backends/passthrough.js';
 import type { Fallback } from './fn/host.js';
@@ -28,6 +29,7 @@ const num = (b: bigint) => Number(b);
 const kinds: Record<string, BackendFactory> = {
   'tap': openTap,
   'af_packet': openAfPacket,
+  'af_xdp': openAfXdp,
   'vhost-user': openVhostUser,
 };
 /** The kind a port name begins with ('tap' for 'tap:eth0'), if `kinds` has it. */

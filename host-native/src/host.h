@@ -7,5 +7,6 @@ const char *host_errno_name(int e);
 void host_register_io(napi_env env, napi_value exports);
 void host_register_fdpass(napi_env env, napi_value exports);
 void host_register_fence(napi_env env, napi_value exports);
+void host_register_xdp(napi_env env, napi_value exports);
 /** Forget the SIGBUS fences inside [s, e) (absolute addresses): the span was given back. */
 void host_unfence(uintptr_t s, uintptr_t e);

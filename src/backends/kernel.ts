@@ -10,7 +10,7 @@ import { parsePortName } from '../portname.js';
 import type { AttachContext, Backend, Fields, Verdict } from './backend.js';
 
 export abstract class KernelPort implements Backend {
-  abstract readonly kind: 'tap' | 'af_packet';
+  abstract readonly kind: 'tap' | 'af_packet' | 'af_xdp';
   down: string | null = null;
   rxFrames = 0; txFrames = 0; // frames read from / written to the kernel
 

@@ -18,6 +18,10 @@ Usage: wasmap ctl [--socket PATH] [--json] VERB ...
                                           --vnet-hdr: TAP and AF_PACKET ports carry 12 unless
                                           told (TSO and checksum offload; 0 gives plain
                                           frames), others 0
+  attach NAME af_xdp:IF[@QUEUE] [--xdp-mode native|skb|auto] [--zero-copy auto|on|off]
+                                          XDP sockets on an existing interface, one per rx
+                                          queue (all unless @QUEUE); on veth the peer must
+                                          send checksummed frames: ethtool -K PEER tx off
   attach NAME vhost-user:PATH [--name PORT]
                                           a vhost-user socket for a QEMU guest's virtio-net
                                           (port PORT, default: PATH's file name); QEMU:
@@ -111,7 +115,7 @@ function switchArg(verb: string, s: string | undefined, usage: string): string {
 async function ctlMain(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     socket: { type: 'string' }, json: { type: 'boolean', default: false }, prometheus: { type: 'boolean', default: false },
-    'vnet-hdr': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, accept: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
+    'vnet-hdr': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, accept: { type: 'string' }, 'xdp-mode': { type: 'string' }, 'zero-copy': { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
     help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(CTL_HELP); return 0; }
   let [verb, ...rest] = positionals;
@@ -127,7 +131,7 @@ async function ctlMain(argv: string[]): Promise<number> {
   const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
   let result: unknown;
   switch (verb) {
-    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: switchArg(verb, rest[0], 'attach NAME PORT'), port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept }); break;
+    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: switchArg(verb, rest[0], 'attach NAME PORT'), port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept, xdpMode: values['xdp-mode'], zeroCopy: values['zero-copy'] }); break;
     case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: switchArg(verb, rest[0], 'detach NAME PORT'), port: absVhost(rest[1]) }); break;
     case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: switchArg(verb, rest[0], 'list [NAME]') } : {}); break;
     case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: switchArg(verb, rest[0], 'stats [NAME]') } : {}); break;

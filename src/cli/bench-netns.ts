@@ -205,6 +205,14 @@ export const PATHS: Path[] = [
     await daemon(ctx);
     for (const o of twoVeths(ctx)) await attach(`af_packet:${o}`);
   } },
+  { name: 'wasmap-af_xdp-native', note: 'veth + AF_XDP ports, native XDP, offloads off', setup: async (ctx) => {
+    await daemon(ctx);
+    for (const o of twoVeths(ctx, true)) await attach(`af_xdp:${o}`, { xdpMode: 'native' });
+  } },
+  { name: 'wasmap-af_xdp-skb', note: 'veth + AF_XDP ports, generic (skb) XDP, offloads off', setup: async (ctx) => {
+    await daemon(ctx);
+    for (const o of twoVeths(ctx, true)) await attach(`af_xdp:${o}`, { xdpMode: 'skb' });
+  } },
   { name: 'wasmap-af_packet', note: 'veth + AF_PACKET ports, --vnet-hdr 0, offloads off', setup: async (ctx) => {
     await daemon(ctx);
     for (const o of twoVeths(ctx, true)) await attach(`af_packet:${o}`, { vnetHdr: 0 });

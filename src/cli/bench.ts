@@ -51,6 +51,7 @@ With --netns: two network namespaces A and B, and between them in turn, on veth 
   linux-bridge          the Linux bridge (the reference: ratios are to it)
   c-tap                 a C TAP<->TAP forwarder with the virtio-net header (build/tapfwd)
   wasmap-tap            wasmap, TAP ports (virtio-net header by default)
+  wasmap-af_xdp-native, wasmap-af_xdp-skb   wasmap, AF_XDP ports on the veths, offloads off
   wasmap-af_packet-vnet wasmap, AF_PACKET ports on the veths (virtio-net header), default offloads
   wasmap-af_packet      wasmap, AF_PACKET ports on the veths, --vnet-hdr 0, offloads off
   wasmap-tap-af_packet  wasmap, TAP with TSO on one side, AF_PACKET without on the other

@@ -117,7 +117,9 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
     return host_throw(env, "EINVAL", "packetOpen(ifname): name is 1 to 15 characters");
   unsigned idx = if_nametoindex(name);
   if (!idx) return host_throw(env, "ENODEV", "no interface %s (create it first, e.g. a veth end)", name);
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  // protocol 0: the socket takes no frame until bind() names the interface and ETH_P_ALL (a
+  // socket made with ETH_P_ALL would queue frames of every interface meanwhile)
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_PACKET): %s%s", strerror(errno), errno == EPERM ? " (run as root or with CAP_NET_RAW)" : "");
   struct sockaddr_ll sll; memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET; sll.sll_protocol = htons(ETH_P_ALL); sll.sll_ifindex = (int)idx;
@@ -340,7 +342,8 @@ static napi_value packet_ring_open(napi_env env, napi_callback_info info) {
     return host_throw(env, "EINVAL", "span [%lld, +%zu) must be page-aligned and inside the %zu-byte memory", (long long)off, bytes, length);
   unsigned idx = if_nametoindex(name);
   if (!idx) return host_throw(env, "ENODEV", "no interface %s (create it first, e.g. a veth end)", name);
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  // protocol 0 until bind(): frames of other interfaces must never reach the ring
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (fd < 0) return host_throw(env, host_errno_name(errno), "socket(AF_PACKET): %s%s", strerror(errno), errno == EPERM ? " (run as root or with CAP_NET_RAW)" : "");
   int v = TPACKET_V2, one = 1;
   struct tpacket_req rreq = { bsize, (unsigned)rxf / per, fsize, (unsigned)rxf }, treq = { bsize, (unsigned)txf / per, fsize, (unsigned)txf };

@@ -183,3 +183,30 @@ test('an AF_PACKET port counts what the kernel dropped because its rx ring was f
     sh(`ip link del ${P}a 2>/dev/null`, false);
   }
 });
+
+test('an AF_PACKET port takes frames of its own interface only, even while another interface floods as it is attached', { skip: netWhy && !netRequired ? netWhy : (spawnSync('python3', ['-V']).status === 0 ? false : 'needs python3 (apt-get install python3)'), timeout: 60000 }, async () => {
+  const P = `q${(process.pid % 9000) + 1000}`;
+  const sh = (cmd: string, ok = true) => { const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }); if (ok && r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`); return r.stdout; };
+  const runner = new Runner(['vale0']);
+  const { spawn } = await import('node:child_process');
+  let flood: ReturnType<typeof spawn> | null = null;
+  try {
+    for (const [a, b] of [['a', 'b'], ['x', 'y']]) sh(`ip link add ${P}${a} type veth peer name ${P}${b}`);
+    for (const e of ['a', 'b', 'x', 'y']) sh(`sysctl -qw net.ipv6.conf.${P}${e}.disable_ipv6=1 && ip link set ${P}${e} up`);
+    // a flood on the other pair, for as long as the attaches go on
+    flood = spawn('python3', ['-c', `import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${P}y', 0)); f=bytes([0xff]*6+[2,0,0,0,0,9]+[0x88,0xb5])+bytes(46)\nwhile True:\n  try: s.send(f)\n  except OSError: pass`], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    let stray = 0;
+    for (let i = 0; i < 40; i++) {
+      assert.ok(runner.handle({ verb: 'attach', args: { switch: 'vale0', port: `af_packet:${P}a` } }).ok);
+      for (let k = 0; k < 5; k++) runner.step();
+      const d = runner.handle({ verb: 'detach', args: { switch: 'vale0', port: `af_packet:${P}a` } }) as { result: { stats: { txPackets: number } } };
+      stray += d.result.stats.txPackets;
+    }
+    assert.equal(stray, 0, `frames of ${P}x/${P}y reached the switch through ${P}a's socket (before it was bound to ${P}a)`);
+  } finally {
+    flood?.kill('SIGKILL');
+    runner.close();
+    sh(`ip link del ${P}a 2>/dev/null; ip link del ${P}x 2>/dev/null`, false);
+  }
+});

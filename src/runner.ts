@@ -3,7 +3,7 @@
 // ports: src/backends/backend.ts); it runs in a worker thread of the switch daemon, or
 // in-process for tests. Busy while there is work, then it sleeps in poll(2) on what the
 // backends give it to poll, so an idle switch costs ~0 % CPU.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
 import { Datapath } from './datapath.js';
 import { WasmapError } from './errors.js';
 import { loadHost, requireHost, NativeHost } from './host.js';
@@ -19,9 +19,36 @@ import { PtPort, PtMode, openPassthrough } from './backends/passthrough.js';
 import type { Fallback } from './fn/host.js';
 
 export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
+
+/** How the forwarding thread waits for work (`wasmap switch --poll`):
+ *  busy     never sleeps: one core spins, lowest latency;
+ *  adaptive spins for spinUs after the last frame moved, then sleeps in poll(2) until a kick
+ *           (~0 % CPU idle, low latency while traffic is recent);
+ *  sleep    sleeps as soon as a pass moves nothing (least CPU, a wake-up on every frame). */
+export type PollMode = 'busy' | 'adaptive' | 'sleep';
+export const POLL_MODES: readonly PollMode[] = ['busy', 'adaptive', 'sleep'];
+/** A poll mode by name, or a clear error. */
+export function pollMode(v: unknown): PollMode {
+  if (typeof v === 'string' && (POLL_MODES as readonly string[]).includes(v)) return v as PollMode;
+  throw new WasmapError('EINVAL', `--poll must be one of ${POLL_MODES.join(', ')}, not '${String(v)}' (busy: lowest latency, one core spins; adaptive: spin while traffic is recent, then sleep; sleep: least CPU)`);
+}
 export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
 
 const num = (b: bigint) => Number(b);
+
+/** The calling thread's Linux thread id (/proc/thread-self names it; a sync readlink runs on
+ *  the calling thread). 0 where /proc has no thread-self. */
+export function threadId(): number {
+  try { return Number(readlinkSync('/proc/thread-self').split('/')[2]) || 0; } catch { return 0; }
+}
+/** CPU time (user + system) thread `tid` of this process used so far, in ms; -1 if gone. */
+export function threadCpuMs(tid: number): number {
+  try {
+    const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' '); // fields from 3 on: utime is 14, stime 15
+    return (Number(f[11]) + Number(f[12])) * 10; // clock ticks: USER_HZ is 100 on Linux
+  } catch { return -1; }
+}
 
 /** The port kinds `attach` knows, by the prefix of the port's name ('tap:IF' …). A new kind is
  *  its file under src/backends/ and one line here. (Passthrough ports come by pt-open.) */
@@ -52,6 +79,10 @@ export class Runner {
   private readonly captureStops = new Map<string, string>(); // 'vale0:port' -> why its capture stopped
   private lastWork = 0;
   private lastService = 0;
+  private lastArm = 0; // busy mode: when the backends last ran their arm/disarm (drop counters, kick drains)
+  /** How this runner's loop waits (set by its owner: runner-worker.ts); shown by `stats`. */
+  poll: { mode: PollMode; spinUs: number } = { mode: 'adaptive', spinUs: 50000 };
+  private tid = 0; // the forwarding thread's Linux thread id (the thread that called stepOrSleep)
   readonly started = Date.now();
   stopping = false;
 
@@ -148,15 +179,23 @@ export class Runner {
 
   /** Step; when nothing moved for `spinUs`, sleep up to `maxSleepMs` waiting for input. The
    *  short spin after traffic catches the answer to what was just forwarded (a ping reply, a
-   *  TCP ack) without a sleep/wake-up on each side; an idle switch sleeps in poll(2). */
-  stepOrSleep(maxSleepMs = 10, spinUs = 300, wakeFd = -1): number {
+   *  TCP ack) without a sleep/wake-up on each side; an idle switch sleeps in poll(2).
+   *  mode 'busy' never sleeps; 'sleep' sleeps after any pass that moved nothing (spinUs 0). */
+  stepOrSleep(maxSleepMs = 10, spinUs = 300, wakeFd = -1, mode: PollMode = 'adaptive'): number {
+    if (!this.tid) this.tid = threadId();
     const moved = this.step();
     const now = performance.now();
     // control work (vhost-user messages) is served between passes, at least every 2 ms while
     // busy (QEMU waits for some replies), at once after a sleep
     if (now - this.lastService >= 2) this.service(now);
     if (moved > 0) { this.lastWork = now; return moved; }
-    if ((now - this.lastWork) * 1000 < spinUs) return 0;
+    if (mode === 'busy') {
+      // never sleep; but every 100 ms arm and disarm with a zero timeout, so what backends do
+      // around a sleep still happens (AF_PACKET reads its kernel drop count, kicks are drained)
+      if (now - this.lastArm < 100) return 0;
+      this.lastArm = now;
+      maxSleepMs = 0;
+    } else if (mode === 'adaptive' && (now - this.lastWork) * 1000 < spinUs) return 0;
     const fds: number[] = [];
     if (wakeFd >= 0) fds.push(wakeFd); // another thread signals it when a request waits
     // every backend arms (asks its peer for a kick, then looks once more); one that finds work
@@ -180,7 +219,7 @@ export class Runner {
     if (work) { /* no sleep */ } else if (fds.length && host) {
       rev = host.pollFds(fds, maxSleepMs); polled = true;
       if (wakeFd >= 0) host.eventfdDrain(wakeFd);
-    } else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
+    } else if (maxSleepMs > 0) Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
     for (const [full, b, from, to] of armed) {
       if (b.woke) this.portWork(full, 'wake-up', () => b.woke!(fds.slice(from, to), rev.slice(from, to), pass));
     }
@@ -386,7 +425,8 @@ export class Runner {
     return this.vale.switchNames().filter((n) => !only || n === only).map((n) => {
       const s = this.vale.switch(n).stats();
       return {
-        name: n, lookup: this.vale.switch(n).lookupStatus(), guestsGone: this.gone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
+        name: n, poll: this.poll.mode, ...(this.poll.mode === 'adaptive' ? { spinUs: this.poll.spinUs } : {}), forwarder: this.threadCpu(),
+        lookup: this.vale.switch(n).lookupStatus(), guestsGone: this.gone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
         ports: s.ports.map((p) => {
           const b = this.backends.get(`${n}:${p.name}`), fault = this.faults.get(`${n}:${p.name}`);
           if (!b) return { ...this.plain(p), kind: 'virtual', down: null, kernelRx: 0, kernelTx: 0, kernelDrops: 0 };
@@ -394,6 +434,11 @@ export class Runner {
         }),
       };
     });
+  }
+
+  /** The forwarding thread's id and CPU time so far (ms, from /proc; null before it ran). */
+  threadCpu(): { tid: number; cpuMs: number } | null {
+    return this.tid ? { tid: this.tid, cpuMs: threadCpuMs(this.tid) } : null;
   }
 
   close(): void {

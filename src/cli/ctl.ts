@@ -148,6 +148,8 @@ async function ctlMain(argv: string[]): Promise<number> {
   } else if (verb === 'stats') {
     for (const s of result as (Row & { ports: Row[]; lookup?: LookupStatus })[]) {
       console.log(`switch ${String(s.name)}: ${String(s.rounds)} rounds, ${String(s.frames)} frames, ${String(s.floodExtra)} flood copies`);
+      const fw = s.forwarder as { tid: number; cpuMs: number } | null | undefined;
+      if (s.poll) console.log(`poll mode ${String(s.poll)}${s.spinUs !== undefined ? ` (spin ${String(s.spinUs)} µs)` : ''}${fw ? `; forwarding thread ${fw.tid}: ${(fw.cpuMs / 1000).toFixed(2)} s CPU` : ''}`);
       if (s.lookup) console.log(describeLookup(s.lookup));
       console.log(table(['port', 'tx pkts', 'tx bytes', 'rx pkts', 'rx bytes', 'drop full', 'drop other', 'state'], s.ports.map((p) => [
         String(p.name), String(p.txPackets), String(p.txBytes), String(p.rxPackets), String(p.rxBytes), String(p.dropFull),

@@ -14,7 +14,7 @@ import { mkdirSync, unlinkSync, chmodSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { WasmapError } from '../errors.js';
 import { findBuildFile } from '../paths.js';
-import type { Request, Reply } from '../runner.js';
+import type { Request, Reply, PollMode } from '../runner.js';
 import { loadHost, NativeHost } from '../host.js';
 import { checkSocketPath } from './paths.js';
 export { checkSocketPath, MAX_SOCKET_PATH } from './paths.js';
@@ -50,6 +50,8 @@ export const DEFAULT_LIMITS: CtlLimits = {
 
 export interface DaemonOptions {
   switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void;
+  /** How the forwarding thread waits for work (default adaptive: spin spinUs, then sleep). */
+  poll?: PollMode;
   limits?: Partial<CtlLimits>;
   /** The forwarding worker failed (its loop threw or it exited): the daemon now answers every
    *  request EWORKER; the owner should stop it and exit non-zero. Default: log only. */
@@ -184,7 +186,7 @@ export class Daemon {
     this.host = loadHost();
     if (this.host) this.wakeFd = this.host.eventfdCreate();
     const heartbeat = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, wakeFd: this.wakeFd, heartbeat }, transferList: [port2] });
+    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, poll: this.opts.poll ?? 'adaptive', wakeFd: this.wakeFd, heartbeat }, transferList: [port2] });
     this.worker = worker;
     this.workerExited = new Promise((r) => worker.once('exit', r));
     await new Promise<void>((resolve, reject) => {

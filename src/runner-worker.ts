@@ -9,7 +9,7 @@
 import { workerData, receiveMessageOnPort, MessagePort } from 'node:worker_threads';
 import { Runner, Request, Reply, PollMode } from './runner.js';
 
-const { port, switches, spinUs, wakeFd, heartbeat, poll } = workerData as { port: MessagePort; switches: string[]; spinUs: number; wakeFd: number; heartbeat?: Int32Array; poll?: PollMode };
+const { port, switches, spinUs, wakeFd, heartbeat, poll, ioThreads } = workerData as { port: MessagePort; switches: string[]; spinUs: number; wakeFd: number; heartbeat?: Int32Array; poll?: PollMode; ioThreads?: number };
 const mode: PollMode = poll ?? 'adaptive';
 // Tests only: 'throw:VERB' makes the loop throw, 'hang:VERB' makes it spin forever, when it
 // receives a request with that verb (before answering it).
@@ -19,6 +19,7 @@ let runner: Runner;
 try {
   runner = new Runner(switches);
   runner.poll = { mode, spinUs };
+  if (ioThreads) runner.setIoThreads(ioThreads);
 } catch (e) {
   port.postMessage({ ready: false, error: (e as Error).message });
   throw e;

@@ -3,7 +3,8 @@
 // ports: src/backends/backend.ts); it runs in a worker thread of the switch daemon, or
 // in-process for tests. Busy while there is work, then it sleeps in poll(2) on what the
 // backends give it to poll, so an idle switch costs ~0 % CPU.
-import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { threadId, threadCpuMs } from './threads.js';
 import { Datapath } from './datapath.js';
 import { WasmapError } from './errors.js';
 import { loadHost, requireHost, NativeHost } from './host.js';
@@ -12,7 +13,7 @@ import { PortStats } from './switch.js';
 import { PcapWriter } from './backends/capture.js';
 import { Backend, BackendFactory, AttachContext, SleepPass, StageFault } from './backends/backend.js';
 import { vnetHdr } from './backends/kernel.js';
-import { openTap } from './backends/tap.js';
+import { openTapAny, IoPool } from './backends/tap-io.js';
 import { openAfPacket } from './backends/af_packet.js';
 import { openVhostUser } from './backends/vhost-user.js';
 import { PtPort, PtMode, openPassthrough } from './backends/passthrough.js';
@@ -36,24 +37,12 @@ export type Reply = { id?: number | string; ok: true; result: unknown } | { id?:
 
 const num = (b: bigint) => Number(b);
 
-/** The calling thread's Linux thread id (/proc/thread-self names it; a sync readlink runs on
- *  the calling thread). 0 where /proc has no thread-self. */
-export function threadId(): number {
-  try { return Number(readlinkSync('/proc/thread-self').split('/')[2]) || 0; } catch { return 0; }
-}
-/** CPU time (user + system) thread `tid` of this process used so far, in ms; -1 if gone. */
-export function threadCpuMs(tid: number): number {
-  try {
-    const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' '); // fields from 3 on: utime is 14, stime 15
-    return (Number(f[11]) + Number(f[12])) * 10; // clock ticks: USER_HZ is 100 on Linux
-  } catch { return -1; }
-}
+
 
 /** The port kinds `attach` knows, by the prefix of the port's name ('tap:IF' …). A new kind is
  *  its file under src/backends/ and one line here. (Passthrough ports come by pt-open.) */
 const kinds: Record<string, BackendFactory> = {
-  'tap': openTap,
+  'tap': openTapAny, // in the loop, or in an I/O thread when the switch runs some (tap-io.ts)
   'af_packet': openAfPacket,
   'vhost-user': openVhostUser,
 };
@@ -83,6 +72,16 @@ export class Runner {
   /** How this runner's loop waits (set by its owner: runner-worker.ts); shown by `stats`. */
   poll: { mode: PollMode; spinUs: number } = { mode: 'adaptive', spinUs: 50000 };
   private tid = 0; // the forwarding thread's Linux thread id (the thread that called stepOrSleep)
+  /** I/O threads for TAP ports (`wasmap switch --io-threads N`); null: all I/O in the loop. */
+  io: IoPool | null = null;
+
+  /** Run TAP ports' kernel I/O in `n` I/O threads from now on (0: in the forwarding loop).
+   *  In busy mode they spin too; otherwise they sleep in poll(2) whenever a pass moves nothing. */
+  setIoThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > 64) throw new WasmapError('EINVAL', `io threads must be 0..64, not ${n}`);
+    if (this.io) this.io.close();
+    this.io = n > 0 ? new IoPool(this.host(), n, this.poll.mode) : null;
+  }
   readonly started = Date.now();
   stopping = false;
 
@@ -238,7 +237,7 @@ export class Runner {
 
   /** Add a backend made by `make` for switch `sw`'s port `spec`; returns it. */
   private add<B extends Backend>(sw: string, spec: string, args: Record<string, unknown>, make: (c: AttachContext) => B): B {
-    const b = make({ host: this.host(), dp: this.dp, sw: this.vale.switch(sw), spec, args, attached: this.backends });
+    const b = make({ host: this.host(), dp: this.dp, sw: this.vale.switch(sw), spec, args, attached: this.backends, io: this.io ?? undefined });
     this.backends.set(`${sw}:${b.port.name}`, b);
     return b;
   }
@@ -426,6 +425,7 @@ export class Runner {
       const s = this.vale.switch(n).stats();
       return {
         name: n, poll: this.poll.mode, ...(this.poll.mode === 'adaptive' ? { spinUs: this.poll.spinUs } : {}), forwarder: this.threadCpu(),
+        ...(this.io ? { ioThreads: this.io.info(), ioThreadDeaths: this.io.deaths } : {}),
         lookup: this.vale.switch(n).lookupStatus(), guestsGone: this.gone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
         ports: s.ports.map((p) => {
           const b = this.backends.get(`${n}:${p.name}`), fault = this.faults.get(`${n}:${p.name}`);
@@ -448,8 +448,9 @@ export class Runner {
     const all = [...this.backends].sort(([, a], [, b]) => Number(!!b.reclaim) - Number(!!a.reclaim));
     for (const [full, b] of all) {
       if (b.reclaim) this.remove(full, b, 'switch stopping');
-      else { b.close('switch stopping'); this.backends.delete(full); }
+      else { b.close('switch stopping', () => b.port.sw.detach(b.port.name)); this.backends.delete(full); }
     }
+    this.io?.close();
     this.vale.close();
   }
 }

@@ -6,9 +6,12 @@ import { WasmapError } from '../errors.js';
 import { hostMissingReason } from '../host.js';
 import { pollMode } from '../runner.js';
 
+/** I/O threads a switch runs when --io-threads is not given (docs/io-threads.md). */
+export const IO_DEFAULT = 0;
+
 export const SWITCH_HELP = `wasmap switch — run a VALE switch daemon (forwarding in a worker thread)
 
-Usage: wasmap switch NAME [--socket PATH] [--poll busy|adaptive|sleep] [--spin-us N]
+Usage: wasmap switch NAME [--socket PATH] [--poll busy|adaptive|sleep] [--spin-us N] [--io-threads N]
 
 NAME is the switch, e.g. vale0. The daemon listens for \`wasmap ctl\` on a unix socket
 (default $XDG_RUNTIME_DIR/wasmap/NAME.sock, else /run/wasmap/NAME.sock; mode 0600).
@@ -25,7 +28,12 @@ nested at most 32 deep; 128 control connections are served at once.
             traffic are picked up without a wake-up, and an idle switch costs ~0 % CPU.
   sleep     it sleeps as soon as a pass moves nothing (= adaptive with --spin-us 0): the
             least CPU under sparse traffic, a wake-up (tens of µs) added to every hop.
-Measured RTTs and CPU per mode: docs/poll-modes.md. \`wasmap ctl stats\` shows the mode and the
+Measured RTTs and CPU per mode: docs/poll-modes.md. I/O threads spin only in busy mode.
+
+--io-threads N moves the kernel I/O of TAP ports (a readv/writev per frame, most of the cost)
+off the forwarding thread into N I/O threads (default ${IO_DEFAULT}; 0: all in the forwarding
+thread). Each TAP port goes to the thread with the fewest ports (\`ctl attach … --io-thread
+K|none\` picks). The threads meet the switch only at the rings (docs/io-threads.md). \`wasmap ctl stats\` shows the mode and the
 forwarding thread's CPU time.
 
 Then, for example:
@@ -35,7 +43,7 @@ Then, for example:
 `;
 
 export async function switchd(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { socket: { type: 'string' }, 'spin-us': { type: 'string', default: '50000' }, poll: { type: 'string', default: 'adaptive' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { socket: { type: 'string' }, 'spin-us': { type: 'string', default: '50000' }, poll: { type: 'string', default: 'adaptive' }, 'io-threads': { type: 'string', default: String(IO_DEFAULT) }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(SWITCH_HELP); return 0; }
   const name = positionals[0];
   if (!name || !/^vale[A-Za-z0-9_]{0,11}$/.test(name)) throw new WasmapError('EINVAL', `give the switch name: wasmap switch valeX (e.g. vale0)${name ? `; '${name}' is not one` : ''}`);
@@ -44,6 +52,8 @@ export async function switchd(argv: string[]): Promise<number> {
   if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000_000) throw new WasmapError('EINVAL', `--spin-us must be 0..10000000, not '${values['spin-us']}'`);
   const poll = pollMode(values.poll);
   if (poll !== 'adaptive' && argv.some((a) => a === '--spin-us' || a.startsWith('--spin-us='))) throw new WasmapError('EINVAL', `--spin-us is the adaptive mode's knob; --poll ${poll} does not use it`);
+  const ioThreads = Number(values['io-threads']);
+  if (!Number.isInteger(ioThreads) || ioThreads < 0 || ioThreads > 64) throw new WasmapError('EINVAL', `--io-threads must be 0..64, not '${values['io-threads']}'`);
   checkSocketPath(socket);
   const missing = hostMissingReason();
   if (missing) console.error(`wasmap switch: warning: ${missing}; only virtual ports will work`);
@@ -75,8 +85,8 @@ export async function switchd(argv: string[]): Promise<number> {
     process.on('SIGINT', () => onSig('SIGINT'));
     process.on('SIGTERM', () => onSig('SIGTERM'));
   });
-  d = await Daemon.start({ switches: [name], socket, spinUs, poll, log, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
-  if (!signalled) console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid}, --poll ${poll}${poll === 'adaptive' ? ` --spin-us ${spinUs}` : ''})`);
+  d = await Daemon.start({ switches: [name], socket, spinUs, poll, ioThreads, log, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
+  if (!signalled) console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid}, --poll ${poll}${poll === 'adaptive' ? ` --spin-us ${spinUs}` : ''} --io-threads ${ioThreads})`);
   await stopped;
   if (exiting) return 70;
   await d.stop();

@@ -52,6 +52,8 @@ export interface DaemonOptions {
   switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void;
   /** How the forwarding thread waits for work (default adaptive: spin spinUs, then sleep). */
   poll?: PollMode;
+  /** I/O threads for TAP ports' kernel I/O (0: in the forwarding loop). */
+  ioThreads?: number;
   limits?: Partial<CtlLimits>;
   /** The forwarding worker failed (its loop threw or it exited): the daemon now answers every
    *  request EWORKER; the owner should stop it and exit non-zero. Default: log only. */
@@ -186,7 +188,7 @@ export class Daemon {
     this.host = loadHost();
     if (this.host) this.wakeFd = this.host.eventfdCreate();
     const heartbeat = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, poll: this.opts.poll ?? 'adaptive', wakeFd: this.wakeFd, heartbeat }, transferList: [port2] });
+    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, poll: this.opts.poll ?? 'adaptive', ioThreads: this.opts.ioThreads ?? 0, wakeFd: this.wakeFd, heartbeat }, transferList: [port2] });
     this.worker = worker;
     this.workerExited = new Promise((r) => worker.once('exit', r));
     await new Promise<void>((resolve, reject) => {

@@ -23,7 +23,7 @@ const message = new Uint8Array(ctl, IO_CTL.MSG_AT, IO_CTL.MSG_LEN);
 const faultAfter = /^throw-after:(\d+)$/.exec(process.env.WASMAP_TEST_IO_FAULT ?? '')?.[1];
 
 interface Port {
-  id: number; fd: number; g: PtGuest; u8: () => Uint8Array;
+  id: number; fd: number; g: PtGuest; u8: Uint8Array; u32: Uint32Array;
   f64: Float64Array; i32: Int32Array; refused: Float64Array; tooLong: Float64Array;
   atokTx: number; ktoaTx: number; atokRx: number; ktoaRx: number; kickGuest: number;
   failed: boolean; need: number; // slots one read may need (a 64 KiB TSO frame in chained slots)
@@ -37,11 +37,20 @@ function add(c: IoAdd): void {
   const f64 = new Float64Array(c.stats, 0, IO_PORT.F64);
   const bs = g.bufSize > 65535 ? 65535 : g.bufSize;
   ports.set(c.id, {
-    id: c.id, fd: c.fd, g, u8: () => g.dp.u8, f64, i32: new Int32Array(c.stats, IO_PORT.I32_AT, IO_PORT.I32),
+    // one view, made now: the port's rings exist already and the memory never shrinks or
+    // moves (a shared memory's .buffer getter makes a new frozen object on every call)
+    id: c.id, fd: c.fd, g, u8: g.dp.u8, u32: new Uint32Array(g.dp.u8.buffer), f64, i32: new Int32Array(c.stats, IO_PORT.I32_AT, IO_PORT.I32),
     refused: new Float64Array(c.stats, 8 * IO_PORT.REFUSED, 1), tooLong: new Float64Array(c.stats, 8 * IO_PORT.TOO_LONG, 1),
     atokTx: g.csb + a.CSB_ATOK_TX, ktoaTx: g.csb + a.CSB_KTOA_TX, atokRx: g.csb + a.CSB_ATOK_RX, ktoaRx: g.csb + a.CSB_KTOA_RX,
     kickGuest: c.kickGuest, failed: false, need: Math.min(64, Math.ceil((65536 + 12) / bs)),
   });
+}
+
+/** Slots in [head, tail) of a ring (its user's fields: RING_HEAD @20, RING_TAIL @28), read
+ *  through this thread's cached view. */
+function space(p: Port, ring: number, n: number): number {
+  const h = p.u32[(ring + 20) >> 2], t = p.u32[(ring + 28) >> 2];
+  return t >= h ? t - h : t + n - h;
 }
 
 function fail(p: Port, op: number, rc: number): void {
@@ -55,8 +64,8 @@ function work(p: Port): number {
   if (p.failed) return 0;
   const { g, f64 } = p;
   let moved = 0;
-  if (g.tx.space < p.need) g.txsync(); // room taken back by the switch shows in the tail only after a sync
-  const n = host.fdToRing(p.u8(), g.tx.ring, p.fd, false, 256, p.tooLong);
+  if (space(p, g.tx.ring, p.g.slots) < p.need) g.txsync(); // room taken back by the switch shows in the tail only after a sync
+  const n = host.fdToRing(p.u8, g.tx.ring, p.fd, false, 256, p.tooLong);
   if (n < 0) { fail(p, 1, n); return 0; }
   if (n > 0) {
     f64[IO_PORT.RX] += n; moved += n; frames += n;
@@ -64,9 +73,9 @@ function work(p: Port): number {
     if (faultAfter && frames >= Number(faultAfter)) throw new Error(`injected I/O thread fault after ${frames} frames (WASMAP_TEST_IO_FAULT)`);
   }
   g.rxsync(); // learn how far the switch filled the rx ring
-  if (g.rx.space > 0) {
+  if (space(p, g.rx.ring, p.g.slots) > 0) {
     const before = p.refused[0];
-    const m = host.ringToFd(p.u8(), g.rx.ring, p.fd, false, p.refused);
+    const m = host.ringToFd(p.u8, g.rx.ring, p.fd, false, p.refused);
     if (m < 0) { fail(p, 2, m); return moved; }
     if (m > 0) { f64[IO_PORT.TX] += m - (p.refused[0] - before); moved += m; g.rxsync(); }
   }
@@ -79,7 +88,7 @@ function arm(p: Port): boolean {
   const fn = p.g.dp.fn;
   if (fn.pt_app_want_kick(p.g.rx.ring, p.atokRx, p.ktoaRx)) return false; // frames to write came
   // a full tx ring: wait for the switch to take frames (it kicks when hwtail moves)
-  if (p.g.tx.space < p.need && fn.pt_app_want_kick(p.g.tx.ring, p.atokTx, p.ktoaTx)) return false;
+  if (space(p, p.g.tx.ring, p.g.slots) < p.need && fn.pt_app_want_kick(p.g.tx.ring, p.atokTx, p.ktoaTx)) return false;
   return true;
 }
 function disarm(p: Port): void {
@@ -89,7 +98,13 @@ function disarm(p: Port): void {
 }
 
 function command(c: IoCommand): void {
-  if (c.op === 'add') { try { add(c); } catch (e) { words[IO_CTL.ADD_ERR] = 1; setMessage(`cannot take ${c.name}: ${(e as Error).message}`); } }
+  if (c.op === 'add') {
+    try { add(c); } catch (e) { // the port goes down ('take … failed'); this thread's others go on
+      const i32 = new Int32Array(c.stats, IO_PORT.I32_AT, IO_PORT.I32);
+      Atomics.store(i32, 1, 3); Atomics.store(i32, 0, -22);
+      setMessage(`cannot take ${c.name}: ${(e as Error).message}`);
+    }
+  }
   else if (c.op === 'remove') ports.delete(c.id); // the switch closes the fd and frees the rings after the ack
   Atomics.store(words, IO_CTL.ACK, c.seq);
   Atomics.notify(words, IO_CTL.ACK);
@@ -126,7 +141,7 @@ try {
       if (!arm(p)) { ready = false; break; }
       if (p.failed) continue;
       fds.push(p.kickGuest);
-      if (p.g.tx.space >= p.need) fds.push(p.fd); // with no room to read into, the kick says when there is
+      if (space(p, p.g.tx.ring, p.g.slots) >= p.need) fds.push(p.fd); // with no room to read into, the kick says when there is
     }
     if (ready) {
       host.pollFds(fds, 1000);

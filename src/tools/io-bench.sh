@@ -44,8 +44,8 @@ run() { # run CMD; c = the daemon's CPU % (all threads, of one core) while it ra
 ip netns exec "$A" ping -c 3 -i 0.2 -W 2 10.97.0.2 >/dev/null
 for t in $TESTS; do
   case $t in
-    rtt) run 'out=$(ip netns exec "$A" ping -q -c 200 -i 0.01 10.97.0.2)'
-         echo "rtt_avg_us $(echo "$out" | awk -F/ '/rtt/{print $5*1000}') cpu_pct $c loss $(echo "$out" | grep -o '[0-9.]*% packet loss')";;
+    rtt) run 'out=$(ip netns exec "$A" ping -c 200 -i 0.01 10.97.0.2)'
+         echo "rtt_median_us $(echo "$out" | grep -o 'time=[0-9.]*' | cut -d= -f2 | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]*1000}') rtt_avg_us $(echo "$out" | awk -F/ '/^rtt/{print $5*1000}') cpu_pct $c loss $(echo "$out" | grep -o '[0-9.]*% packet loss')";;
     tcp) ip netns exec "$B" iperf3 -s -1 -D -p 5311; sleep 0.3
          run 'j=$(ip netns exec "$A" iperf3 -c 10.97.0.2 -p 5311 -t ${SECS:-5} -J)'
          echo "tcp_gbps $(echo "$j" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9,3))') cpu_pct $c";;
@@ -55,6 +55,6 @@ for t in $TESTS; do
     udp) ip netns exec "$B" iperf3 -s -1 -D -p 5312; sleep 0.3
          run 'j=$(ip netns exec "$A" iperf3 -c 10.97.0.2 -p 5312 -u -l 18 -b 0 -t ${SECS:-5} -J)'
          echo "udp64_mpps $(echo "$j" | python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print(round((s["packets"]-s["lost_packets"])/s["seconds"]/1e6,4))') cpu_pct $c";;
-    idle) sleep 1; run "sleep ${IDLE:-2}"; echo "idle cpu_pct $c";;
+    idle) sleep 3; run "sleep ${IDLE:-2}"; echo "idle cpu_pct $c";;
   esac
 done

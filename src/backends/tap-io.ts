@@ -9,7 +9,7 @@
 // Faults: a TAP that fails takes its port down (the I/O thread stops using it); an I/O thread
 // that dies or stops coming round takes its ports down with the reason, counted in
 // `ioThreadDeaths`; detach waits for the thread to let go of the port before its fd and rings
-// are freed; a thread with no ports left exits.
+// are freed. The threads start and stop with the switch.
 import { Worker, MessageChannel, MessagePort } from 'node:worker_threads';
 import type { NativeHost } from '../host.js';
 import type { Datapath } from '../datapath.js';
@@ -142,12 +142,15 @@ export class IoThread {
   cpuMs(): number { const t = this.tid; return t ? threadCpuMs(t) : 0; }
 }
 
-/** The switch's I/O threads: started when a port needs one, stopped when their last port goes. */
+/** The switch's I/O threads: all started with the switch (an idle one sleeps in poll(2)),
+ *  stopped with it; a thread that died is replaced when a new port needs it. */
 export class IoPool {
   private readonly threads: (IoThread | null)[];
   private nextId = 1;
   constructor(readonly host: NativeHost, readonly n: number, readonly poll: string) {
     this.threads = new Array<IoThread | null>(n).fill(null);
+    // started now, so they are ready (module loaded, wasm compiled) before the first attach
+    for (let i = 0; i < n; i++) this.threads[i] = new IoThread(host, i, poll);
   }
 
   /** A thread for a new port: `want` (an index) or the one with the fewest ports. A dead
@@ -161,20 +164,13 @@ export class IoPool {
       for (let i = 0; i < this.n; i++) if ((this.threads[i]?.ports.size ?? 0) < (this.threads[at]?.ports.size ?? 0)) at = i;
     }
     let t = this.threads[at];
-    if (t && t.health()) { if (t.ports.size === 0) t.stop(); t = null; }
+    if (t && t.health()) { t.stop(); t = null; } // its ports stay down; the new thread takes new ones
     if (!t) t = this.threads[at] = new IoThread(this.host, at, this.poll);
     return t;
   }
 
   newId(): number { return this.nextId++; }
 
-  /** A port left thread t: a thread with nothing left to do exits. */
-  released(t: IoThread): void {
-    if (t.ports.size) return;
-    t.stop();
-    const i = this.threads.indexOf(t);
-    if (i >= 0) this.threads[i] = null;
-  }
 
   info(): { index: number; tid: number; ports: number; cpuMs: number; passes: number; down: string | null }[] {
     return this.threads.flatMap((t, index) => t ? [{ index, tid: t.tid, ports: t.ports.size, cpuMs: t.cpuMs(), passes: Atomics.load(t.words, IO_CTL.BEAT), down: t.health(true) }] : []);
@@ -203,7 +199,11 @@ export class TapIoPort implements Backend {
     this.port = pt.port;
     this.id = pool.newId();
     io.ports.add(this);
-    io.send({ op: 'add', id: this.id, name: `tap:${ifname}`, fd, kickGuest: pt.kickGuest, info: pt.workerInfo(), stats: this.shared });
+    // wait until the thread has the port (a thread still starting gets 15 s): when attach
+    // answers, the port forwards
+    if (!io.send({ op: 'add', id: this.id, name: `tap:${ifname}`, fd, kickGuest: pt.kickGuest, info: pt.workerInfo(), stats: this.shared }, 2000)) {
+      this.down = io.health() ?? `I/O thread ${io.index} did not take the port within 2 s`;
+    }
   }
 
   /** Frames come through the CSB (the round takes them): only a look at the shared words. */
@@ -247,7 +247,6 @@ export class TapIoPort implements Backend {
     if (this.released) return;
     this.released = true;
     this.io.remove(this);
-    this.pool.released(this.io);
     const f = this.f64;
     this.last = { kernelRx: f[IO_PORT.RX], kernelTx: f[IO_PORT.TX], kernelDrops: f[IO_PORT.REFUSED] + f[IO_PORT.TOO_LONG] };
     try { this.host.closeFd(this.fd); } catch { /* gone */ }
@@ -287,13 +286,11 @@ export function openTapAny(c: AttachContext): Backend {
     let fd: number;
     try { fd = c.host.tapOpen(ifname, hdr).fd; } catch (e) {
       const err = e as Error & { code?: string };
-      if (!io.ports.size) pool.released(io);
       throw new WasmapError(err.code ?? 'EIO', `tap:${ifname}: ${err.message}`);
     }
     let pt: PtPort;
     try { pt = new PtPort(c.host, c.dp, c.sw, ifname, 'worker', { kickGuest: true }); } catch (e) {
       c.host.closeFd(fd);
-      if (!io.ports.size) pool.released(io);
       throw e;
     }
     return new TapIoPort(c.host, c.dp, ifname, pt, fd, pool, io);

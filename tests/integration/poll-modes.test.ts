@@ -100,8 +100,9 @@ for (const mode of ['busy', 'adaptive', 'sleep'] as const) {
       if (mode === 'busy') {
         const share = await cpuShare(daemon.pid!, 1000, st[0].forwarder.tid);
         console.log(`# --poll busy: forwarding thread idle at ${(share * 100).toFixed(1)} % of a core`);
-        // on this shared 2-core machine another spinner may take some of its core: most, not all
-        assert.ok(share > 0.5, `the busy forwarding thread spins while idle: ${(share * 100).toFixed(1)} % of a core`);
+        // on a shared 2-core machine other spinners take part of its core (42 % seen under a
+        // load average of 8): far above a sleeping thread's ~0.1 %, not a whole core
+        assert.ok(share > 0.2, `the busy forwarding thread spins while idle: ${(share * 100).toFixed(1)} % of a core`);
       } else {
         const share = await cpuShare(daemon.pid!, 2000);
         console.log(`# --poll ${mode}: whole daemon idle at ${(share * 100).toFixed(2)} % of a core`);

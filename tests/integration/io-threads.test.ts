@@ -77,7 +77,9 @@ before(() => {
   if (skip) return;
   cleanup();
   sh(`ip netns add ${nsA}`); sh(`ip netns add ${nsB}`);
-  for (const n of [nsA, nsB]) inNs(n, 'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1');
+  // every port is on one switch: a namespace must answer ARP only on the interface that has
+  // the address (B's extra TAP would answer for 10.99.0.2 and draw the pings to itself)
+  for (const n of [nsA, nsB]) inNs(n, 'sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1');
 });
 after(() => { if (!skip) cleanup(); });
 

@@ -77,12 +77,15 @@ export class Datapath {
   private top: number;
   private readonly limit: number;
   private views: { buf: SharedArrayBuffer; u8: Uint8Array; dv: DataView } | null = null;
+  /** This Datapath made its memory, so only its alloc() grows it (and drops the views). */
+  private readonly owner: boolean;
 
   constructor(opts: DatapathOptions = {}) {
     const path = opts.wasmPath ?? findBuildFile('wasmap.wasm');
     if (!path) throw new WasmapError('NO_MODULE', 'build/wasmap.wasm not found: run `npm run build` first');
     const maxPages = opts.maxPages ?? 32768;
     if (opts.memory && !opts.arena) throw new WasmapError('EINVAL', 'a Datapath over an existing memory needs the arena it may allocate from');
+    this.owner = !opts.memory;
     this.memory = opts.memory ?? new WebAssembly.Memory({ initial: 64, maximum: maxPages, shared: true });
     let module = modules.get(path);
     if (!module) { module = new WebAssembly.Module(readFileSync(path)); modules.set(path, module); }
@@ -130,6 +133,7 @@ export class Datapath {
       const pages = Math.ceil((end - have) / PAGE);
       try {
         this.memory.grow(pages);
+        this.views = null;
       } catch {
         throw new WasmapError('ENOMEM', `linear memory is full: ${bytes} more bytes do not fit under the ${have / PAGE}-page memory's maximum; create the Datapath with a larger maxPages or free ports`);
       }
@@ -162,6 +166,9 @@ export class Datapath {
   }
 
   private refresh() {
+    // a shared memory's .buffer getter makes a new frozen object on every call (seen in perf
+    // on every TAP pull and push): an owner keeps its views until it grows the memory itself
+    if (this.owner && this.views) return this.views;
     const buf = this.memory.buffer as unknown as SharedArrayBuffer;
     if (!this.views || this.views.buf !== buf || this.views.u8.byteLength !== buf.byteLength) {
       this.views = { buf, u8: new Uint8Array(buf), dv: new DataView(buf) };

@@ -7,9 +7,10 @@
 // stops coming round (a pass or a request that never returns) is seen by the daemon's
 // watchdog on the heartbeat word, with the same outcome.
 import { workerData, receiveMessageOnPort, MessagePort } from 'node:worker_threads';
-import { Runner, Request, Reply } from './runner.js';
+import { Runner, Request, Reply, PollMode } from './runner.js';
 
-const { port, switches, spinUs, wakeFd, heartbeat } = workerData as { port: MessagePort; switches: string[]; spinUs: number; wakeFd: number; heartbeat?: Int32Array };
+const { port, switches, spinUs, wakeFd, heartbeat, poll, ioThreads } = workerData as { port: MessagePort; switches: string[]; spinUs: number; wakeFd: number; heartbeat?: Int32Array; poll?: PollMode; ioThreads?: number };
+const mode: PollMode = poll ?? 'adaptive';
 // Tests only: 'throw:VERB' makes the loop throw, 'hang:VERB' makes it spin forever, when it
 // receives a request with that verb (before answering it).
 const [faultKind, faultVerb] = (process.env.WASMAP_TEST_LOOP_FAULT ?? '').split(':');
@@ -17,6 +18,8 @@ const [faultKind, faultVerb] = (process.env.WASMAP_TEST_LOOP_FAULT ?? '').split(
 let runner: Runner;
 try {
   runner = new Runner(switches);
+  runner.poll = { mode, spinUs };
+  if (ioThreads) runner.setIoThreads(ioThreads);
 } catch (e) {
   port.postMessage({ ready: false, error: (e as Error).message });
   throw e;
@@ -51,7 +54,7 @@ try {
     }
     if (heartbeat) Atomics.add(heartbeat, 0, 1); // the daemon's watchdog sees the loop come round
     // with a wake-up fd, control requests end the sleep at once, so it can be long (~0 % CPU)
-    runner.stepOrSleep(wakeFd >= 0 ? 1000 : 5, spinUs, wakeFd);
+    runner.stepOrSleep(wakeFd >= 0 ? 1000 : 5, spinUs, wakeFd, mode);
   }
 } catch (e) {
   const err = e as Error;

@@ -4,6 +4,7 @@
 // in-process for tests. Busy while there is work, then it sleeps in poll(2) on what the
 // backends give it to poll, so an idle switch costs ~0 % CPU.
 import { readdirSync, readlinkSync } from 'node:fs';
+import { threadId, threadCpuMs } from './threads.js';
 import { Datapath } from './datapath.js';
 import { WasmapError } from './errors.js';
 import { loadHost, requireHost, NativeHost } from './host.js';
@@ -12,7 +13,7 @@ import { PortStats } from './switch.js';
 import { PcapWriter } from './backends/capture.js';
 import { Backend, BackendFactory, AttachContext, SleepPass, StageFault } from './backends/backend.js';
 import { vnetHdr } from './backends/kernel.js';
-import { openTap } from './backends/tap.js';
+import { openTapAny, IoPool } from './backends/tap-io.js';
 import { openAfPacket } from './backends/af_packet.js';
 import { openAfXdp } from './backends/af_xdp.js';
 import { openVhostUser } from './backends/vhost-user.js';
@@ -20,14 +21,29 @@ import { PtPort, PtMode, openPassthrough } from './backends/passthrough.js';
 import type { Fallback } from './fn/host.js';
 
 export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
+
+/** How the forwarding thread waits for work (`wasmap switch --poll`):
+ *  busy     never sleeps: one core spins, lowest latency;
+ *  adaptive spins for spinUs after the last frame moved, then sleeps in poll(2) until a kick
+ *           (~0 % CPU idle, low latency while traffic is recent);
+ *  sleep    sleeps as soon as a pass moves nothing (least CPU, a wake-up on every frame). */
+export type PollMode = 'busy' | 'adaptive' | 'sleep';
+export const POLL_MODES: readonly PollMode[] = ['busy', 'adaptive', 'sleep'];
+/** A poll mode by name, or a clear error. */
+export function pollMode(v: unknown): PollMode {
+  if (typeof v === 'string' && (POLL_MODES as readonly string[]).includes(v)) return v as PollMode;
+  throw new WasmapError('EINVAL', `--poll must be one of ${POLL_MODES.join(', ')}, not '${String(v)}' (busy: lowest latency, one core spins; adaptive: spin while traffic is recent, then sleep; sleep: least CPU)`);
+}
 export type Reply = { id?: number | string; ok: true; result: unknown } | { id?: number | string; ok: false; error: { code: string; message: string } };
 
 const num = (b: bigint) => Number(b);
 
+
+
 /** The port kinds `attach` knows, by the prefix of the port's name ('tap:IF' …). A new kind is
  *  its file under src/backends/ and one line here. (Passthrough ports come by pt-open.) */
 const kinds: Record<string, BackendFactory> = {
-  'tap': openTap,
+  'tap': openTapAny, // in the loop, or in an I/O thread when the switch runs some (tap-io.ts)
   'af_packet': openAfPacket,
   'af_xdp': openAfXdp,
   'vhost-user': openVhostUser,
@@ -54,6 +70,20 @@ export class Runner {
   private readonly captureStops = new Map<string, string>(); // 'vale0:port' -> why its capture stopped
   private lastWork = 0;
   private lastService = 0;
+  private lastArm = 0; // busy mode: when the backends last ran their arm/disarm (drop counters, kick drains)
+  /** How this runner's loop waits (set by its owner: runner-worker.ts); shown by `stats`. */
+  poll: { mode: PollMode; spinUs: number } = { mode: 'adaptive', spinUs: 50000 };
+  private tid = 0; // the forwarding thread's Linux thread id (the thread that called stepOrSleep)
+  /** I/O threads for TAP ports (`wasmap switch --io-threads N`); null: all I/O in the loop. */
+  io: IoPool | null = null;
+
+  /** Run TAP ports' kernel I/O in `n` I/O threads from now on (0: in the forwarding loop).
+   *  In busy mode they spin too; otherwise they sleep in poll(2) whenever a pass moves nothing. */
+  setIoThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > 64) throw new WasmapError('EINVAL', `io threads must be 0..64, not ${n}`);
+    if (this.io) this.io.close();
+    this.io = n > 0 ? new IoPool(this.host(), n, this.poll.mode) : null;
+  }
   readonly started = Date.now();
   stopping = false;
 
@@ -150,15 +180,23 @@ export class Runner {
 
   /** Step; when nothing moved for `spinUs`, sleep up to `maxSleepMs` waiting for input. The
    *  short spin after traffic catches the answer to what was just forwarded (a ping reply, a
-   *  TCP ack) without a sleep/wake-up on each side; an idle switch sleeps in poll(2). */
-  stepOrSleep(maxSleepMs = 10, spinUs = 300, wakeFd = -1): number {
+   *  TCP ack) without a sleep/wake-up on each side; an idle switch sleeps in poll(2).
+   *  mode 'busy' never sleeps; 'sleep' sleeps after any pass that moved nothing (spinUs 0). */
+  stepOrSleep(maxSleepMs = 10, spinUs = 300, wakeFd = -1, mode: PollMode = 'adaptive'): number {
+    if (!this.tid) this.tid = threadId();
     const moved = this.step();
     const now = performance.now();
     // control work (vhost-user messages) is served between passes, at least every 2 ms while
     // busy (QEMU waits for some replies), at once after a sleep
     if (now - this.lastService >= 2) this.service(now);
     if (moved > 0) { this.lastWork = now; return moved; }
-    if ((now - this.lastWork) * 1000 < spinUs) return 0;
+    if (mode === 'busy') {
+      // never sleep; but every 100 ms arm and disarm with a zero timeout, so what backends do
+      // around a sleep still happens (AF_PACKET reads its kernel drop count, kicks are drained)
+      if (now - this.lastArm < 100) return 0;
+      this.lastArm = now;
+      maxSleepMs = 0;
+    } else if (mode === 'adaptive' && (now - this.lastWork) * 1000 < spinUs) return 0;
     const fds: number[] = [];
     if (wakeFd >= 0) fds.push(wakeFd); // another thread signals it when a request waits
     // every backend arms (asks its peer for a kick, then looks once more); one that finds work
@@ -182,7 +220,7 @@ export class Runner {
     if (work) { /* no sleep */ } else if (fds.length && host) {
       rev = host.pollFds(fds, maxSleepMs); polled = true;
       if (wakeFd >= 0) host.eventfdDrain(wakeFd);
-    } else Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
+    } else if (maxSleepMs > 0) Atomics.wait(Runner.nap, 0, 0, maxSleepMs);
     for (const [full, b, from, to] of armed) {
       if (b.woke) this.portWork(full, 'wake-up', () => b.woke!(fds.slice(from, to), rev.slice(from, to), pass));
     }
@@ -201,7 +239,7 @@ export class Runner {
 
   /** Add a backend made by `make` for switch `sw`'s port `spec`; returns it. */
   private add<B extends Backend>(sw: string, spec: string, args: Record<string, unknown>, make: (c: AttachContext) => B): B {
-    const b = make({ host: this.host(), dp: this.dp, sw: this.vale.switch(sw), spec, args, attached: this.backends });
+    const b = make({ host: this.host(), dp: this.dp, sw: this.vale.switch(sw), spec, args, attached: this.backends, io: this.io ?? undefined });
     this.backends.set(`${sw}:${b.port.name}`, b);
     return b;
   }
@@ -388,7 +426,9 @@ export class Runner {
     return this.vale.switchNames().filter((n) => !only || n === only).map((n) => {
       const s = this.vale.switch(n).stats();
       return {
-        name: n, lookup: this.vale.switch(n).lookupStatus(), guestsGone: this.gone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
+        name: n, poll: this.poll.mode, ...(this.poll.mode === 'adaptive' ? { spinUs: this.poll.spinUs } : {}), forwarder: this.threadCpu(),
+        ...(this.io ? { ioThreads: this.io.info(), ioThreadDeaths: this.io.deaths } : {}),
+        lookup: this.vale.switch(n).lookupStatus(), guestsGone: this.gone.filter((g) => g.name.startsWith(`${n}:`)), rounds: num(s.rounds), frames: num(s.frames), floodExtra: num(s.floodExtra), segExtra: num(s.segExtra), learned: num(s.learned),
         ports: s.ports.map((p) => {
           const b = this.backends.get(`${n}:${p.name}`), fault = this.faults.get(`${n}:${p.name}`);
           if (!b) return { ...this.plain(p), kind: 'virtual', down: null, kernelRx: 0, kernelTx: 0, kernelDrops: 0 };
@@ -398,6 +438,11 @@ export class Runner {
     });
   }
 
+  /** The forwarding thread's id and CPU time so far (ms, from /proc; null before it ran). */
+  threadCpu(): { tid: number; cpuMs: number } | null {
+    return this.tid ? { tid: this.tid, cpuMs: threadCpuMs(this.tid) } : null;
+  }
+
   close(): void {
     for (const pcap of this.captures.values()) pcap.close();
     this.captures.clear();
@@ -405,8 +450,9 @@ export class Runner {
     const all = [...this.backends].sort(([, a], [, b]) => Number(!!b.reclaim) - Number(!!a.reclaim));
     for (const [full, b] of all) {
       if (b.reclaim) this.remove(full, b, 'switch stopping');
-      else { b.close('switch stopping'); this.backends.delete(full); }
+      else { b.close('switch stopping', () => b.port.sw.detach(b.port.name)); this.backends.delete(full); }
     }
+    this.io?.close();
     this.vale.close();
   }
 }

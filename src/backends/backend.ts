@@ -58,6 +58,8 @@ export interface Backend {
 export interface AttachContext {
   host: NativeHost; dp: Datapath; sw: Switch; spec: string; args: Record<string, unknown>;
   attached: ReadonlyMap<string, Backend>;
+  /** The switch's I/O threads (TAP ports do their kernel I/O there), when it runs any. */
+  io?: import('./tap-io.js').IoPool;
 }
 export type BackendFactory = (c: AttachContext) => Backend;
 

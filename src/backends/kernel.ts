@@ -57,12 +57,13 @@ export abstract class KernelPort implements Backend {
 
 /** The checks and set-up both kernel kinds do on attach; `open` makes the endpoint and the port
  *  (through `attach`), releasing what it made when it fails. */
-export function attachKernel<T extends KernelPort>(c: AttachContext, open: (ifname: string, hdr: number, attach: () => SwitchPort) => T, defaultHdr = 0): T {
+export function attachKernel<T extends Backend>(c: AttachContext, open: (ifname: string, hdr: number, attach: () => SwitchPort) => T, defaultHdr = 0): T {
   const hdr = vnetHdr(c.args, defaultHdr);
   const spec = parsePortName(c.spec);
   const full = `${c.sw.name}:${spec.name}`;
-  if (c.attached.get(full) instanceof KernelPort) throw new WasmapError('EBUSY', `${c.spec} is already attached to ${c.sw.name}`);
-  for (const [k, b] of c.attached) if (b instanceof KernelPort && b.ifname === spec.name) throw new WasmapError('EBUSY', `${spec.name} is already attached as ${k}`);
+  const ifOf = (b: Backend | undefined) => (b instanceof KernelPort || (b && (b.kind === 'tap' || b.kind === 'af_packet'))) ? (b as Backend & { ifname?: string }).ifname : undefined;
+  if (ifOf(c.attached.get(full)) !== undefined) throw new WasmapError('EBUSY', `${c.spec} is already attached to ${c.sw.name}`);
+  for (const [k, b] of c.attached) if (ifOf(b) === spec.name) throw new WasmapError('EBUSY', `${spec.name} is already attached as ${k}`);
   // the switch port takes the interface's name as it is: a host port is no netmap name, and
   // '-' or '.' in it (rb-v0, eth0.5) are part of the name, not a ring suffix
   if (c.sw.port(spec.name)) throw new WasmapError('EBUSY', `${full} already exists (another kind of port has that name)`);

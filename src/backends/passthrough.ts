@@ -39,7 +39,7 @@ export class PtPort implements Backend {
   private closed = false;
 
   constructor(readonly host: NativeHost, readonly dp: Datapath, readonly sw: Switch, readonly name: string,
-              readonly mode: PtMode, o: { slots?: number; bufSize?: number; guestPid?: number } = {}) {
+              readonly mode: PtMode, o: { slots?: number; bufSize?: number; guestPid?: number; kickGuest?: boolean } = {}) {
     const page = dp.abi.CSB_PAGE;
     const undo: (() => void)[] = [];
     try {
@@ -57,6 +57,9 @@ export class PtPort implements Backend {
       } else {
         this.arena = dp.alloc(ARENA, 65536);
         undo.push(() => dp.release(this.arena, ARENA));
+        // a worker guest that sleeps in poll(2) beside other fds (a TAP I/O thread) is kicked
+        // through an eventfd too, not only on the CSB's kick word
+        if (o.kickGuest) { this.kickGuest = host.eventfdCreate(); undo.push(() => host.closeFd(this.kickGuest)); }
       }
       this.kickSwitch = host.eventfdCreate();
       undo.push(() => host.closeFd(this.kickSwitch));
@@ -138,7 +141,7 @@ export class PtPort implements Backend {
     this.region.close();
     const page = this.dp.abi.CSB_PAGE;
     if (this.mode === 'process') { this.host.unmap(this.dp.u8, this.csb, page); this.host.closeFd(this.csbFd); this.host.closeFd(this.kickGuest); }
-    else this.dp.release(this.arena, ARENA);
+    else { this.dp.release(this.arena, ARENA); if (this.kickGuest >= 0) this.host.closeFd(this.kickGuest); }
     this.dp.release(this.csb, page);
     this.dp.release(this.shadow, 128);
     this.host.closeFd(this.kickSwitch);

@@ -5,10 +5,14 @@ import { defaultSocket } from '../ctl/paths.js';
 import { WasmapError } from '../errors.js';
 import { hostMissingReason } from '../host.js';
 import { resolve as resolvePath } from 'node:path';
+import { pollMode } from '../runner.js';
+
+/** I/O threads a switch runs when --io-threads is not given (docs/io-threads.md). */
+export const IO_DEFAULT = 0;
 
 export const SWITCH_HELP = `wasmap switch — run a VALE switch daemon (forwarding in a worker thread)
 
-Usage: wasmap switch NAME [--socket PATH] [--config FILE] [--spin-us N]
+Usage: wasmap switch NAME [--socket PATH] [--config FILE] [--poll busy|adaptive|sleep] [--spin-us N] [--io-threads N]
 
 NAME is the switch, e.g. vale0. The daemon listens for \`wasmap ctl\` on a unix socket
 (default $XDG_RUNTIME_DIR/wasmap/NAME.sock, else /run/wasmap/NAME.sock; mode 0600).
@@ -17,10 +21,22 @@ If the forwarding thread fails (or stops coming round for 60 s) the daemon says 
 with status 70; pending requests are answered EWORKER. A request line is at most 48 MiB,
 nested at most 32 deep; 128 control connections are served at once.
 
-After traffic the forwarding thread keeps polling for --spin-us microseconds (default 50000)
-before it sleeps in poll(2): replies and acks are then picked up without a wake-up (tens of
-µs each on a VM). A switch with no traffic for that long costs ~0 % CPU; --spin-us 0 sleeps
-at once (least CPU, higher latency under sparse traffic).
+--poll says how the forwarding thread waits for frames (latency against CPU):
+  busy      it never sleeps: one core is always 100 % busy; the lowest round-trip time
+            (no wake-up on either side of a ping or an ack).
+  adaptive  (default) after traffic it keeps polling for --spin-us microseconds (default
+            50000), then sleeps in poll(2) until a port has work: replies and acks that follow
+            traffic are picked up without a wake-up, and an idle switch costs ~0 % CPU.
+  sleep     it sleeps as soon as a pass moves nothing (= adaptive with --spin-us 0): the
+            least CPU under sparse traffic, a wake-up (tens of µs) added to every hop.
+Measured RTTs and CPU per mode: docs/poll-modes.md. \`wasmap ctl stats\` shows the mode and
+the forwarding thread's CPU time. I/O threads spin only in busy mode.
+
+--io-threads N moves the kernel I/O of TAP ports (a readv/writev per frame, most of the cost)
+off the forwarding thread into N I/O threads (default ${IO_DEFAULT}: all in the forwarding thread).
+Each TAP port goes to the thread with the fewest ports (\`ctl attach … --io-thread K|none\`
+picks); the threads meet the switch only at the rings. They pay off with cores to spare: on 2
+shared cores they measured no faster than 0 (docs/io-threads.md).
 
 --config FILE keeps the switch's topology in FILE: on start it builds again what FILE holds
 (persistent interfaces, ports with their options, the forwarding function and its config;
@@ -36,13 +52,17 @@ Then, for example:
 `;
 
 export async function switchd(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { socket: { type: 'string' }, config: { type: 'string' }, 'spin-us': { type: 'string', default: '50000' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { socket: { type: 'string' }, config: { type: 'string' }, 'spin-us': { type: 'string', default: '50000' }, poll: { type: 'string', default: 'adaptive' }, 'io-threads': { type: 'string', default: String(IO_DEFAULT) }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(SWITCH_HELP); return 0; }
   const name = positionals[0];
   if (!name || !/^vale[A-Za-z0-9_]{0,11}$/.test(name)) throw new WasmapError('EINVAL', `give the switch name: wasmap switch valeX (e.g. vale0)${name ? `; '${name}' is not one` : ''}`);
   const socket = values.socket ?? defaultSocket(name);
   const spinUs = Number(values['spin-us']);
   if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000_000) throw new WasmapError('EINVAL', `--spin-us must be 0..10000000, not '${values['spin-us']}'`);
+  const poll = pollMode(values.poll);
+  if (poll !== 'adaptive' && argv.some((a) => a === '--spin-us' || a.startsWith('--spin-us='))) throw new WasmapError('EINVAL', `--spin-us is the adaptive mode's knob; --poll ${poll} does not use it`);
+  const ioThreads = Number(values['io-threads']);
+  if (!Number.isInteger(ioThreads) || ioThreads < 0 || ioThreads > 64) throw new WasmapError('EINVAL', `--io-threads must be 0..64, not '${values['io-threads']}'`);
   checkSocketPath(socket);
   const missing = hostMissingReason();
   if (missing) console.error(`wasmap switch: warning: ${missing}; only virtual ports will work`);
@@ -74,8 +94,8 @@ export async function switchd(argv: string[]): Promise<number> {
     process.on('SIGINT', () => onSig('SIGINT'));
     process.on('SIGTERM', () => onSig('SIGTERM'));
   });
-  d = await Daemon.start({ switches: [name], socket, spinUs, log, config: values.config ? resolvePath(values.config) : undefined, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
-  if (!signalled) console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid})`);
+  d = await Daemon.start({ switches: [name], socket, spinUs, poll, ioThreads, log, config: values.config ? resolvePath(values.config) : undefined, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
+  if (!signalled) console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid}, --poll ${poll}${poll === 'adaptive' ? ` --spin-us ${spinUs}` : ''} --io-threads ${ioThreads})`);
   await stopped;
   if (exiting) return 70;
   await d.stop();

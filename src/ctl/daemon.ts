@@ -14,7 +14,7 @@ import { mkdirSync, unlinkSync, chmodSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { WasmapError } from '../errors.js';
 import { findBuildFile } from '../paths.js';
-import type { Request, Reply } from '../runner.js';
+import type { Request, Reply, PollMode } from '../runner.js';
 import { loadHost, NativeHost } from '../host.js';
 import { checkSocketPath } from './paths.js';
 import { Topology } from './topology.js';
@@ -51,6 +51,10 @@ export const DEFAULT_LIMITS: CtlLimits = {
 
 export interface DaemonOptions {
   switches: string[]; socket: string; spinUs?: number; log?: (s: string) => void;
+  /** How the forwarding thread waits for work (default adaptive: spin spinUs, then sleep). */
+  poll?: PollMode;
+  /** I/O threads for TAP ports' kernel I/O (0: in the forwarding loop). */
+  ioThreads?: number;
   limits?: Partial<CtlLimits>;
   /** A topology file (src/ctl/topology.ts): built again at start when it exists, rewritten on
    *  every change of ports, interfaces or forwarding functions. */
@@ -193,7 +197,7 @@ export class Daemon {
     this.host = loadHost();
     if (this.host) this.wakeFd = this.host.eventfdCreate();
     const heartbeat = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, wakeFd: this.wakeFd, heartbeat }, transferList: [port2] });
+    const worker = new Worker(script, { workerData: { port: port2, switches: this.opts.switches, spinUs: this.opts.spinUs ?? 50000, poll: this.opts.poll ?? 'adaptive', ioThreads: this.opts.ioThreads ?? 0, wakeFd: this.wakeFd, heartbeat }, transferList: [port2] });
     this.worker = worker;
     this.workerExited = new Promise((r) => worker.once('exit', r));
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 // Prometheus text exposition of the daemon's counters.
 interface PortRow { name: string; kind: string; [k: string]: unknown }
 interface FnRow { name: string; state: string; frames: number; faultDrops: number; counters: Record<string, number> }
-interface SwitchRow { name: string; rounds: number; frames: number; floodExtra: number; ports: PortRow[]; lookup?: { mode: string; function: FnRow | null } }
+interface SwitchRow { name: string; poll?: string; forwarder?: { tid: number; cpuMs: number } | null; rounds: number; frames: number; floodExtra: number; ports: PortRow[]; lookup?: { mode: string; function: FnRow | null } }
 
 const PORT_COUNTERS: [string, string, string][] = [
   ['txPackets', 'wasmap_port_tx_packets_total', 'Frames taken from the port\'s tx ring.'],
@@ -37,6 +37,10 @@ export function prometheus(stats: SwitchRow[]): string {
   for (const s of stats) for (const p of s.ports) out.push(`wasmap_port_up{switch="${esc(s.name)}",port="${esc(p.name)}"} ${p.down ? 0 : 1}`);
   out.push('# HELP wasmap_switch_rounds_total Forwarding rounds run.', '# TYPE wasmap_switch_rounds_total counter');
   for (const s of stats) out.push(`wasmap_switch_rounds_total{switch="${esc(s.name)}"} ${s.rounds}`);
+  out.push('# HELP wasmap_switch_poll_mode 1 for the way the forwarding thread waits for work (wasmap switch --poll).', '# TYPE wasmap_switch_poll_mode gauge');
+  for (const s of stats) if (s.poll) for (const m of ['busy', 'adaptive', 'sleep']) out.push(`wasmap_switch_poll_mode{switch="${esc(s.name)}",mode="${m}"} ${s.poll === m ? 1 : 0}`);
+  out.push('# HELP wasmap_forwarder_cpu_seconds_total CPU time (user + system) of the forwarding thread.', '# TYPE wasmap_forwarder_cpu_seconds_total counter');
+  for (const s of stats) if (s.forwarder && s.forwarder.cpuMs >= 0) out.push(`wasmap_forwarder_cpu_seconds_total{switch="${esc(s.name)}"} ${s.forwarder.cpuMs / 1000}`);
   out.push('# HELP wasmap_switch_flood_copies_total Copies made by flooding beyond the first.', '# TYPE wasmap_switch_flood_copies_total counter');
   for (const s of stats) out.push(`wasmap_switch_flood_copies_total{switch="${esc(s.name)}"} ${s.floodExtra}`);
   // vhost-user ports: what each virtqueue moved and dropped, and the guest's notifications

@@ -55,7 +55,7 @@ if (all || want.has('js')) {
   const esbuild = await import('esbuild');
   const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', sourcemap: 'linked', logLevel: 'warning',
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } };
-  await esbuild.build({ ...common, entryPoints: { cli: 'src/cli/main.ts', wasmap: 'src/index.ts', runner: 'src/runner-worker.ts', cni: 'src/cni/main.ts' }, outdir: out, outExtension: { '.js': '.mjs' },
+  await esbuild.build({ ...common, entryPoints: { cli: 'src/cli/main.ts', wasmap: 'src/index.ts', runner: 'src/runner-worker.ts', 'io-worker': 'src/io-worker.ts', cni: 'src/cni/main.ts' }, outdir: out, outExtension: { '.js': '.mjs' },
     banner: { js: '#!/usr/bin/env node\n' + common.banner.js } });
   chmodSync(join(out, 'cli.mjs'), 0o755);
   chmodSync(join(out, 'cni.mjs'), 0o755);

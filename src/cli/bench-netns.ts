@@ -196,11 +196,18 @@ export const PATHS: Path[] = [
     await waitFor(p, 'ready', 'tapfwd');
     place(ctx, A, `${P}t1`, IP_A); place(ctx, B, `${P}t2`, IP_B);
   } },
-  { name: 'wasmap-tap', note: 'TAP ports (default: virtio-net header, offloads)', setup: async (ctx) => {
+  { name: 'wasmap-tap', note: 'TAP ports (default: virtio-net header, offloads), --poll adaptive (default)', setup: async (ctx) => {
     await daemon(ctx);
     for (const t of ['t1', 't2']) await attach(`tap:${P}${t}`);
     place(ctx, A, `${P}t1`, IP_A); place(ctx, B, `${P}t2`, IP_B);
   } },
+  ...([['io1', ['--io-threads', '1'], 'TAP ports, kernel I/O in 1 I/O thread'], ['io2', ['--io-threads', '2'], 'TAP ports, kernel I/O in 2 I/O threads (one per port)'],
+    ['busy', ['--poll', 'busy'], 'TAP ports, --poll busy (the forwarding thread never sleeps)'], ['sleep', ['--poll', 'sleep'], 'TAP ports, --poll sleep (sleeps after any empty pass)']] as const).map(([n, flags, note]): Path => ({
+    name: `wasmap-tap-${n}`, note, setup: async (ctx) => {
+      await daemon(ctx, [...flags]);
+      for (const t of ['t1', 't2']) await attach(`tap:${P}${t}`);
+      place(ctx, A, `${P}t1`, IP_A); place(ctx, B, `${P}t2`, IP_B);
+    } })),
   { name: 'wasmap-af_packet-vnet', note: 'veth + AF_PACKET ports (default: virtio-net header), default offloads', setup: async (ctx) => {
     await daemon(ctx);
     for (const o of twoVeths(ctx)) await attach(`af_packet:${o}`);

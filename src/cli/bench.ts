@@ -50,7 +50,9 @@ Each scenario runs --runs times (default 3) for --seconds each (default 2); the 
 With --netns: two network namespaces A and B, and between them in turn, on veth pairs or TAPs:
   linux-bridge          the Linux bridge (the reference: ratios are to it)
   c-tap                 a C TAP<->TAP forwarder with the virtio-net header (build/tapfwd)
-  wasmap-tap            wasmap, TAP ports (virtio-net header by default)
+  wasmap-tap            wasmap, TAP ports (virtio-net header by default), --poll adaptive
+  wasmap-tap-io1, -io2  the same with --io-threads 1 / 2 (kernel I/O beside the switch)
+  wasmap-tap-busy, -sleep   the same with --poll busy / sleep
   wasmap-af_xdp-native, wasmap-af_xdp-skb   wasmap, AF_XDP ports on the veths, offloads off
   wasmap-af_packet-vnet wasmap, AF_PACKET ports on the veths (virtio-net header), default offloads
   wasmap-af_packet      wasmap, AF_PACKET ports on the veths, --vnet-hdr 0, offloads off

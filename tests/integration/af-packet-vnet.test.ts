@@ -10,29 +10,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { ctlRequest } from '../../src/ctl/client.js';
 import { loadHost } from '../../src/host.js';
 import { startDaemonProcess } from './daemon-proc.js';
+import { prerequisites, sh, inNs, ctlOf } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const tools = ['ip', 'ping', 'iperf3', 'nstat', 'timeout'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, veth, TAP)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun'
   : !loadHost() ? 'native host not built' : tools.length ? `missing tools: ${tools.join(', ')} (apt-get install iproute2 iputils-ping iperf3 coreutils)` : '';
-const skip = why && !required ? why : false;
-if (why && required) test('network test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('network test', why);
 
 const P = `v${(process.pid % 9000) + 1000}`; // per-run prefix, short: names stay < 16 chars
 const sock = `/tmp/wasmap-test-${P}.sock`;
 let daemon: ChildProcess | null = null;
 const servers: ChildProcess[] = [];
 
-function sh(cmd: string, ok = true): string {
-  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60000 });
-  if (ok && r.status !== 0) throw new Error(`'${cmd}' failed (${r.status}): ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-const inNs = (ns: string, cmd: string, ok = true) => sh(`ip netns exec ${ns} ${cmd}`, ok);
-const ctl = (verb: string, args: Record<string, unknown> = {}) => ctlRequest(sock, verb, { switch: 'vale0', ...args });
+const ctl = ctlOf(sock);
 
 function cleanup(): void {
   for (const s of servers) if (s.exitCode === null) s.kill('SIGKILL');

@@ -15,8 +15,8 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { loadHost } from '../../src/host.js';
 import { startDaemonProcess } from './daemon-proc.js';
+import { prerequisites, sh, inNs, ctlOf } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const tools = ['ip', 'ping', 'iperf3', 'ethtool', 'tcpdump'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 const host = loadHost();
 const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, XDP)'
@@ -24,20 +24,13 @@ const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, XDP)'
   : !('xskOpen' in host) ? 'native host built without AF_XDP (npm run build)'
   : tools.length ? `missing tools: ${tools.join(', ')} (apt-get install iproute2 iputils-ping iperf3 ethtool tcpdump)`
   : !existsSync('/proc/sys/net/core/bpf_jit_enable') && !existsSync('/sys/fs/bpf') ? 'kernel without BPF' : '';
-const skip = why && !required ? why : false;
-if (why && required) test('AF_XDP test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('AF_XDP test', why);
 
 const P = `x${(process.pid % 9000) + 1000}`; // per-run prefix: names stay < 16 chars
 const nsA = `${P}A`, nsB = `${P}B`, sock = `/tmp/wasmap-test-${P}.sock`;
 let daemon: ChildProcess | null = null;
 
-function sh(cmd: string, ok = true): string {
-  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60000 });
-  if (ok && r.status !== 0) throw new Error(`'${cmd}' failed (${r.status}): ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-const inNs = (ns: string, cmd: string, ok = true) => sh(`ip netns exec ${ns} ${cmd}`, ok);
-const ctl = (verb: string, args: Record<string, unknown> = {}) => ctlRequest(sock, verb, { switch: 'vale0', ...args });
+const ctl = ctlOf(sock);
 const v = (n: string) => `${P}${n}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

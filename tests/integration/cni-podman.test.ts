@@ -12,13 +12,12 @@ import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } 
 import { startDaemonProcess, exited } from './daemon-proc.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { findBuildFile } from '../../src/paths.js';
+import { prerequisites } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const lacks = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0;
 const why = process.getuid?.() !== 0 ? 'needs root' : lacks('podman') || lacks('runc') || !existsSync('/usr/lib/cni/host-local') || lacks('iperf3')
   ? 'needs podman, runc, the CNI plugins and iperf3 (apt-get install podman runc containernetworking-plugins iperf3)' : '';
-const skip = why && !required ? why : false;
-if (why && required) test('podman test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('podman test', why);
 
 const P = `pm${process.pid % 10000}`, dir = `/tmp/wasmap-${P}`, sock = `${dir}/ctl.sock`, topo = `${dir}/topology.json`;
 const net = `${P}net`, subnet = '10.94.9.0/24';

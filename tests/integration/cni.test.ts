@@ -13,13 +13,12 @@ import { startDaemonProcess, exited } from './daemon-proc.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { findBuildFile } from '../../src/paths.js';
 import { hostIfName } from '../../src/cni/plugin.js';
+import { prerequisites } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const lacks = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0;
 const why = process.getuid?.() !== 0 ? 'needs root (namespaces, veth)' : lacks('ip') || lacks('ping') || lacks('nsenter') ? 'needs ip, ping, nsenter (apt-get install iproute2 iputils-ping util-linux)'
   : !existsSync('/usr/lib/cni/host-local') ? 'needs the host-local IPAM plugin (apt-get install containernetworking-plugins)' : '';
-const skip = why && !required ? why : false;
-if (why && required) test('CNI test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('CNI test', why);
 
 const P = `cn${process.pid % 10000}`, sock = `/tmp/${P}.sock`, ipamDir = `/tmp/${P}-ipam`;
 const ns = (c: string) => `${P}${c}`;

@@ -7,29 +7,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
-import { ctlRequest } from '../../src/ctl/client.js';
 import { loadHost } from '../../src/host.js';
 import { Runner } from '../../src/runner.js';
 import { startDaemonProcess, exited } from './daemon-proc.js';
+import { prerequisites, sh, inNs, ctlOf } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const tools = ['ip', 'ping', 'iperf3'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, TAP)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun'
   : !loadHost() ? 'native host not built' : tools.length ? `missing tools: ${tools.join(', ')} (apt-get install iproute2 iputils-ping iperf3)` : '';
-const skip = why && !required ? why : false;
-if (why && required) test('io-thread test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('io-thread test', why);
 
 const P = `wt${(process.pid % 9000) + 1000}`;
 const nsA = `${P}A`, nsB = `${P}B`, sock = `/tmp/wasmap-test-${P}.sock`;
 let daemon: (ChildProcess & { output: () => string }) | null = null;
 
-function sh(cmd: string, ok = true): string {
-  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60000 });
-  if (ok && r.status !== 0) throw new Error(`'${cmd}' failed (${r.status}): ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-const inNs = (ns: string, cmd: string, ok = true) => sh(`ip netns exec ${ns} ${cmd}`, ok);
-const ctl = (verb: string, args: Record<string, unknown> = {}) => ctlRequest(sock, verb, { switch: 'vale0', ...args });
+const ctl = ctlOf(sock);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const links = (ns: string) => inNs(ns, `ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^${P}' || true`, false).split('\n').filter(Boolean);
 

@@ -8,28 +8,20 @@ import assert from 'node:assert/strict';
 import { spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { findBuildFile } from '../../src/paths.js';
-import { ctlRequest } from '../../src/ctl/client.js';
 import { loadHost } from '../../src/host.js';
 import { startDaemonProcess, exited } from './daemon-proc.js';
+import { prerequisites, sh, inNs, ctlOf } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const tools = ['ip', 'ping'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, TAP)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun'
   : !loadHost() ? 'native host not built' : tools.length ? `missing tools: ${tools.join(', ')} (apt-get install iproute2 iputils-ping)` : '';
-const skip = why && !required ? why : false;
-if (why && required) test('poll-mode test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('poll-mode test', why);
 
 const P = `wp${(process.pid % 9000) + 1000}`;
 const nsA = `${P}A`, nsB = `${P}B`, sock = `/tmp/wasmap-test-${P}.sock`;
 let daemon: ChildProcess | null = null;
 
-function sh(cmd: string, ok = true): string {
-  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60000 });
-  if (ok && r.status !== 0) throw new Error(`'${cmd}' failed (${r.status}): ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-const inNs = (ns: string, cmd: string, ok = true) => sh(`ip netns exec ${ns} ${cmd}`, ok);
-const ctl = (verb: string, args: Record<string, unknown> = {}) => ctlRequest(sock, verb, { switch: 'vale0', ...args });
+const ctl = ctlOf(sock);
 
 function cleanup(): void {
   if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');

@@ -11,6 +11,7 @@ import { startDaemonProcess, exited } from './daemon-proc.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { findBuildFile } from '../../src/paths.js';
 import { rates, render } from '../../src/cli/top.js';
+import { prerequisites } from './net-harness.js';
 
 test('top: rates from two samples: directions, per-second drops by reason, sorted by traffic', () => {
   const port = (name: string, tx: number, rx: number, dropFull = 0) => ({ name, kind: 'tap', down: null, txPackets: tx, txBytes: tx * 100, rxPackets: rx, rxBytes: rx * 100, dropFull, kernelDrops: 0 });
@@ -28,12 +29,10 @@ test('top: rates from two samples: directions, per-second drops by reason, sorte
   for (const l of render([s], { socket: '/run/x.sock', interval: 1, width: 80, at: new Date(0) })) assert.ok(l.length <= 80, `fits 80 columns: '${l}'`);
 });
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const lacks = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0;
 const why = process.getuid?.() !== 0 ? 'needs root (namespaces, TAP)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun'
   : lacks('ping') || lacks('ip') ? 'needs ip and ping (apt-get install iproute2 iputils-ping)' : lacks('script') ? 'needs script (apt-get install bsdutils)' : '';
-const skip = why && !required ? why : false;
-if (why && required) test('top test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('top test', why);
 
 const P = `tp${process.pid % 10000}`, nsA = `${P}A`, nsB = `${P}B`, sock = `/tmp/${P}.sock`;
 const sh = (cmd: string, ok = true) => { const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 30000 }); if (ok && r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`); return r.stdout; };

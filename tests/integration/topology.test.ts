@@ -10,11 +10,10 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { startDaemonProcess, exited } from './daemon-proc.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { findBuildFile } from '../../src/paths.js';
+import { prerequisites } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const why = process.getuid?.() !== 0 ? 'needs root (TAP, veth)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun' : spawnSync('sh', ['-c', 'command -v ip']).status !== 0 ? 'needs ip (apt-get install iproute2)' : '';
-const skip = why && !required ? why : false;
-if (why && required) test('topology test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('topology test', why);
 
 const P = `to${process.pid % 10000}`, sock = `/tmp/${P}.sock`, file = `/tmp/${P}-topo.json`, vh = `/tmp/${P}-vh.sock`;
 const sh = (cmd: string, ok = true) => { const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }); if (ok && r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`); return r.stdout; };

@@ -13,13 +13,12 @@ import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { startDaemonProcess, exited } from './daemon-proc.js';
 import { ctlRequest } from '../../src/ctl/client.js';
+import { prerequisites } from './net-harness.js';
 
-const required = process.env.WASMAP_REQUIRE_NET === '1';
 const why = process.getuid?.() !== 0 ? 'needs root (hugepages)'
   : spawnSync('sh', ['-c', 'command -v dpdk-testpmd']).status !== 0 ? 'needs dpdk-testpmd (apt-get install dpdk-dev librte-net-virtio23 librte-mempool-ring23)'
   : !existsSync('/proc/sys/vm/nr_hugepages') ? 'needs a kernel with hugetlbfs' : null;
-const skip = why && !required ? why : false;
-if (why && required) test('vhost-user DPDK test prerequisites', () => assert.fail(`WASMAP_REQUIRE_NET=1 but ${why}`));
+const skip = prerequisites('vhost-user DPDK test', why ?? '');
 
 const P = `vd${process.pid % 10000}`;
 const sock = `/tmp/${P}-ctl.sock`, huge = `/tmp/${P}-huge.sock`, mq = `/tmp/${P}-mq.sock`;

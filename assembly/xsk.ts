@@ -13,7 +13,7 @@
 // The ring words and descriptors are shared with the kernel: producers are read with acquire
 // loads and our own indices published with release stores; our consumer/producer indices are
 // kept here in private state and never read back from the shared page. Every descriptor is
-// read once and bounded (addr + len inside the UMEM, len within a buffer); each refusal is
+// read once and bounded (addr + len inside one frame of its ring's kind, len within a buffer); each refusal is
 // counted by its reason.
 import {
   SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, RING_HEAD, RING_CUR, RING_TAIL,
@@ -31,7 +31,7 @@ export const XSK_TX: u32 = 48;    // tx ring
 const R_PROD: u32 = 0, R_CONS: u32 = 4, R_FLAGS: u32 = 8, R_DESC: u32 = 12;
 export const XSK_NDESC: u32 = 64;     // every ring's size (a power of 2)
 export const XSK_UMEM: u32 = 68;      // UMEM base offset in this memory
-export const XSK_UMEM_SIZE: u32 = 72; // bytes
+// 72: unused
 export const XSK_FSIZE: u32 = 76;     // frame (chunk) size, a power of 2
 export const XSK_RX_FRAMES: u32 = 80; // frames [0, rx) go round fill → rx → fill
 export const XSK_TX_FRAMES: u32 = 84; // frames [rx, rx + tx) go round free → tx → completion → free
@@ -40,7 +40,7 @@ const C_FILL_PROD: u32 = 92, C_RX_CONS: u32 = 96, C_TX_PROD: u32 = 100, C_COMP_C
 // counters, u64
 export const XSK_RX_MOVED: u32 = 128;
 export const XSK_TX_MOVED: u32 = 136;
-export const XSK_RX_BAD_DESC: u32 = 144;  // rx descriptor outside the UMEM: dropped (its frame is lost to the fill ring)
+export const XSK_RX_BAD_DESC: u32 = 144;  // rx descriptor outside the rx frames or across a frame's end: dropped (its frame is lost to the fill ring)
 export const XSK_RX_TOO_BIG: u32 = 152;   // rx frame longer than a netmap buffer: dropped whole
 export const XSK_FILL_LOST: u32 = 160;    // a frame that could not go back to the fill ring (it was full: the kernel broke the accounting)
 export const XSK_TX_TOO_BIG: u32 = 168;   // tx frame (MOREFRAG chain) longer than a UMEM frame, or a bad slot: dropped whole
@@ -75,7 +75,7 @@ export function xsk_init(st: usize): void {
 /**
  * Kernel rx ring → a port's tx ring (as its user): copy each received frame into a free tx
  * slot and give its UMEM frame straight back to the fill ring; advance head and cur. Returns
- * frames moved. A descriptor outside the UMEM or longer than a buffer is dropped and counted.
+ * frames moved. A descriptor not inside one rx frame, or longer than a buffer, is dropped and counted.
  * Returns with the fill ring's need_wakeup in bit 31 (the host then wakes the kernel once).
  */
 export function xsk_pull(st: usize, k: usize, max: u32): u32 {
@@ -89,19 +89,23 @@ export function xsk_pull(st: usize, k: usize, max: u32): u32 {
   const base = <usize>load<u32>(k, KR_BUF_BASE), bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
   const cap: u32 = bsize < 65535 ? bsize : 65535; // a slot's len is a u16
   const nd = load<u32>(st, XSK_NDESC), mask = nd - 1;
-  const umem = <usize>load<u32>(st, XSK_UMEM), usize_ = <u64>load<u32>(st, XSK_UMEM_SIZE);
-  const fmask = ~<u64>(load<u32>(st, XSK_FSIZE) - 1);
+  const umem = <usize>load<u32>(st, XSK_UMEM), fs = <u64>load<u32>(st, XSK_FSIZE);
+  const rxEnd = <u64>load<u32>(st, XSK_RX_FRAMES) * fs; // rx frames are [0, rxEnd): the tx frames are never the kernel's to fill
+  const fmask = ~(fs - 1);
   const rdesc = word(st, XSK_RX, R_DESC), fdesc = word(st, XSK_FILL, R_DESC);
   let cons = load<u32>(st, C_RX_CONS), fprod = load<u32>(st, C_FILL_PROD);
   const avail = atomic.load<u32>(word(st, XSK_RX, R_PROD)) - cons; // acquire: descriptors before it are written
   if (avail > nd) { bump(st, XSK_RING_BAD, 1); return 0; }
   const froom = nd - (fprod - atomic.load<u32>(word(st, XSK_FILL, R_CONS)));
-  let moved: u32 = 0, bad: u32 = 0, big: u32 = 0, lost: u32 = 0, taken: u32 = 0;
+  let moved: u32 = 0, bad: u32 = 0, big: u32 = 0, lost: u32 = 0, taken: u32 = 0, given: u32 = 0;
   while (taken < avail && moved < room) {
     const d = rdesc + ((<usize>(cons & mask)) << 4);
     const addr = load<u64>(d), len = load<u32>(d, 8); // each read once
     cons++; taken++;
-    const inside = addr < usize_ && <u64>len <= usize_ - addr;
+    // inside one rx frame: a descriptor reaching into the next frame (or a tx frame) would copy
+    // bytes that are not this frame's, and giving its address back would hand the kernel a
+    // frame that is not its to fill
+    const inside = addr < rxEnd && (addr & (fs - 1)) + <u64>len <= fs;
     if (!inside) { bad++; continue; } // which frame the kernel meant is unknown: it is lost
     if (len > cap) big++;
     else {
@@ -115,7 +119,7 @@ export function xsk_pull(st: usize, k: usize, max: u32): u32 {
       moved++;
     }
     // its frame back to the kernel (aligned mode: the chunk the address falls in)
-    if (fprod - load<u32>(st, C_FILL_PROD) < froom) { store<u64>(fdesc + ((<usize>(fprod & mask)) << 3), addr & fmask); fprod++; } else lost++;
+    if (given < froom) { store<u64>(fdesc + ((<usize>(fprod & mask)) << 3), addr & fmask); fprod++; given++; } else lost++;
   }
   atomic.store<u32>(word(st, XSK_RX, R_CONS), cons); // release: we are done reading those descriptors
   atomic.store<u32>(word(st, XSK_FILL, R_PROD), fprod); // release: the addresses are written

@@ -95,7 +95,7 @@ export class AfXdpPort extends KernelPort {
         rec.fd = r.fd; rec.zeroCopy = r.zeroCopy; rec.ringBytes = ringBytes; rec.tx = r.tx;
         const put = (at: number, w: RingWords) => { dp.setU32(st + at, w.producer); dp.setU32(st + at + 4, w.consumer); dp.setU32(st + at + 8, w.flags); dp.setU32(st + at + 12, w.desc); };
         put(a.XSK_FILL, r.fill); put(a.XSK_COMP, r.comp); put(a.XSK_RX, r.rx); put(a.XSK_TX, r.tx);
-        dp.setU32(st + a.XSK_NDESC, NDESC); dp.setU32(st + a.XSK_UMEM, umem); dp.setU32(st + a.XSK_UMEM_SIZE, umemBytes);
+        dp.setU32(st + a.XSK_NDESC, NDESC); dp.setU32(st + a.XSK_UMEM, umem);
         dp.setU32(st + a.XSK_FSIZE, FRAME); dp.setU32(st + a.XSK_RX_FRAMES, RX_FRAMES); dp.setU32(st + a.XSK_TX_FRAMES, TX_FRAMES);
         dp.setU32(st + a.XSK_FREE, free);
         dp.fn.xsk_init(st);

@@ -77,7 +77,7 @@ function rxPps(out: string, ports: number): number[] {
   return sums;
 }
 
-async function once(kind: string, _dirn: 'both-ways', frame: number, seconds: number): Promise<{ mpps: number; cpu: number; kicks?: number; calls?: number; balanced?: boolean }> {
+async function once(kind: string, frame: number, seconds: number): Promise<{ mpps: number; cpu: number; kicks?: number; calls?: number; balanced?: boolean }> {
   for (const f of [sockA, sockB, ctl]) rmSync(f, { force: true });
   const be = await backend(kind);
   const fronts: Proc[] = [];
@@ -135,7 +135,7 @@ export async function benchVhost(o: { seconds: number; runs: number; json: boole
       if (failed.has(key)) continue;
       log(`  run ${r + 1}/${o.runs}, ${i + 1}/${todo.length} ${key} (${((performance.now() - t0) / 1000).toFixed(0)} s elapsed)`);
       try {
-        const m = await once(b, d, f, o.seconds);
+        const m = await once(b, f, o.seconds);
         const e = per.get(key) ?? { mpps: [], cpu: [], kicks: [], calls: [], balanced: [] };
         e.mpps.push(m.mpps); e.cpu.push(m.cpu); if (m.kicks !== undefined) { e.kicks.push(m.kicks); e.calls.push(m.calls!); e.balanced.push(m.balanced!); }
         per.set(key, e);

@@ -158,12 +158,15 @@ async function add(n: NetConf, env: Env): Promise<Result> {
   }
 }
 
+/** What DEL takes as "already gone": no daemon, the daemon refused (no such port), no switch. */
+const GONE_IS_FINE = new Set<number>([E.TRY_AGAIN, E.DAEMON, E.SWITCH_MISSING]);
+
 async function del(n: NetConf, env: Env): Promise<void> {
   checkEnv(env, false);
   const host = hostIfName(env.containerId, env.ifname), kind = n.backend ?? 'af_packet';
   // everything is allowed to be gone already: the daemon, the port, the veth, the namespace
   try { await daemon(n, 'detach', { port: `${kind}:${host}` }); } catch (e) {
-    if (!(e instanceof CniError) || ![E.TRY_AGAIN, E.DAEMON, E.SWITCH_MISSING].includes(e.code as 11)) throw e;
+    if (!(e instanceof CniError) || !GONE_IS_FINE.has(e.code)) throw e;
   }
   if (linkExists(host)) ip(['link', 'del', host]);
   ipam(n, env, 'DEL');

@@ -11,10 +11,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { findBuildFile } from '../../src/paths.js';
+import { loadHost, hostMissingReason } from '../../src/host.js';
 
 const cli = findBuildFile('cli.mjs');
 const root = cli ? dirname(dirname(cli)) : '';
 const why = !cli ? 'not built' : !existsSync(join(root, 'build/types/index.d.ts')) ? 'no type declarations (npm run build)' : spawnSync('sh', ['-c', 'command -v npm']).status !== 0 ? 'needs npm' : '';
+// the installed package builds its native host as this checkout did: without a compiler here
+// (no build/wasmap_host.node) that install test cannot expect one (the fallback test still runs)
+const noHost = why || (loadHost() ? '' : `the checkout's native host is not built (${hostMissingReason()}): apt-get install build-essential python3`);
 const tmp = mkdtempSync(join(tmpdir(), 'wasmap-pack-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -46,7 +50,7 @@ test('npm pack: a tarball with the bundles, the .wasm, the types and the native 
   for (const p of paths) assert.ok(!/^(tests|assembly|node_modules|build\/tests)\//.test(p) && !p.endsWith('.node'), `${p} does not belong in the package`);
 });
 
-test('installed into an empty project offline: npx wasmap demo, import with types, the exports map, the native host built', { skip: why || false, timeout: 240000 }, () => {
+test('installed into an empty project offline: npx wasmap demo, import with types, the exports map, the native host built', { skip: noHost || false, timeout: 240000 }, () => {
   assert.ok(tgz, 'the pack test ran first');
   const dir = project('app');
   let r = sh('npm', ['install', '--offline', '--no-audit', '--no-fund', tgz], dir);

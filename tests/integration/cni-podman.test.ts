@@ -30,7 +30,7 @@ const run = (name: string) => podman(['run', '-d', '--name', name, '--runtime', 
   '--network', net, '-v', '/usr:/usr:ro', '--rootfs', `${dir}/rootfs`, 'sleep', '600']);
 const procs: ChildProcess[] = [];
 after(async () => {
-  podman(['rm', '-f', '-t', '0', `${P}a`, `${P}b`]);
+  podman(['rm', '-f', '--ignore', '-t', '0', `${P}a`, `${P}b`]); // --ignore: a was removed by the test; without it b would stay
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await exited(p); }
   spawnSync('sh', ['-c', `umount -R ${dir}/runroot 2>/dev/null; umount -R ${dir}/storage 2>/dev/null; rm -rf ${dir}`]);
 });

@@ -66,9 +66,12 @@ missing is skipped with the apt-get line that brings it.
 
 With --vhost: vhost-user back-ends measured with DPDK's virtio-user driver as the guests
 (dpdk-testpmd, no VM): wasmap's vhost-user ports next to DPDK's own vhost PMD (testpmd io
-forwarding), on the same two sockets, the back-end alone on CPU 1 and the front-ends polling on
-CPU 0. Both ways (one testpmd sends and drains on both ports, flowgen), 64- and 1518-byte frames; Mpps as the receiving front-end counts it, ratio to DPDK, the back-end's CPU,
-wasmap's kicks and interrupts per second and its books (taken = delivered + counted).
+forwarding) and OVS-DPDK (ovs-vswitchd-dpdk, private ovsdb, dpdkvhostuser ports, 1 GiB of
+hugepages reserved for the run and given back; apt: openvswitch-switch-dpdk), the back-end's
+polling thread alone on CPU 1 and the front-ends polling on CPU 0. Both ways (one testpmd
+sends and drains on both ports, flowgen), 64- and 1518-byte frames; Mpps as the receiving
+front-end counts it, ratios to DPDK and OVS, the back-end's CPU, wasmap's kicks and interrupts
+per second and its books (taken = delivered + counted).
 --only keeps rows whose name (backend-direction-frame) contains one of the words.
 
 With --vm: two QEMU guest pairs (1 vCPU, 256 MiB each, Debian kernel, virtio-net; image built

@@ -509,10 +509,10 @@ export function tun_tx(ps: usize, now: u32): u32 {
     const cnt = load<u32>(ss + TS_TXCOUNT + 4 * sock);
     const niov = load<u32>(ss, TS_NIOV);
     // build the payload: iovecs [from, to) of the iov pool, in `chunks` messages
-    let iov0 = niov, chunks: u32 = 1, segsz: u32 = 0, nseg: u32 = 1, per: u32 = 1;
+    let chunks: u32 = 1, segsz: u32 = 0, nseg: u32 = 1, per: u32 = 1;
     if (direct) {
       const nh = load<u32>(ss, TS_NHDR);
-      if (nh >= TX_HDRS || niov + 1 + nsl > TX_IOVS || cnt + targets > TX_MSGS) break;
+      if (nh >= TX_HDRS || niov + (1 + nsl) * targets > TX_IOVS || cnt + targets > TX_MSGS) break;
       const hp = ta + TXA_HDR + <usize>(nh * 16);
       put_th(hp, kind, vni);
       store<u32>(ss, nh + 1, TS_NHDR);
@@ -545,7 +545,7 @@ export function tun_tx(ps: usize, now: u32): u32 {
       if (per > GSO_SEGS) per = GSO_SEGS;
       if (per < 1) per = 1;
       chunks = (nseg + per - 1) / per;
-      if (niov + chunks > TX_IOVS || cnt + chunks * targets > TX_MSGS) {
+      if (niov + chunks * targets > TX_IOVS || cnt + chunks * targets > TX_MSGS) {
         if (cnt > 0 || niov > 0) break;
         inc(ps, TP_D_TOO_BIG); head = i; taken++; continue; // more than one batch can carry
       }
@@ -561,6 +561,11 @@ export function tun_tx(ps: usize, now: u32): u32 {
       store<u32>(ss, used + ((total + 63) & ~63), TS_SCR);
       store<u32>(ss, niov + chunks, TS_NIOV);
     }
+    // each target's messages get their own copy of the iovecs: the host rewrites the offsets
+    // in them into pointers, once per message
+    const per_t: u32 = direct ? 1 + nsl : chunks;
+    for (let t: u32 = 1; t < targets; t++) memory.copy(ta + TXA_IOV + <usize>((niov + t * per_t) * 16), ta + TXA_IOV + <usize>(niov * 16), per_t * 16);
+    store<u32>(ss, niov + per_t * targets, TS_NIOV);
     // one message per chunk per target, all to this flow's socket
     const msgs = ta + TXA_MSGS + <usize>(sock * TX_MSGS * MH);
     const v6 = load<u32>(ss, TS_V6) != 0, dport = load<u32>(ss, TS_DPORT);
@@ -574,7 +579,7 @@ export function tun_tx(ps: usize, now: u32): u32 {
         if (v6) { store<u16>(name, 10); store<u16>(name, bswap<u16>(<u16>dport), 2); memory.copy(name + 8, ip, 16); }
         else { store<u16>(name, 2); store<u16>(name, bswap<u16>(<u16>dport), 2); store<u32>(name, load<u32>(ip), 4); }
         store<u64>(h, <u64>name, MH_NAME); store<u64>(h, v6 ? 28 : 16, MH_NAMELEN);
-        const first = direct ? niov : niov + c, niv: u32 = direct ? 1 + nsl : 1;
+        const first = niov + t * per_t + (direct ? 0 : c), niv: u32 = direct ? 1 + nsl : 1;
         store<u64>(h, <u64>(ta + TXA_IOV + <usize>(first * 16)), MH_IOV); store<u64>(h, niv, MH_IOVLEN);
         const segs_here = nseg - c * per < per ? nseg - c * per : per;
         if (!direct && segs_here > 1) {

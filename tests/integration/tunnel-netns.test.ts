@@ -21,9 +21,9 @@ import { startDaemonProcess } from './daemon-proc.js';
 import { prerequisites, sh, inNs } from './net-harness.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 
-const tools = ['ip', 'ping', 'iperf3', 'tcpdump', 'bridge', 'timeout'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+const tools = ['ip', 'ping', 'iperf3', 'tcpdump', 'bridge', 'ethtool', 'timeout'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, veth, TAP, vxlan)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun'
-  : !loadHost() ? 'native host not built' : tools.length ? `missing tools: ${tools.join(', ')} (apt-get install iproute2 iputils-ping iperf3 tcpdump coreutils)`
+  : !loadHost() ? 'native host not built' : tools.length ? `missing tools: ${tools.join(', ')} (apt-get install iproute2 iputils-ping iperf3 tcpdump ethtool coreutils)`
   : spawnSync('sh', ['-c', 'ip link add wmvxprobe type vxlan id 1 dstport 4789 && ip link del wmvxprobe']).status !== 0 ? 'the kernel has no vxlan driver' : '';
 const skip = prerequisites('tunnel test', why);
 // this machine's kernel (6.18, no modules) has no geneve driver: the Linux Geneve test says so
@@ -65,16 +65,18 @@ function host(h: string, n: number): string {
 function inner(tag: string, from: string, dev: string, ip: string, mtu: number): string {
   const ns = nsName(tag);
   netns(ns);
+  // no IPv6 chatter (router solicitations are multicast: flooded, and seen on the underlay)
+  inNs(ns, 'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1');
   inNs(from, `ip link set ${dev} netns ${ns}`);
   inNs(ns, `ip link set ${dev} mtu ${mtu}`);
   inNs(ns, `ip addr add ${ip}/24 dev ${dev}`);
   inNs(ns, `ip link set ${dev} up`);
-  inNs(ns, 'sysctl -qw net.ipv6.conf.all.disable_ipv6=1');
   return ns;
 }
 /** Linux host B: a tunnel device in a bridge with a veth to a new inner namespace. */
 function linuxSide(dev: string, link: string, br: string, tag: string, ip: string, mtu: number): void {
   const B = nsName('B');
+  inNs(B, 'sysctl -qw net.ipv6.conf.default.disable_ipv6=1');
   inNs(B, `ip link add ${dev} ${link}`);
   inNs(B, `ip link add ${br} type bridge`);
   inNs(B, `ip link set ${dev} master ${br} up`);
@@ -117,7 +119,12 @@ before(async () => {
   netns(nsName('u'));
   inNs(nsName('u'), 'ip link add ub type bridge');
   inNs(nsName('u'), 'ip link set ub up');
+  inNs(nsName('u'), 'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1');
   for (const [h, n] of [['A', 1], ['B', 2], ['C', 3], ['G', 4]] as const) host(h, n);
+  // Linux's tunnels hand an inner TCP checksum to the underlay device to fill in (checksum
+  // offload); a veth never fills it and a local UDP socket (ours) takes the packet as it is, so
+  // B's underlay end computes checksums in software, as a NIC would have done them in hardware
+  inNs(nsName('B'), `ethtool -K ${P}Bu tx off`);
   // A: two switches, one socket, VNIs 42 and 43 (the remote list of 42 grows in a test below)
   await wasmapHost('A', ['vale0', 'vale1']);
   await tapInner('A', 'vale0', `${P}ta`, 'a', '192.168.50.1', 1450);
@@ -201,6 +208,8 @@ test('a third host: head-end replication to two remotes, learning stops the floo
   // learned now: unicast frames go to one remote only, nothing more is flooded
   const fdb = await ctl('A', 'fdb', { port: 'vxlan42', op: 'list' }) as { mac: string; remote: string; static: boolean }[];
   assert.ok(fdb.some((e) => e.remote === '10.99.0.3' && !e.static), `c learned behind 10.99.0.3: ${JSON.stringify(fdb)}`);
+  pingOk('a', '192.168.50.2', 1); // the re-attached port learns b (its first frame to b floods)
+  st = await tstats('A', 'vale0', 'vxlan42');
   const before = st.tunnel.flooded;
   const cBefore = (await tstats('C', 'vale0', 'vxlan42')).tunnel.socket.datagrams;
   pingOk('a', '192.168.50.2', 5);

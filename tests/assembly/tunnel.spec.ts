@@ -2,10 +2,11 @@
 import {
   TS_SIZE, TP_SIZE, TUN_TX_AREA, TS_D_FLAGS, TS_D_VNI, TS_D_SHORT, TS_D_VERSION, TS_D_CRITICAL, TS_D_OPTS, TS_D_PROTO, TS_D_OAM,
   TP_RX_FRAMES, TP_D_INNER_SHORT, TP_FLOODED, TP_TX_DGRAMS, TP_D_TOO_BIG,
-  tun_sock_init, tun_port_add, tun_port_del, tun_set_remotes, tun_fdb_add, tun_fdb_del, tun_fdb_count, decap, tun_tx, tun_tx_count, tun_tx_msgs,
+  tun_rx_flush, tun_sock_init, tun_port_add, tun_port_del, tun_set_remotes, tun_fdb_add, tun_fdb_del, tun_fdb_count, decap, tun_tx, tun_tx_count, tun_tx_msgs,
 } from '../../assembly/tunnel/tunnel';
 import { DIR_TX, DIR_RX, RING_TAIL, SLOT_LEN, SLOT_FLAGS } from '../../assembly/abi';
 import { region_kring } from '../../assembly/region';
+import { csum_add, csum_fold } from '../../assembly/offload/csum';
 import { hx_region, hx_mem, hx_head, hx_len, hx_buf, hx_ring, hx_slot } from './helpers.include';
 
 class T { ss: usize = 0; ps: usize = 0; ps2: usize = 0; tx: usize = 0; rx: usize = 0; tx2: usize = 0; }
@@ -193,5 +194,52 @@ describe('encapsulation (tun_tx)', () => {
     expect(tun_tx(t.ps, 0)).toBe(1);
     expect(messages(t)).toBe(0);
     expect(cnt(t.ps, TP_D_TOO_BIG)).toBe(1);
+  });
+});
+
+// an inner TCP/IPv4 segment 10.0.0.1:1000 -> 10.0.0.2:2000, `pay` bytes from seq, flags, checksums right
+function tcpSeg(seq: u32, pay: u32, flags: u8, badCsum: bool = false): usize {
+  const p = heap.alloc(<usize>(8 + 54 + pay));
+  memory.fill(p, 0, 8 + 54); store<u8>(p, 0x08); store<u8>(p + 6, 42);
+  const f = p + 8;
+  memory.fill(f, 0x02, 6); memory.fill(f + 6, 0x04, 6); store<u16>(f + 12, bswap<u16>(0x0800));
+  store<u8>(f + 14, 0x45); store<u16>(f + 16, bswap<u16>(<u16>(40 + pay))); store<u16>(f + 20, bswap<u16>(0x4000));
+  store<u8>(f + 22, 64); store<u8>(f + 23, 6);
+  store<u32>(f + 26, 0x0100000a); store<u32>(f + 30, 0x0200000a);
+  store<u16>(f + 34, bswap<u16>(1000)); store<u16>(f + 36, bswap<u16>(2000)); store<u32>(f + 38, bswap<u32>(seq)); store<u32>(f + 42, bswap<u32>(77));
+  store<u8>(f + 46, 0x50); store<u8>(f + 47, flags); store<u16>(f + 48, bswap<u16>(500));
+  for (let i: u32 = 0; i < pay; i++) store<u8>(f + 54 + i, <u8>(seq + i));
+  store<u16>(f + 24, bswap<u16>(<u16>(~csum_fold(csum_add(f + 14, 20, 0)) & 0xffff)));
+  const c = ~csum_fold(csum_add(f + 34, 20 + pay, csum_add(f + 26, 8, <u64>(6 + 20 + pay)))) & 0xffff;
+  store<u16>(f + 50, bswap<u16>(<u16>(badCsum ? c ^ 1 : c)));
+  return p;
+}
+
+describe('inner TCP coalescing', () => {
+  it('merges in-order full segments of one flow into one TSO frame, published at the flush', () => {
+    const t = setup(0);
+    for (let i: u32 = 0; i < 3; i++) expect(decap(t.ss, tcpSeg(1000 + i * 1400, 1400, 0x10), 8 + 54 + 1400, 0)).toBe(1);
+    expect(hx_head(t.tx)).toBe(0); // still building
+    expect(decap(t.ss, tcpSeg(1000 + 3 * 1400, 500, 0x18), 8 + 54 + 500, 0)).toBe(1); // PSH, short: ends it
+    const b = hx_buf(t.tx, 0);
+    expect(load<u8>(b)).toBe(1); expect(load<u8>(b, 1)).toBe(1); // NEEDS_CSUM, TCPV4
+    expect(load<u16>(b, 4)).toBe(1400); expect(load<u16>(b, 6)).toBe(34); expect(load<u16>(b, 8)).toBe(16);
+    expect(bswap<u16>(load<u16>(b + 12 + 16))).toBe(40 + 3 * 1400 + 500);
+    expect(load<u8>(b + 12 + 47)).toBe(0x18);
+    expect(csum_fold(csum_add(b + 12 + 14, 20, 0))).toBe(0xffff); // IP header checksum right
+    let total: u32 = 0, i: u32 = 0;
+    while (i < hx_head(t.tx)) { total += hx_len(t.tx, i); i++; }
+    expect(total).toBe(12 + 54 + 3 * 1400 + 500);
+    // the payload continues across the slot boundary
+    expect(load<u8>(hx_buf(t.tx, 1))).toBe(<u8>(1000 + 2048 - 66));
+  });
+  it('does not merge a segment with a bad checksum, out of order, or of another flow', () => {
+    const t = setup(0);
+    decap(t.ss, tcpSeg(1000, 1400, 0x10), 8 + 54 + 1400, 0);
+    decap(t.ss, tcpSeg(2400, 1400, 0x10, true), 8 + 54 + 1400, 0); // bad checksum: alone
+    decap(t.ss, tcpSeg(9999, 1400, 0x10), 8 + 54 + 1400, 0); // out of order: starts anew
+    tun_rx_flush(t.ss);
+    expect(hx_head(t.tx)).toBe(3);
+    expect(load<u8>(hx_buf(t.tx, 0), 1)).toBe(0); // single segments: no GSO header
   });
 });

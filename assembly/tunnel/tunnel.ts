@@ -37,6 +37,7 @@ export const TS_TXAREA: u32 = 32;
 export const TS_GSO: u32 = 36; // 1: the kernel takes UDP_SEGMENT
 export const TS_TXCOUNT: u32 = 40; // u32 × TX_SOCKS: messages built for each send socket
 const TS_NIOV: u32 = 72; const TS_NHDR: u32 = 76; const TS_SCR: u32 = 80;
+const TS_RX_HAVE: u32 = 84; const TS_RX_NEXT: u32 = 88; // received messages, the next to decapsulate
 // u64 counters (socket-wide: no VNI known yet)
 export const TS_RX_DGRAMS: u32 = 128;
 export const TS_RX_BYTES: u32 = 136;
@@ -294,12 +295,19 @@ const SRC_IP = memory.data(16);
 export function tun_rx(ss: usize, n: u32, now: u32): u32 {
   const max = load<u32>(ss, TS_RXN), bsz = load<u32>(ss, TS_RXBUF);
   if (n > max) n = max;
+  if (n > 0) { store<u32>(ss, n, TS_RX_HAVE); store<u32>(ss, 0, TS_RX_NEXT); } // a fresh batch (else: go on with the one pending)
+  n = load<u32>(ss, TS_RX_HAVE);
   const m = rx_msgs(ss), names = m + <usize>(max * (MH + 16)), ctrl = names + <usize>(max * 32);
   const bufs = (ctrl + <usize>(max * 32) + 63) & ~(<usize>63);
   let moved: u32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
+  let i = load<u32>(ss, TS_RX_NEXT);
+  for (; i < n; i++) {
     const h = m + <usize>(i * MH);
     const len = load<u32>(h, MH_LEN), flags = load<u32>(h, MH_FLAGS);
+    // back-pressure: a message whose frames may not fit every port's tx ring waits (in the
+    // receive area, the socket's queue behind it) until the switch has taken what is there
+    const gso = gro_size(h, ctrl + <usize>(i * 32));
+    if (!rx_room(ss, len, gso)) break;
     inc(ss, TS_RX_DGRAMS); inc(ss, TS_RX_BYTES, len);
     if ((flags & MSG_TRUNC) != 0 || len > bsz) { inc(ss, TS_D_TRUNC); continue; }
     const name = names + <usize>(i * 32);
@@ -308,24 +316,48 @@ export function tun_rx(ss: usize, n: u32, now: u32): u32 {
     if (fam == 2) store<u32>(SRC_IP, load<u32>(name, 4));
     else if (fam == 10) { store<u64>(SRC_IP, load<u64>(name, 8)); store<u64>(SRC_IP, load<u64>(name, 16), 8); }
     // UDP_GRO: the kernel coalesced datagrams of gso_size bytes (the last may be shorter)
-    let gso: u32 = 0;
-    const cl = load<u64>(h, MH_CONTROLLEN);
-    const c0 = ctrl + <usize>(i * 32);
-    let c = c0;
-    while (<u64>(c - c0) + 16 <= cl && cl <= 32) {
-      const l = load<u64>(c);
-      if (l < 16 || <u64>(c - c0) + l > cl) break;
-      if (load<u32>(c, 8) == SOL_UDP && load<u32>(c, 12) == UDP_GRO && l >= 18) gso = l >= 20 ? load<u32>(c, 16) : <u32>load<u16>(c, 16);
-      c += <usize>((l + 7) & ~7);
-    }
     const buf = bufs + <usize>i * <usize>bsz;
     if (gso > 0 && gso < len) {
       inc(ss, TS_RX_GRO);
       for (let off: u32 = 0; off < len; off += gso) moved += decap(ss, buf + off, len - off < gso ? len - off : gso, now);
     } else moved += decap(ss, buf, len, now);
   }
+  store<u32>(ss, i, TS_RX_NEXT);
   tun_rx_flush(ss);
   return moved;
+}
+
+/** Received messages not yet decapsulated (their ports' rings were full). */
+export function tun_rx_pending(ss: usize): u32 { return load<u32>(ss, TS_RX_HAVE) - load<u32>(ss, TS_RX_NEXT); }
+
+// The UDP_GRO segment size in message h's control data (0: one datagram).
+function gro_size(h: usize, c0: usize): u32 {
+  let gso: u32 = 0;
+  const cl = load<u64>(h, MH_CONTROLLEN);
+  let c = c0;
+  while (<u64>(c - c0) + 16 <= cl && cl <= 32) {
+    const l = load<u64>(c);
+    if (l < 16 || <u64>(c - c0) + l > cl) break;
+    if (load<u32>(c, 8) == SOL_UDP && load<u32>(c, 12) == UDP_GRO && l >= 18) gso = l >= 20 ? load<u32>(c, 16) : <u32>load<u16>(c, 16);
+    c += <usize>((l + 7) & ~7);
+  }
+  return gso;
+}
+
+// Do the frames of a message of len bytes in segments of gso fit every port's tx ring? (A port
+// whose ring is all free takes it anyway: what does not fit is dropped and counted.)
+function rx_room(ss: usize, len: u32, gso: u32): bool {
+  const seg = gso > 0 && gso < len ? gso : len, segs = (len + seg - 1) / (seg == 0 ? 1 : seg);
+  const np = load<u32>(ss, TS_NPORTS);
+  for (let i: u32 = 0; i < np; i++) {
+    const ps = <usize>load<u32>(ss + TS_PORTS + 8 * i, 4), k = <usize>load<u32>(ps, TP_TXK);
+    const r = <usize>load<u32>(k, KR_RING), n = load<u32>(k, KR_NSLOTS), bsize = load<u32>(k, KR_BUF_SIZE);
+    const need: u32 = (segs == 0 ? 1 : segs) * ((VH + seg + bsize - 1) / bsize);
+    const from = load<u32>(ps, TP_G_OPEN) ? load<u32>(ps, TP_G_CUR) : load<u32>(r, RING_HEAD);
+    const room = ring_dist(from, load<u32>(r, RING_TAIL), n);
+    if (room < need && ring_dist(load<u32>(r, RING_HEAD), load<u32>(r, RING_TAIL), n) + 1 < n) return false;
+  }
+  return true;
 }
 
 /** Hand every port's coalesced TCP train to the switch (end of a receive batch). */

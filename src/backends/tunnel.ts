@@ -86,6 +86,8 @@ class TunnelSocket {
   readonly gso: boolean; readonly gro: boolean;
   rxFd = -1;
   down: string | null = null;
+  /** Received messages wait for room in the ports' rings: do not sleep on the socket. */
+  pending = false;
 
   constructor(private readonly host: NativeHost, private readonly dp: Datapath, readonly key: string, readonly kind: TunnelKind,
               readonly ip: string, readonly port: number, readonly v6: boolean, nsock: number) {
@@ -125,12 +127,20 @@ class TunnelSocket {
     if (this.down || this.rxFd < 0) return 0;
     const f = fns(this.dp), now = Math.floor(Date.now() / 1000);
     let moved = 0;
+    // messages left from the last pass (the ports' rings were full) go first; the socket's
+    // queue waits behind them (back-pressure, not drops)
+    this.pending = false;
+    if (f.tun_rx_pending(this.ss)) {
+      moved += f.tun_rx(this.ss, 0, now);
+      if (f.tun_rx_pending(this.ss)) { this.pending = true; return moved; }
+    }
     for (let round = 0; round < 4; round++) {
       const msgs = f.tun_rx_prepare(this.ss);
       const n = this.host.udpRecv(this.dp.u8, this.rxFd, msgs, RX_MSGS);
       if (n < 0) { this.down = `receive on ${this.kind}:${this.ip}:${this.port} failed: errno ${-n}`; break; }
       if (n === 0) break;
       moved += f.tun_rx(this.ss, n, now);
+      if (f.tun_rx_pending(this.ss)) { this.pending = true; break; }
       if (n < RX_MSGS) break;
     }
     return moved;
@@ -222,7 +232,7 @@ export class TunnelPort implements Backend {
 
   sleepFds(fds: number[]): Verdict {
     if (!this.down && this.sock.members[0] === this && this.sock.rxFd >= 0) fds.push(this.sock.rxFd);
-    return 'sleep';
+    return this.sock.pending && this.sock.members[0] === this ? 'nap' : 'sleep';
   }
 
   private c(name: string): number { return Number(this.dp.u64(this.ps + g(this.dp, name))); }
@@ -235,12 +245,12 @@ export class TunnelPort implements Backend {
   stats(): Fields {
     const f = fns(this.dp), now = Math.floor(Date.now() / 1000);
     return {
-      vni: this.vni, remotes: this.remotes, learned: f.tun_fdb_count(this.ps, now, 0), staticEntries: f.tun_fdb_count(this.ps, now, 1),
+      local: this.info().local, vni: this.vni, remotes: this.remotes, learned: f.tun_fdb_count(this.ps, now, 0), staticEntries: f.tun_fdb_count(this.ps, now, 1),
       // kernelRx/kernelTx: frames from / to the underlay (as the other kernel-facing ports say)
       kernelRx: this.c('TP_RX_FRAMES'), kernelTx: this.c('TP_TX_FRAMES'), kernelDrops: this.dropTotal(),
       tunnel: {
         rxFrames: this.c('TP_RX_FRAMES'), rxBytes: this.c('TP_RX_BYTES'), txFrames: this.c('TP_TX_FRAMES'), txBytes: this.c('TP_TX_BYTES'),
-        txDatagrams: this.c('TP_TX_DGRAMS'), flooded: this.c('TP_FLOODED'), fdbLearned: this.c('TP_LEARNED'), fdbMoved: this.c('TP_MOVED'), fdbFull: this.c('TP_FDB_FULL'),
+        txDatagrams: this.c('TP_TX_DGRAMS'), flooded: this.c('TP_FLOODED'), groMerged: this.c('TP_GRO_MERGED'), fdbLearned: this.c('TP_LEARNED'), fdbMoved: this.c('TP_MOVED'), fdbFull: this.c('TP_FDB_FULL'),
         drops: { ringFull: this.c('TP_D_RING_FULL'), innerShort: this.c('TP_D_INNER_SHORT'), tooBig: this.c('TP_D_TOO_BIG'), badFrame: this.c('TP_D_BAD_FRAME'), noRemote: this.c('TP_D_NO_REMOTE'), sendFull: this.sendDrops[0], sendRefused: this.sendDrops[1] },
         socket: this.sock.stats(),
       },

@@ -98,6 +98,18 @@ function describeLookup(l: LookupStatus): string {
   return `lookup: function ${f.name} (sha256 ${f.sha256.slice(0, 12)}…, ${f.zeroCopy ? 'zero-copy' : 'copying records'}, fallback ${f.fallback}): ${f.calls} batches, ${f.frames} frames${counters ? `; ${counters}` : ''}`;
 }
 
+/** A tunnel port's lines under `ctl stats`: remotes, fdb, both directions, drops by reason. */
+function describeTunnel(p: Row): string {
+  const t = p.tunnel as { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number; txDatagrams: number; flooded: number; groMerged?: number; drops: Record<string, number>; socket: { datagrams: number; groDatagrams: number; drops: Record<string, number> } };
+  const nz = (d: Record<string, number>) => Object.entries(d).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  return [
+    `${String(p.name)}: ${String(p.kind)} VNI ${String(p.vni)}, remotes ${(p.remotes as string[]).join(' ') || '(none)'}; fdb ${String(p.learned)} learned, ${String(p.staticEntries)} static${p.down ? ` — ${String(p.down)}` : ''}`,
+    `  from the underlay: ${t.rxFrames} frames, ${t.rxBytes} bytes (${t.socket.datagrams} datagrams on the socket, ${t.socket.groDatagrams} coalesced by the kernel; ${t.groMerged ?? 0} segments merged)`,
+    `  to the underlay:   ${t.txFrames} frames, ${t.txBytes} bytes in ${t.txDatagrams} datagrams; ${t.flooded} flooded to every remote`,
+    `  drops: ${nz(t.drops)}; socket (all VNIs of it): ${nz(t.socket.drops)}`,
+  ].join('\n');
+}
+
 const SWITCH_NAME = /^vale[A-Za-z0-9_]{0,11}$/;
 /** --io-thread K|none|auto of attach (a TAP port's I/O thread). */
 function ioThreadArg(v: string | undefined): number | string | undefined {
@@ -219,6 +231,7 @@ async function ctlMain(argv: string[]): Promise<number> {
         }
         if (Number(p.downDrops)) console.log(`  ${String(p.downDrops)} frames discarded while no guest could take them`);
       }
+      for (const p of s.ports.filter((x) => x.kind === 'vxlan' || x.kind === 'geneve')) console.log(describeTunnel(p));
     }
   } else if (verb === 'set-lookup') console.log(`${rest[0]}: ${describeLookup(result as LookupStatus)}`);
   else console.log(JSON.stringify(result));

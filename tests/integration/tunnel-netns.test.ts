@@ -9,7 +9,7 @@
 //   C  wasmap daemon, VNI 42 on vale0, inner c (.3): wasmap to wasmap, and the third host for
 //      flooding; Geneve VNI 42 (IPv4) and 77 (IPv6) on vale1/vale2 to G, inner cg, cg6 (.3)
 //   G  wasmap daemon with Geneve ports: VNI 42 over IPv4 (inner g, 60.1), VNI 77 over IPv6
-//      (inner g6, 61.1); remotes B and C
+//      (inner g6, 61.1); remotes B and C; VXLAN VNI 88 over IPv6 with B (inner a6 / b6, 62.x)
 // Inner MTUs are the underlay's 1500 minus the encapsulation (50 over IPv4, 70 over IPv6).
 // Everything is named with a per-run prefix and removed afterwards, also when a test fails.
 import { test, before, after } from 'node:test';
@@ -136,6 +136,7 @@ before(async () => {
   linuxSide('vx43', 'type vxlan id 43 local 10.99.0.2 dstport 4789', 'br43', 'b2', '192.168.50.12', 1450);
   inNs(nsName('B'), 'bridge fdb append 00:00:00:00:00:00 dev vx42 dst 10.99.0.1');
   inNs(nsName('B'), 'bridge fdb append 00:00:00:00:00:00 dev vx43 dst 10.99.0.1');
+  linuxSide('vx88', 'type vxlan id 88 local fd99::2 remote fd99::4 dstport 4789', 'br88', 'b6', '192.168.62.2', 1430);
   if (!noGeneve) {
     linuxSide('gn42', 'type geneve id 42 remote 10.99.0.4', 'brg', 'bg', '192.168.60.2', 1450);
     linuxSide('gn77', 'type geneve id 77 remote fd99::4', 'brg6', 'bg6', '192.168.61.2', 1430);
@@ -149,9 +150,12 @@ before(async () => {
   await ctl('C', 'attach', { switch: 'vale1', port: 'geneve:10.99.0.3', vni: 42, remote: ['10.99.0.4'] });
   await ctl('C', 'attach', { switch: 'vale2', port: 'geneve:[fd99::3]', vni: 77, remote: ['fd99::4'] });
   // G: wasmap with Geneve over IPv4 and IPv6, on two switches
-  await wasmapHost('G', ['vale0', 'vale1']);
+  await wasmapHost('G', ['vale0', 'vale1', 'vale2']);
   await tapInner('G', 'vale0', `${P}tg`, 'g', '192.168.60.1', 1450);
   await tapInner('G', 'vale1', `${P}th`, 'g6', '192.168.61.1', 1430);
+  // and VXLAN over IPv6 with Linux B
+  await tapInner('G', 'vale2', `${P}ti`, 'a6', '192.168.62.1', 1430);
+  await ctl('G', 'attach', { switch: 'vale2', port: 'vxlan:[fd99::4]:4789', vni: 88, remote: ['fd99::2'] });
   await ctl('G', 'attach', { port: 'geneve:10.99.0.4', vni: 42, remote: noGeneve ? ['10.99.0.3'] : ['10.99.0.2', '10.99.0.3'] });
   await ctl('G', 'attach', { switch: 'vale1', port: 'geneve:[fd99::4]', vni: 77, remote: noGeneve ? ['fd99::3'] : ['fd99::2', 'fd99::3'] });
 });
@@ -181,6 +185,23 @@ test('VXLAN with Linux: iperf3 TCP both ways (TSO frames segmented to the inner 
   assert.ok(ab > 0.05 && ba > 0.05, `a->b ${ab}, b->a ${ba}`);
   const st = await tstats('A', 'vale0', 'vxlan42');
   assert.equal(st.tunnel.drops.badFrame, 0);
+  assert.equal(st.tunnel.drops.tooBig, 0);
+});
+
+test('VXLAN over IPv6 with Linux: ping and iperf3 both ways, tcpdump decodes VNI 88', { skip }, async () => {
+  const dump = spawn('ip', ['netns', 'exec', nsName('B'), 'timeout', '8', 'tcpdump', '-nli', `${P}Bu`, '-c', '2', 'ip6 and udp port 4789'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  procs.push(dump);
+  let out = '';
+  dump.stdout!.on('data', (d) => { out += d; });
+  await new Promise((r) => setTimeout(r, 700));
+  pingOk('a6', '192.168.62.2');
+  await new Promise((r) => dump.once('exit', r));
+  assert.match(out, /IP6 fd99::4\.\d+ > fd99::2\.4789: VXLAN, flags \[I\] \(0x08\), vni 88/, `tcpdump output:\n${out}`);
+  pingOk('b6', '192.168.62.1');
+  const r = [await iperf('a6', 'b6', '192.168.62.2', 5211), await iperf('b6', 'a6', '192.168.62.1', 5212)];
+  console.log(`# vxlan/IPv6 wasmap <-> linux TCP: ${r[0].toFixed(2)}/${r[1].toFixed(2)} Gbit/s`);
+  for (const v of r) assert.ok(v > 0.05, `${r}`);
+  const st = await tstats('G', 'vale2', 'vxlan88');
   assert.equal(st.tunnel.drops.tooBig, 0);
 });
 

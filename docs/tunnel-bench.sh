@@ -5,7 +5,7 @@
 # each way; prints every run and the median. Run as root from the repository (after npm run
 # build). Everything is named tb* and removed at the end.
 set -u
-RUNS=${RUNS:-3}; SECS=${SECS:-3}
+RUNS=${RUNS:-3}; SECS=${SECS:-3}; POLL=${POLL:-sleep} # the wasmap daemons' --poll mode
 cd "$(dirname "$0")/.." || exit 1
 PIDS=""
 cleanup() {
@@ -34,7 +34,7 @@ topo() {
       # needs it done (a veth never does it): software checksums on this host's underlay end
       [ "$1" != "$2" ] && ip netns exec tb$H ethtool -K tb${H}u tx off >/dev/null
     else
-      ip netns exec tb$H node build/cli.mjs switch vale0 --socket /tmp/wasmap-tb$H.sock >/dev/null 2>&1 &
+      ip netns exec tb$H node build/cli.mjs switch vale0 --poll "$POLL" --socket /tmp/wasmap-tb$H.sock >/dev/null 2>&1 &
       PIDS="$PIDS $!"; sleep 1.5
       node build/cli.mjs ctl --socket /tmp/wasmap-tb$H.sock attach vale0 tap:ii >/dev/null
       node build/cli.mjs ctl --socket /tmp/wasmap-tb$H.sock attach vale0 vxlan:10.99.0.$N --vni 42 --remote 10.99.0.$R >/dev/null
@@ -60,6 +60,6 @@ tcp() {
 for pair in linux:linux wasmap:wasmap wasmap:linux; do
   a=${pair%:*}; b=${pair#*:}
   topo "$a" "$b"
-  echo "A=$a B=$b  a->b: $(tcp a b 192.168.50.2)   b->a: $(tcp b a 192.168.50.1)"
+  echo "A=$a B=$b (wasmap --poll $POLL)  a->b: $(tcp a b 192.168.50.2)   b->a: $(tcp b a 192.168.50.1)"
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"

@@ -217,6 +217,7 @@ export class TunnelPort implements Backend {
   }
 
   push(): number {
+    if (this.sock.down && !this.down) this.down = this.sock.down; // the shared socket died: every VNI on it is down
     if (this.down) return 0;
     const f = fns(this.dp), now = Math.floor(Date.now() / 1000);
     let moved = 0;
@@ -252,7 +253,7 @@ export class TunnelPort implements Backend {
         rxFrames: this.c('TP_RX_FRAMES'), rxBytes: this.c('TP_RX_BYTES'), txFrames: this.c('TP_TX_FRAMES'), txBytes: this.c('TP_TX_BYTES'),
         txDatagrams: this.c('TP_TX_DGRAMS'), flooded: this.c('TP_FLOODED'), groMerged: this.c('TP_GRO_MERGED'), fdbLearned: this.c('TP_LEARNED'), fdbMoved: this.c('TP_MOVED'), fdbFull: this.c('TP_FDB_FULL'),
         drops: { ringFull: this.c('TP_D_RING_FULL'), innerShort: this.c('TP_D_INNER_SHORT'), tooBig: this.c('TP_D_TOO_BIG'), badFrame: this.c('TP_D_BAD_FRAME'), noRemote: this.c('TP_D_NO_REMOTE'), sendFull: this.sendDrops[0], sendRefused: this.sendDrops[1] },
-        socket: this.sock.stats(),
+        socket: this.sockLeft ?? this.sock.stats(),
       },
     };
   }
@@ -294,14 +295,22 @@ export class TunnelPort implements Backend {
     return out.sort((a, b) => a.mac.localeCompare(b.mac));
   }
 
-  close(reason: string, detach?: () => PortStats): { stats?: PortStats } & Fields {
-    if (!detach) { this.down = reason; return {}; }
-    const out = { tunnel: this.stats().tunnel };
-    const f = fns(this.dp);
-    f.tun_port_del(this.sock.ss, this.ps);
+  /** Off the socket (a fault or a detach): its VNI is then unknown there, and the next port
+   *  receives for the others; the socket goes with the last port. */
+  private leave(): void {
+    if (this.sockLeft) return;
+    this.sockLeft = this.sock.stats(); // kept for stats: the socket's memory may go now
+    fns(this.dp).tun_port_del(this.sock.ss, this.ps);
     const i = this.sock.members.indexOf(this);
     if (i >= 0) this.sock.members.splice(i, 1);
     if (!this.sock.members.length) { this.sock.close(); sockets.get(this.dp)?.delete(this.sock.key); }
+  }
+  private sockLeft: Fields | null = null;
+
+  close(reason: string, detach?: () => PortStats): { stats?: PortStats } & Fields {
+    this.leave();
+    if (!detach) { this.down = reason; return {}; } // a fault: listed down (counters kept) until detached
+    const out = { tunnel: this.stats().tunnel };
     const stats = detach();
     this.dp.release(this.ps, g(this.dp, 'TP_SIZE'));
     return { stats, ...out };

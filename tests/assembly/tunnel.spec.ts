@@ -243,3 +243,61 @@ describe('inner TCP coalescing', () => {
     expect(load<u8>(hx_buf(t.tx, 0), 1)).toBe(0); // single segments: no GSO header
   });
 });
+
+// a TSO frame (12-byte header: NEEDS_CSUM, GSO_TCPV4, gso_size) of `pay` payload bytes, chained over the rx ring's slots
+function deliverTso(t: T, pay: u32, gsoSize: u16): void {
+  const seg = tcpSeg(5000, pay, 0x18);
+  const flen: u32 = 54 + pay, total: u32 = 12 + flen;
+  const g = heap.alloc(<usize>total);
+  memory.fill(g, 0, 12);
+  store<u8>(g, 1); store<u8>(g + 1, 1); store<u16>(g + 2, 54); store<u16>(g + 4, gsoSize); store<u16>(g + 6, 34); store<u16>(g + 8, 16);
+  memory.copy(g + 12, seg + 8, flen);
+  store<u8>(g + 12, 0x02); // unicast destination 02:02:02:02:02:02 (tcpSeg's)
+  let o: u32 = 0, i: u32 = 0;
+  while (o < total) {
+    const l = total - o < 2048 ? total - o : 2048;
+    memory.copy(hx_buf(t.rx, i), g + o, l);
+    store<u16>(hx_slot(t.rx, i), <u16>l, SLOT_LEN);
+    store<u16>(hx_slot(t.rx, i), o + l < total ? 0x20 : 0, SLOT_FLAGS);
+    o += l; i++;
+  }
+  store<u32>(hx_ring(t.rx), i, RING_TAIL);
+}
+
+describe('encapsulation of TSO frames', () => {
+  it('segments to the inner MTU (MSS lowered to fit) and sends one UDP GSO message', () => {
+    const t = setup(0);
+    const ips = heap.alloc(16); memory.fill(ips, 0, 16); store<u32>(ips, 0x0200630a);
+    tun_set_remotes(t.ps, ips, 1);
+    deliverTso(t, 10000, 1460); // the sender's MSS 1460 > 1464 - 54: cut to 1410
+    expect(tun_tx(t.ps, 0)).toBe(1);
+    expect(messages(t)).toBe(1);
+    const m = firstMsg(t);
+    expect(load<u64>(m, 24)).toBe(1); // one iovec: [hdr][seg][hdr][seg]...
+    const ctl = <usize>load<u64>(m, 32);
+    expect(load<u32>(ctl, 8)).toBe(17); expect(load<u32>(ctl, 12)).toBe(103); // SOL_UDP, UDP_SEGMENT
+    expect(load<u16>(ctl, 16)).toBe(8 + 1464); // each datagram: our header + a full inner frame
+    const iov = <usize>load<u64>(m, 16), p = <usize>load<u64>(iov);
+    expect(load<u64>(iov, 8)).toBe(8 * 8 + 8 * 54 + 10000); // 8 segments (7 × 1410 + 130)
+    expect(cnt(t.ps, TP_TX_DGRAMS)).toBe(8);
+    // every segment: VXLAN header, then a frame whose IP length and TCP checksum are right
+    for (let i: u32 = 0; i < 8; i++) {
+      const d = p + <usize>(i * 1472);
+      expect(load<u8>(d)).toBe(0x08); expect(load<u8>(d + 6)).toBe(42);
+      const f = d + 8, pay: u32 = i < 7 ? 1410 : 130;
+      expect(bswap<u16>(load<u16>(f + 16))).toBe(<u16>(40 + pay));
+      expect(csum_fold(csum_add(f + 34, 20 + pay, csum_add(f + 26, 8, <u64>(6 + 20 + pay))))).toBe(0xffff);
+      expect(bswap<u32>(load<u32>(f + 38))).toBe(5000 + i * 1410);
+    }
+  });
+  it('without UDP_SEGMENT: one message per segment', () => {
+    const t = setup(0);
+    store<u32>(t.ss + 36, 0); // TS_GSO off
+    const ips = heap.alloc(16); memory.fill(ips, 0, 16); store<u32>(ips, 0x0200630a);
+    tun_set_remotes(t.ps, ips, 1);
+    deliverTso(t, 10000, 1400);
+    expect(tun_tx(t.ps, 0)).toBe(1);
+    expect(messages(t)).toBe(8);
+    expect(load<u64>(firstMsg(t), 40)).toBe(0); // no control data
+  });
+});

@@ -18,6 +18,7 @@ import { openAfPacket } from './backends/af_packet.js';
 import { openAfXdp } from './backends/af_xdp.js';
 import { openVhostUser } from './backends/vhost-user.js';
 import { PtPort, PtMode, openPassthrough } from './backends/passthrough.js';
+import { TunnelPort, openTunnel } from './backends/tunnel.js';
 import type { Fallback } from './fn/host.js';
 
 export interface Request { id?: number | string; verb: string; args?: Record<string, unknown> }
@@ -47,6 +48,8 @@ const kinds: Record<string, BackendFactory> = {
   'af_packet': openAfPacket,
   'af_xdp': openAfXdp,
   'vhost-user': openVhostUser,
+  'vxlan': openTunnel, // VXLAN / Geneve tunnel ports (tunnel.ts)
+  'geneve': openTunnel,
 };
 /** The kind a port name begins with ('tap' for 'tap:eth0'), if `kinds` has it. */
 const kindOf = (port: string): string | undefined => {
@@ -330,8 +333,9 @@ export class Runner {
       case 'capture': return this.capture(this.swName(args), this.str(args, 'port', 'port'), this.str(args, 'file', 'pcap file path'), Number(args.count ?? 0));
       case 'capture-status': return this.captureStatus(this.swName(args), this.str(args, 'port', 'port'));
       case 'set-lookup': return this.setLookup(this.swName(args), args);
+      case 'fdb': return this.fdb(this.swName(args), this.str(args, 'port', 'tunnel port'), this.str(args, 'op', 'fdb operation (add, del, list)'), args);
       case 'capture-stop': return this.captureStop(this.swName(args), this.str(args, 'port', 'port'));
-      default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, set-lookup, newif, delif, capture, pt-open, pt-close, ping`);
+      default: throw new WasmapError('EINVAL', `unknown verb '${verb}'; verbs: attach, detach, list, stats, fdb, set-lookup, newif, delif, capture, pt-open, pt-close, ping`);
     }
   }
 
@@ -394,6 +398,18 @@ export class Runner {
     if (!pcap) throw new WasmapError('ENOENT', `no capture on ${full}`);
     pcap.close(); this.captures.delete(full);
     return { port: full, frames: pcap.count };
+  }
+
+  /** A tunnel port's forwarding database: list, add a static entry MAC -> remote, del. */
+  fdb(sw: string, port: string, op: string, args: Record<string, unknown>): unknown {
+    const full = this.full(sw, port), b = this.backends.get(full);
+    if (!(b instanceof TunnelPort)) throw new WasmapError('ENOENT', `${full} is not a tunnel port (vxlan:… or geneve:…)`);
+    switch (op) {
+      case 'list': return b.fdbList();
+      case 'add': return b.fdbAdd(this.str(args, 'mac', 'MAC address'), this.str(args, 'remote', 'remote VTEP address'));
+      case 'del': return b.fdbDel(this.str(args, 'mac', 'MAC address'));
+      default: throw new WasmapError('EINVAL', `fdb operations: add, del, list (not '${op}')`);
+    }
   }
 
   detach(sw: string, port: string): unknown {

@@ -61,7 +61,9 @@ With --netns: two network namespaces A and B, and between them in turn, on veth 
   ovs-afxdp, ovs-af_packet, ovs-tap   Open vSwitch's userspace datapath, private ovsdb
   vxlan-linux, vxlan-wasmap   two hosts (namespaces) joined by an underlay veth, A behind one and
                        B behind the other: Linux vxlan + bridge on both, or a wasmap daemon with
-                       a TAP port and a vxlan port on both; inner MTU 1450; ratio to vxlan-linux
+                       a TAP port and a vxlan port on both (--poll sleep: two daemons share the
+                       2 cores); inner MTU 1450; ratio to vxlan-linux
+  vxlan-wasmap-linux    wasmap on host A, Linux on host B
   geneve-linux, geneve-wasmap the same with Geneve (Linux's needs CONFIG_GENEVE)
 Per path: ping RTT, iperf3 TCP (--seconds, default 5), 60-byte UDP frames from trafgen
 (netsniff-ng) counted at B's interface, and the forwarder's CPU % (during TCP; idle after).

@@ -623,6 +623,9 @@ export function vq_push(vq: usize, mt: usize, k: usize): i32 {
   let head = load<u32>(r, RING_HEAD);
   const tail = load<u32>(r, RING_TAIL);
   if (head >= n || tail >= n) return 0;
+  // nothing to deliver: the guest's rings are not touched (their cache lines live with the
+  // guest's CPU, and every pass would fetch them)
+  if (head == tail) return 0;
   const bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
   s_ring = r; s_n = n; s_base = <usize>load<u32>(k, KR_BUF_BASE); s_bsize = bsize; s_nbufs = nbufs;
   const num = load<u32>(vq, VQ_NUM), mask = num - 1;

@@ -101,7 +101,7 @@ export class Runner {
 
   /** One pass: every backend pulls (peer → rings), forward on every switch, every backend
    *  pushes (rings → peer). Returns frames moved. */
-  step(): number {
+  step(nowSec = Math.floor(Date.now() / 1000)): number {
     let moved = 0;
     if (this.hotB !== this.backends.version || this.hotF !== this.faults.version) {
       this.hot = [...this.backends].filter(([full]) => !this.faults.has(full));
@@ -115,9 +115,8 @@ export class Runner {
       if ((bv !== this.backends.version || fv !== this.faults.version) && (this.faults.has(full) || !this.backends.has(full))) continue;
       try { moved += hot[i][1].pull() || 0; } catch (e) { this.portFault(full, e instanceof StageFault ? e.what : 'pull', e); }
     }
-    const now = Math.floor(Date.now() / 1000);
     const marks = this.captures.size ? this.captureBefore() : null;
-    moved += this.vale.rounds(now);
+    moved += this.vale.rounds(nowSec);
     if (marks) this.captureAfter(marks);
     for (let i = 0; i < hot.length; i++) {
       const full = hot[i][0];
@@ -203,8 +202,10 @@ export class Runner {
    *  mode 'busy' never sleeps; 'sleep' sleeps after any pass that moved nothing (spinUs 0). */
   stepOrSleep(maxSleepMs = 10, spinUs = 300, wakeFd = -1, mode: PollMode = 'adaptive'): number {
     if (!this.tid) this.tid = threadId();
-    const moved = this.step();
+    // one clock read a pass (it was two: ~7 % of a pass that moves nothing): taken before the
+    // pass, it serves the switch's aging (seconds) and the spin and service timers
     const now = performance.now();
+    const moved = this.step(Math.floor((performance.timeOrigin + now) / 1000));
     // control work (vhost-user messages) is served between passes, at least every 2 ms while
     // busy (QEMU waits for some replies), at once after a sleep
     if (now - this.lastService >= 2) this.service(now);

@@ -115,8 +115,9 @@ export const VQ_NUM: u32 = 0; // u32: queue size, a power of 2 ≤ VQ_MAX_NUM
 export const VQ_DESC: u32 = 4; // u32: wasm address of the descriptor table (16 × num)
 export const VQ_AVAIL: u32 = 8; // u32: of the avail ring (6 + 2 × num)
 export const VQ_USED: u32 = 12; // u32: of the used ring (6 + 8 × num)
-// u32 (a u16 value): next avail entry to take. Every chain taken is completed in the same call,
-// so at rest it is also the used->idx we published (VHOST_USER_GET/SET_VRING_BASE)
+// u32 (a u16 value): next avail entry to take. Every chain taken is completed in the same call
+// (zero-copy TX chains by vq_complete in the same pass, before anything can stop the queue), so
+// at rest it is also the used->idx we published (VHOST_USER_GET/SET_VRING_BASE)
 export const VQ_LAST_AVAIL: u32 = 16;
 export const VQ_FEATURES: u32 = 20; // u32: VQF_*
 export const VQ_ENABLED: u32 = 24; // u32: VHOST_USER_SET_VRING_ENABLE

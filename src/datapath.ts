@@ -23,7 +23,7 @@ export interface WasmapFunctions {
   pt_app_sync: Fn; pt_app_want_kick: Fn; pt_app_awake: Fn<number[], void>;
   mt_init: Fn<number[], void>; mt_add: Fn<[number, bigint, bigint, bigint, number]>;
   vq_init: Fn<number[], void>; vq_setup: Fn<[number, number, number, bigint, bigint, bigint, number, number]>; vq_remap: Fn;
-  vq_enable: Fn<number[], void>; vq_base: Fn; vq_error: Fn; vq_take_call: Fn; vq_want_kick: Fn; vq_pull: Fn; vq_push: Fn;
+  vq_enable: Fn<number[], void>; vq_base: Fn; vq_error: Fn; vq_take_call: Fn; vq_want_kick: Fn; vq_pull: Fn; vq_push: Fn; vq_complete: Fn;
   plan_size: Fn<[]>; traffic_run: Fn<number[], bigint>; pipe_run: Fn<number[], bigint>;
   [name: string]: unknown;
 }

@@ -28,8 +28,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 interface Proc { p: ChildProcess; out: () => string }
-function start(argv: string[]): Proc {
-  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(argv: string[], env: NodeJS.ProcessEnv = process.env): Proc {
+  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   p.stdout!.on('data', (d) => { out += d; if (out.length > 4e6) out = out.slice(-2e6); });
   p.stderr!.on('data', (d) => { out += d; });
@@ -96,10 +96,11 @@ function withHugepages(): () => void {
 /** Start back-end `kind` serving two vhost-user sockets on CPU 1. */
 async function backend(kind: string): Promise<Backend> {
   if (kind === 'ovs-dpdk') return ovsDpdk();
-  if (kind === 'wasmap') {
+  if (kind.startsWith('wasmap')) {
     const cli = findBuildFile('cli.mjs');
     if (!cli) throw new WasmapError('NO_MODULE', 'build/cli.mjs not found');
-    const proc = start(['taskset', '-c', '1', process.execPath, cli, 'switch', 'vale0', '--socket', ctl]);
+    // wasmap-copy: long frames copied into the port's ring first, as before zero-copy TX
+    const proc = start(['taskset', '-c', '1', process.execPath, cli, 'switch', 'vale0', '--socket', ctl], kind === 'wasmap-copy' ? { ...process.env, WASMAP_VHOST_ZEROCOPY: '0' } : process.env);
     await until('the switch daemon to listen', () => proc.out().includes('listening'), 20000, proc.out);
     await ctlRequest(ctl, 'attach', { switch: 'vale0', port: `vhost-user:${sockA}`, name: 'va' });
     await ctlRequest(ctl, 'attach', { switch: 'vale0', port: `vhost-user:${sockB}`, name: 'vb' });
@@ -132,11 +133,11 @@ async function once(kind: string, frame: number, seconds: number): Promise<{ mpp
     const rx = fronts[0];
     await until('traffic to arrive', () => rxPps(rx.out(), 2).some((x) => x > 0), 20000, rx.out);
     const c0 = cpuSeconds(be.pid), t0 = performance.now();
-    const w0 = kind === 'wasmap' ? await ctlRequest(ctl, 'stats', { switch: 'vale0' }) : null;
+    const w0 = kind.startsWith('wasmap') ? await ctlRequest(ctl, 'stats', { switch: 'vale0' }) : null;
     const skip = rxPps(rx.out(), 2).length + 1; // warm-up: what came before the window
     await sleep(seconds * 1000);
     const cpu = (cpuSeconds(be.pid) - c0) / ((performance.now() - t0) / 1000) * 100;
-    const w1 = kind === 'wasmap' ? await ctlRequest(ctl, 'stats', { switch: 'vale0' }) : null;
+    const w1 = kind.startsWith('wasmap') ? await ctlRequest(ctl, 'stats', { switch: 'vale0' }) : null;
     const samples = rxPps(rx.out(), 2).slice(skip);
     if (!samples.length) throw new WasmapError('EBENCH', `no statistics from the receiving testpmd: ${rx.out().slice(-500)}`);
     const out: { mpps: number; cpu: number; kicks?: number; calls?: number; balanced?: boolean } = { mpps: median(samples) / 1e6, cpu };
@@ -156,7 +157,7 @@ async function once(kind: string, frame: number, seconds: number): Promise<{ mpp
     return out;
   } finally {
     for (const f of fronts.reverse()) await stop(f);
-    await stop(be.proc, kind === 'wasmap' ? 'SIGTERM' : 'SIGINT');
+    await stop(be.proc, kind.startsWith('wasmap') ? 'SIGTERM' : 'SIGINT');
     be.stop?.();
     for (const f of [sockA, sockB, ctl]) rmSync(f, { force: true });
   }
@@ -165,7 +166,7 @@ async function once(kind: string, frame: number, seconds: number): Promise<{ mpp
 export async function benchVhost(o: { seconds: number; runs: number; json: boolean; only?: string[] }): Promise<VhostResult[]> {
   if (!have('dpdk-testpmd')) throw new WasmapError('ENOENT', 'bench --vhost needs dpdk-testpmd (apt-get install dpdk-dev)');
   if (!have('taskset')) throw new WasmapError('ENOENT', 'bench --vhost needs taskset (apt-get install util-linux)');
-  const backends = ['wasmap', 'dpdk-vhost'];
+  const backends = ['wasmap', 'wasmap-copy', 'dpdk-vhost'];
   const skippedBackends = new Map<string, string>();
   if (existsSync(OVS_DPDK) && have('ovsdb-server')) backends.push('ovs-dpdk');
   else skippedBackends.set('ovs-dpdk', 'needs ovs-vswitchd-dpdk (apt-get install openvswitch-switch-dpdk)');

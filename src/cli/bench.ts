@@ -71,7 +71,8 @@ Per path: ping RTT, iperf3 TCP (--seconds, default 5), 60-byte UDP frames from t
 missing is skipped with the apt-get line that brings it.
 
 With --vhost: vhost-user back-ends measured with DPDK's virtio-user driver as the guests
-(dpdk-testpmd, no VM): wasmap's vhost-user ports next to DPDK's own vhost PMD (testpmd io
+(dpdk-testpmd, no VM): wasmap's vhost-user ports (and wasmap-copy: the same with zero-copy TX
+off, WASMAP_VHOST_ZEROCOPY=0) next to DPDK's own vhost PMD (testpmd io
 forwarding) and OVS-DPDK (ovs-vswitchd-dpdk, private ovsdb, dpdkvhostuser ports, 1 GiB of
 hugepages reserved for the run and given back; apt: openvswitch-switch-dpdk), the back-end's
 polling thread alone on CPU 1 and the front-ends polling on CPU 0. Both ways (one testpmd

@@ -59,9 +59,9 @@ export const MAX_DIRECT_RAM = 256 * 1024 * 1024;
 /** Guest RAM a port takes at all (its chunk tables: 8 bytes per 2 MiB, 4 MiB at this size). */
 export const MAX_GUEST_RAM = 2 ** 40;
 /** Window slots per port by default (each 4 MiB of the linear memory: a 2 MiB chunk and the
- *  next one, so rings and indirect tables are contiguous): 32 chunks of guest RAM in use at
- *  once, 128 MiB of the memory. `--window N` on attach sets it (8..256). */
-export const WINDOW_SLOTS = 32;
+ *  next one, so rings and indirect tables are contiguous): 64 chunks of guest RAM in use at
+ *  once, 256 MiB of the memory. `--window N` on attach sets it (8..256). */
+export const WINDOW_SLOTS = 64;
 /** VQ_BROKEN code set by this file (not by vring.ts): a chain that cannot be served through
  *  the window (it needs more chunks at once than the window holds, or its rings cannot be
  *  pinned). */
@@ -280,6 +280,7 @@ export class VhostUserPort implements Backend {
       return -1;
     }
     Object.assign(s, { region: ri, chunk: c, len, pins: 0 });
+    if (process.env.WASMAP_VHOST_DEBUG) this.log(`window: region ${ri} chunk ${c} → slot ${si}`);
     this.dp.setU32(ce + 4, this.dp.u32(this.mt + this.dp.abi.MT_CLOCK));
     this.dp.setU32(ce, at);
     this.winStats.maps++;

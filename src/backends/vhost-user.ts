@@ -93,6 +93,10 @@ interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: nu
 interface Slot { region: number; chunk: number; len: number; pins: number }
 /** The port's window: slots of 2 × chunk bytes from `base` (chunk-aligned), inside [at, at+bytes). */
 interface Window { at: number; bytes: number; base: number; chunk: number; slots: Slot[] }
+/** Attach options of the window: slots (`--window`); directMax and chunkShift are for tests
+ *  (directMax 0: every guest through the window; chunkShift 16..21: 64 KiB..2 MiB chunks, so
+ *  a small guest has many and evictions happen). */
+export interface WindowOptions { slots?: number; directMax?: number; chunkShift?: number }
 /** Window counters (stats: `window`). */
 export interface WindowStats { slots: number; mapped: number; misses: number; maps: number; evictions: number; waits: number }
 
@@ -132,6 +136,10 @@ export class VhostUserPort implements Backend {
   private win: Window | null = null;
   /** Window slots this port gets when a guest is too large to map whole. */
   readonly windowSlots: number;
+  /** Guest RAM up to this is mapped whole; MAX_DIRECT_RAM unless a test asks otherwise. */
+  readonly directMax: number;
+  /** log2 of the window's chunk size: 21 (2 MiB) unless a test asks for smaller ones. */
+  readonly chunkShift: number;
   readonly winStats = { maps: 0, evictions: 0, waits: 0 };
   private missWait = false; // a miss waits for the next pull's start, where evicting is safe
   private stuck = [0, 0]; // calls in a row that stopped at a miss with nothing moved, per queue
@@ -145,8 +153,10 @@ export class VhostUserPort implements Backend {
   private faultSeen: number;
 
   constructor(private readonly host: NativeHost, private readonly dp: Datapath, readonly port: SwitchPort, path: string,
-              private readonly setAccept: (offloads: string[]) => void, windowSlots = WINDOW_SLOTS) {
-    this.windowSlots = windowSlots;
+              private readonly setAccept: (offloads: string[]) => void, o: WindowOptions = {}) {
+    this.windowSlots = o.slots ?? WINDOW_SLOTS;
+    this.directMax = o.directMax ?? MAX_DIRECT_RAM;
+    this.chunkShift = o.chunkShift ?? 21;
     this.faultGen = host.fenceGeneration();
     this.faultSeen = this.faultGen[0];
     const a = dp.abi;
@@ -673,7 +683,7 @@ export class VhostUserPort implements Backend {
     for (let i = 0; i < QUEUES; i++) this.dp.fn.vq_enable(this.vqs[i], 0);
     this.unmapAll();
     const fn = this.dp.fn;
-    if (total > BigInt(MAX_DIRECT_RAM)) { this.setWindowed(want, fds, taken, total); return; }
+    if (total > BigInt(this.directMax)) { this.setWindowed(want, fds, taken, total); return; }
     for (let i = 0; i < n; i++) {
       const r = want[i];
       let len = Math.ceil(Number(r.size) / PAGE) * PAGE, at = -1, bytes = 0, span = -1, sealed = false;
@@ -734,7 +744,8 @@ export class VhostUserPort implements Backend {
    * is sealed (or fenced) and kept, to map chunks from; each region gets a chunk table.
    */
   private setWindowed(want: { gpa: bigint; size: bigint; uva: bigint; off: bigint }[], fds: number[], taken: Set<number>, total: bigint): void {
-    const fn = this.dp.fn, a = this.dp.abi, chunk = 2 ** a.MT_CHUNK_SHIFT, slots = this.windowSlots;
+    const fn = this.dp.fn, a = this.dp.abi, chunk = 2 ** this.chunkShift, slots = this.windowSlots;
+    this.dp.setU32(this.mt + a.MT_SHIFT, this.chunkShift); // after unmapAll's mt_init (which sets 2 MiB)
     let allSealed = true;
     try {
       const bytes = slots * 2 * chunk + chunk;
@@ -877,7 +888,7 @@ export function openVhostUser(c: AttachContext): VhostUserPort {
   try {
     s.setHeaderLength(port, 12); // virtio_net_hdr_v1 on every frame, as the guest's rings carry it
     s.setAccept(port, []);
-    return new VhostUserPort(c.host, c.dp, p, path, (acc) => s.setAccept(port, acc), windowArg(c.args.window));
+    return new VhostUserPort(c.host, c.dp, p, path, (acc) => s.setAccept(port, acc), windowOptions(c.args));
   } catch (e) {
     s.detach(port);
     const err = e as Error & { code?: string };
@@ -887,11 +898,15 @@ export function openVhostUser(c: AttachContext): VhostUserPort {
 
 /** `--window N`: window slots (2 MiB chunks of guest RAM in use at once) for a guest too large
  *  to map whole; 8..256 (at least the 6 ring chunks of a queue pair and a few buffers). */
-function windowArg(v: unknown): number {
-  if (v === undefined) return WINDOW_SLOTS;
-  const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 8 || n > 256) throw new WasmapError('EINVAL', `--window ${String(v)}: window slots, an integer 8..256`);
-  return n;
+function windowOptions(args: Record<string, unknown>): WindowOptions {
+  const int = (k: string, v: unknown, lo: number, hi: number, what: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = typeof v === 'string' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) throw new WasmapError('EINVAL', `${k} ${String(v)}: ${what}, an integer ${lo}..${hi}`);
+    return n;
+  };
+  return { slots: int('--window', args.window, 8, 256, 'window slots'), directMax: int('directMax', args.directMax, 0, MAX_DIRECT_RAM, 'bytes of guest RAM mapped whole'),
+    chunkShift: int('chunkShift', args.chunkShift, 16, 21, 'log2 of the chunk size') };
 }
 
 // The socket file is ours from listen to close: a stale one (nobody listening, e.g. after a

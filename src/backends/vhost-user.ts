@@ -774,6 +774,7 @@ export class VhostUserPort implements Backend {
         this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span: 0, len: 0, sealed: g.sealed, at: 0, bytes: 0, fd, off: Number(r.off), pageSize: pg, tab, tabBytes, chunks });
         tab = -1;
         if (!g.sealed) this.log(`region ${i} cannot be sealed against shrinking (${g.why}): its chunks are mapped behind the SIGBUS fence`);
+        if (pg > PAGE) this.log(`region ${i} is on ${pg >> 10} KiB pages (hugetlbfs): its chunks are mapped at that alignment`);
         const rc = fn.mt_add_window(this.mt, r.gpa, r.size, r.uva, this.regions[i].tab) as number;
         if (rc !== 0) throw new Error('overlaps another region (or is out of range)');
       } catch (e) {

@@ -101,6 +101,12 @@ export const KR_USER: u32 = 60;
 export const KR_PKTS: u32 = 64; // u64: packets through this ring
 export const KR_BYTES: u32 = 72; // u64
 export const KR_ERRORS: u32 = 80; // u64: sync calls rejected
+// u32: a private array (u32 per slot) of wasm addresses, 0 if none. A tx slot with NS_INDIRECT
+// whose entry is not 0 holds its bytes there instead of in its buffer. Only a vhost-user port
+// has one (vq_pull fills it with bounds-checked guest addresses and clears it when the chain
+// completes, within the pass): a ring's user can set the flag, never the address.
+export const KR_PTRS: u32 = 88;
+export const KR_PTR_SIZE: u32 = 8; // a KR_PTRS entry: u32 wasm address (0: none), u32 for its user (vring.ts: the chain id)
 export const KRF_BROKEN: u32 = 0x1;
 
 // ---- wasmap: region descriptor (kernel side), 64 bytes ------------------------------------

@@ -3,8 +3,8 @@
 // A violation marks the ring broken and changes nothing else; the ring stays broken (every
 // sync answers E_BROKEN) until kring_reset, so a buggy user cannot half-apply an update.
 import {
-  SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, NETMAP_MAX_FRAGS, RING_HEAD,
-  RING_CUR, RING_TAIL, RING_SLOTS, KR_RING, KR_NSLOTS, KR_HWCUR, KR_HWTAIL, KR_RHEAD, KR_RCUR,
+  SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, NS_INDIRECT, NETMAP_MAX_FRAGS, RING_HEAD,
+  RING_CUR, RING_TAIL, RING_SLOTS, KR_RING, KR_NSLOTS, KR_HWCUR, KR_HWTAIL, KR_RHEAD, KR_RCUR, KR_PTRS, KR_PTR_SIZE,
   KR_USER, KR_FLAGS, KR_DIR, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS, KR_ERR, KR_ERRORS, KR_REGION, KRF_BROKEN, DIR_TX,
   BUF_RESERVED, E_OK, E_HEAD, E_CUR, E_BUF_IDX, E_BUF_LEN, E_FRAGS, E_BROKEN,
 } from './abi';
@@ -79,6 +79,7 @@ export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0, ove
   const bsize = load<u32>(k, KR_BUF_SIZE);
   const slots = <usize>load<u32>(k, KR_RING) + RING_SLOTS;
   const base = <usize>load<u32>(k, KR_BUF_BASE);
+  const ptrs = <usize>load<u32>(k, KR_PTRS); // zero-copy slots (vhost-user), see abi.ts
   let i = from;
   let done: u32 = 0; // slots that end a complete packet
   let frags: u32 = 0;
@@ -96,7 +97,9 @@ export function tx_scan(k: usize, from: u32, max_slots: u32, rec: usize = 0, ove
     if (<u32>len > bsize) return ring_break(k, E_BUF_LEN);
     if (rec) {
       const r = rec + 8 * <usize>c;
-      store<u32>(r, <u32>(base + <usize>idx * <usize>bsize));
+      let a = base + <usize>idx * <usize>bsize;
+      if (ptrs != 0 && (flags & NS_INDIRECT) != 0) { const p = load<u32>(ptrs + <usize>KR_PTR_SIZE * <usize>i); if (p != 0) a = <usize>p; }
+      store<u32>(r, <u32>a);
       store<u16>(r, len, 4);
       store<u16>(r, flags, 6);
     }

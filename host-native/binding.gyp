@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "wasmap_host",
-      "sources": ["src/wasmap_host.c", "src/io.c", "src/fdpass.c", "src/fence.c", "src/xdp.c"],
+      "sources": ["src/wasmap_host.c", "src/io.c", "src/fdpass.c", "src/fence.c", "src/xdp.c", "src/udp.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
       "cflags!": ["-O3"],
       "defines": ["NAPI_VERSION=8"],

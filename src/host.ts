@@ -81,6 +81,13 @@ export interface NativeHost {
   xskWakeRx(fd: number): number;
   /** XDP_STATISTICS and the pending SO_ERROR (ENETDOWN once the interface vanished); null when the socket is gone. */
   xskStats(fd: number): { rxDropped: number; rxInvalid: number; txInvalid: number; rxRingFull: number; fillRingEmpty: number; txRingEmpty: number; error: number } | null;
+  /** A non-blocking UDP socket bound to ip:port (0: ephemeral). receive: UDP_GRO and a big
+   *  receive buffer; else a send-only socket. gro/gso: the kernel has UDP_GRO / UDP_SEGMENT. */
+  udpOpen(ip: string, port: number, receive: boolean): { fd: number; port: number; gro: boolean; gso: boolean };
+  /** recvmmsg on n messages the datapath wrote at `msgs` (offsets, relocated here); datagrams received, 0 when none, -errno for a dead socket. */
+  udpRecv(view: Uint8Array, fd: number, msgs: number, n: number): number;
+  /** sendmmsg the n messages at `msgs`; messages taken, -errno for a dead socket; counts[0] += dropped (socket full), counts[1] += refused. */
+  udpSend(view: Uint8Array, fd: number, msgs: number, n: number, counts: Float64Array): number;
   /** A non-blocking eventfd, to wake a thread sleeping in pollFds; signal adds 1, drain reads. */
   eventfdCreate(): number;
   eventfdSignal(fd: number): void;
@@ -102,7 +109,7 @@ export interface NativeHost {
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'alignGap', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'fenceGeneration', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetTxOpen', 'packetKick', 'packetDrops', 'xdpAttach', 'xskOpen', 'xskMapSet', 'xskKick', 'xskWakeRx', 'xskStats', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetTxOpen', 'packetKick', 'packetDrops', 'xdpAttach', 'xskOpen', 'xskMapSet', 'xskKick', 'xskWakeRx', 'xskStats', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds', 'udpOpen', 'udpRecv', 'udpSend'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

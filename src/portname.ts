@@ -36,7 +36,7 @@ export interface NetmapPortSpec {
   /** The unparsed '@...' options suffix, '' if none. */
   options: string;
 }
-export interface BackendPortSpec { kind: 'tap' | 'af_packet' | 'af_xdp' | 'vhost-user'; name: string }
+export interface BackendPortSpec { kind: 'tap' | 'af_packet' | 'af_xdp' | 'vhost-user' | 'vxlan' | 'geneve'; name: string }
 export type PortSpec = NetmapPortSpec | BackendPortSpec;
 
 /** Limits from the netmap and Linux headers, exported so callers can quote them. */
@@ -55,7 +55,7 @@ const NETMAP_FORMS =
   'netmap:IFNAME or valeX:PORT (X letters/digits/_, may be empty), ' +
   'a pipe end NAME{ID (master) or NAME}ID (slave), ' +
   'then optionally one of ^ ^N * -N, then @MEMID and /FLAGS (x z t r R T), then @OPTIONS';
-const BACKEND_FORMS = 'tap:IFNAME, af_packet:IFNAME, af_xdp:IFNAME[@QUEUE], vhost-user:/path/to.sock';
+const BACKEND_FORMS = 'tap:IFNAME, af_packet:IFNAME, af_xdp:IFNAME[@QUEUE], vhost-user:/path/to.sock, vxlan:LOCAL_IP[:PORT], geneve:LOCAL_IP[:PORT]';
 const ALL_FORMS = `${NETMAP_FORMS}; or ${BACKEND_FORMS}`;
 
 // Raw quotes, not JSON: callers and tests look for the input exactly as it was typed.
@@ -108,6 +108,13 @@ function parseBackend(spec: string): BackendPortSpec | undefined {
     if (at >= 0 && !/^\d{1,4}$/.test(body.slice(at + 1))) throw invalid(spec, "the queue after '@' must be a number", 'af_xdp:IFNAME[@QUEUE]');
     return { kind: 'af_xdp', name: linuxIfname(spec, 'af_xdp', at >= 0 ? body.slice(0, at) : body) };
   }
+  for (const kind of ['vxlan', 'geneve'] as const) { // tunnel ports: the local underlay address (src/backends/tunnel.ts checks it)
+    if (spec.startsWith(`${kind}:`)) {
+      const addr = spec.slice(kind.length + 1);
+      if (!/^(\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[0-9A-Fa-f:.]+)$/.test(addr)) throw invalid(spec, `${kind}: needs the local underlay address`, `${kind}:LOCAL_IP[:PORT] (IPv6: ${kind}:[ADDR]:PORT)`);
+      return { kind, name: addr };
+    }
+  }
   if (spec.startsWith('vhost-user:')) {
     const path = spec.slice('vhost-user:'.length);
     const forms = 'vhost-user:PATH, the path of the vhost-user unix socket';
@@ -140,7 +147,7 @@ function parseHeader(spec: string): Header {
     kind = 'vale';
     body = spec.slice(colon + 1);
   } else {
-    throw invalid(spec, spec === '' ? 'the name is empty' : "it must begin with 'netmap:', 'vale', 'tap:', 'af_packet:', 'af_xdp:' or 'vhost-user:'");
+    throw invalid(spec, spec === '' ? 'the name is empty' : "it must begin with 'netmap:', 'vale', 'tap:', 'af_packet:', 'af_xdp:', 'vhost-user:', 'vxlan:' or 'geneve:'");
   }
 
   const end = body.search(/[-*^/@]/);

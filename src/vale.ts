@@ -37,6 +37,12 @@ export class Vale {
   }
   has(name: string): boolean { return this.switches.has(name); }
   switchNames(): string[] { return [...this.switches.keys()]; }
+  /** One forwarding round on every switch (the runner's pass; no array made per pass). */
+  rounds(now: number): number {
+    let moved = 0;
+    for (const sw of this.switches.values()) moved += sw.round(now);
+    return moved;
+  }
 
   /** Attach `valeX:NAME`: a persistent port NAME if one exists, else a new ephemeral port. */
   attach(name: string, o: AttachOptions = {}): SwitchPort {

@@ -124,7 +124,7 @@ export const VN_MAX_TAGS: u32 = 2; // 802.1Q / 802.1ad tags in front of the IP h
 // (no-offload) virtio-net header when the receiver has one.
 // Every write is checked against `room` first; the header copied into each segment is at
 // most 14 + 4 * VN_MAX_TAGS + 60 + 60 bytes (IPv4 IHL and TCP data offset are 4 bits).
-function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, room: u32, lens: usize, max_frame: u32, pre: u32): i32 {
+function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, room: u32, lens: usize, max_frame: u32, pre: u32, clamp: bool = false): i32 {
   // L2: Ethernet, at most VN_MAX_TAGS 802.1Q / 802.1ad tags
   let l3: u32 = 14;
   if (flen < 14) return E_VN_PARSE;
@@ -156,6 +156,8 @@ function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, room: u
   if (hlen > flen || (tcp && hlen < l4 + 20)) return E_VN_PARSE;
   const payload = flen - hlen;
   if (mss == 0) return E_VN_HDR;
+  // a tunnel cuts to what fits its underlay: a smaller MSS than the sender's is still valid TCP/UDP
+  if (clamp && hlen < max_frame && hlen + mss > max_frame) mss = max_frame - hlen;
   const nseg: u32 = payload == 0 ? 1 : (payload + mss - 1) / mss;
   if (nseg > VN_MAX_OUT) return E_VN_SIZE;
   if (hlen + (payload < mss ? payload : mss) > max_frame) return E_VN_SIZE;
@@ -206,6 +208,21 @@ function segment(frame: usize, flen: u32, gso: u8, mss: u32, out: usize, room: u
     o += seglen;
   }
   return <i32>nseg;
+}
+
+/**
+ * Segment a GSO frame (src: `shdr` header bytes, then the frame) into frames of at most
+ * max_frame bytes each, cutting smaller than the header's gso_size when that would not fit (a
+ * tunnel's inner MTU is below the sender's); each output frame is preceded by `pre` zero bytes
+ * (room for an encapsulation header). E_VN_HDR when the frame is not a GSO frame.
+ */
+export function vnet_segment_to(src: usize, len: u32, shdr: u32, out: usize, room: u32, lens: usize, max_frame: u32, pre: u32): i32 {
+  if (shdr < 10 || len < shdr) return E_VN_HDR;
+  const flags = load<u8>(src, VH_FLAGS);
+  const gso = load<u8>(src, VH_GSO_TYPE) & ~GSO_ECN;
+  if ((flags & ~(F_NEEDS_CSUM | F_DATA_VALID)) != 0) return E_VN_HDR;
+  if (gso != GSO_TCPV4 && gso != GSO_TCPV6 && gso != GSO_UDP_L4) return E_VN_HDR;
+  return segment(src + shdr, len - shdr, gso, <u32>load<u16>(src, VH_GSO_SIZE), out, room, lens, max_frame, pre, true);
 }
 
 /** The bytes vnet_convert may write for an input of len bytes. */

@@ -20,9 +20,9 @@
 import {
   SLOT_SIZE, SLOT_BUF_IDX, SLOT_LEN, SLOT_FLAGS, NS_MOREFRAG, NETMAP_MAX_FRAGS, RING_HEAD,
   RING_CUR, RING_TAIL, RING_SLOTS, KR_RING, KR_NSLOTS, KR_BUF_BASE, KR_BUF_SIZE, KR_NBUFS,
-  BUF_RESERVED, E_OK, E_INVAL, E_NOFIT,
+  BUF_RESERVED, E_OK, E_INVAL, E_NOFIT, NS_INDIRECT, KR_PTRS, KR_PTR_SIZE, KR_HWCUR, FN_HDR_MAX,
 } from '../abi';
-import { ring_dist } from '../ring';
+import { ring_dist, ring_next } from '../ring';
 import { mt_gpa, mt_uva, mt_has, mt_piece, MT_MISSED } from './guestmem';
 
 // The memory table (mt_*) and its translation live in guestmem.ts.
@@ -33,8 +33,9 @@ export const VQ_NUM: u32 = 0; // u32: queue size, a power of 2 ≤ VQ_MAX_NUM
 export const VQ_DESC: u32 = 4; // u32: wasm address of the descriptor table (16 × num)
 export const VQ_AVAIL: u32 = 8; // u32: of the avail ring (6 + 2 × num)
 export const VQ_USED: u32 = 12; // u32: of the used ring (6 + 8 × num)
-// u32 (a u16 value): next avail entry to take. Every chain taken is completed in the same call,
-// so at rest it is also the used->idx we published (VHOST_USER_GET/SET_VRING_BASE)
+// u32 (a u16 value): next avail entry to take. Every chain taken is completed in the same call
+// (zero-copy TX chains by vq_complete in the same pass, before anything can stop the queue), so
+// at rest it is also the used->idx we published (VHOST_USER_GET/SET_VRING_BASE)
 export const VQ_LAST_AVAIL: u32 = 16;
 export const VQ_FEATURES: u32 = 20; // u32: VQF_*
 export const VQ_ENABLED: u32 = 24; // u32: VHOST_USER_SET_VRING_ENABLE
@@ -52,6 +53,10 @@ export const VQ_DROP_BIG: u32 = 88; // u64: frames dropped: larger than 64 KiB +
 export const VQ_DROP_BAD: u32 = 96; // u64: frames dropped: shorter than the header, or (push) bad slots
 export const VQ_STALLS: u32 = 104; // u64: push found too few guest buffers and left a frame in the ring
 export const VQ_CALLS: u32 = 112; // u64: interrupts asked for (VQ_CALL went 0 → 1)
+// u32 (a u16 value): the used->idx published. Equal to VQ_LAST_AVAIL at rest; on a TX queue it
+// is behind while zero-copy chains wait for the switch (vq_complete catches up)
+export const VQ_USED_IDX: u32 = 120;
+export const VQ_ZC_FROM: u32 = 124; // u32: first tx slot of this pass's zero-copy frames, VQ_ZC_NONE if none
 const VQ_SIG_VALID: u32 = 0x10000;
 
 // negotiated features that change the datapath (the host maps the virtio feature bits)
@@ -78,6 +83,19 @@ export const VQ_MAX_FRAME: u32 = 65536 + VQ_HDR_LEN; // the largest TX chain tak
 // Descriptors walked per call before no further chain is started: a guest's long chains cost
 // it throughput, never the switch a stall (one chain is at most num + 32768 descriptors).
 export const VQ_WALK_BUDGET: u32 = 65536;
+// Zero-copy TX (issue #17): a frame whose last descriptor holds more than VQ_ZC_MIN bytes past
+// the first VQ_ZC_PREFIX (the virtio-net header and all a lookup, an offload check or a
+// forwarding function reads, FN_HDR_MAX) takes two slots: the prefix copied into the slot's
+// own buffer (MOREFRAG), then a slot marked NS_INDIRECT whose bytes stay in guest memory, its
+// bounds-checked wasm address in the kring's private KR_PTRS array. The switch copies them
+// straight to the receiver; the chain goes on the used ring only then (vq_complete, within
+// the same pass). Shorter rests are copied: one copy of a few hundred bytes costs less than
+// the indirection, and copy_frag's 16-byte rounding (short fragments) never reaches guest
+// memory. A rest is at most the port's buffer size, so every fragment fits any buffer as before.
+export const VQ_ZC_PREFIX: u32 = VQ_HDR_LEN + FN_HDR_MAX;
+export const VQ_ZC_MIN: u32 = 256;
+export const VQ_ZC_NONE: u32 = 0xffffffff;
+export const VQ_PTR_SIZE: u32 = KR_PTR_SIZE; // a KR_PTRS entry: u32 wasm address (0: none), u32 chain id
 
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
@@ -88,7 +106,7 @@ const HDR_NUM_BUFFERS: u32 = 10; // u16 in virtio_net_hdr_v1
 const SLOT_LEN_MAX: u32 = 0xffff; // a netmap slot's len is a u16
 
 /** Zero a record: not set up, disabled, counters 0. */
-export function vq_init(vq: usize): void { memory.fill(vq, 0, VQ_SIZE); }
+export function vq_init(vq: usize): void { memory.fill(vq, 0, VQ_SIZE); store<u32>(vq, VQ_ZC_NONE, VQ_ZC_FROM); }
 
 // The rings, translated through mt and checked: sizes inside one region each (used_event and
 // avail_event included), and aligned as the spec says — avail and used carry atomically
@@ -123,6 +141,8 @@ export function vq_setup(vq: usize, mt: usize, num: u32, desc: u64, avail: u64, 
   store<u64>(vq, used, VQ_USED_UVA);
   store<u32>(vq, features, VQ_FEATURES);
   store<u32>(vq, last_avail & 0xffff, VQ_LAST_AVAIL);
+  store<u32>(vq, last_avail & 0xffff, VQ_USED_IDX);
+  store<u32>(vq, VQ_ZC_NONE, VQ_ZC_FROM); // vq_complete ran before (the host settles a queue it stops)
   store<u32>(vq, 0, VQ_CALL);
   store<u32>(vq, 0, VQ_SIGNALLED); // the first completion always interrupts (as vhost does)
   let err: i32 = 0;
@@ -283,39 +303,58 @@ function avail_fresh(vq: usize, avail: usize, num: u32, start: u32, taken: u32):
 
 @inline function need_event(ev: u32, nw: u32, old: u32): bool { return ((nw - ev - 1) & 0xffff) < ((nw - old) & 0xffff); }
 
-// End of a pull or push: publish used->idx (after the elements), suppress kicks while we run,
-// decide on an interrupt, add up the counters.
-function finish(vq: usize, start: u32, last: u32, frames: u32, bytes: u64, chains: u32, big: u32, bad: u32): void {
+// Publish used->idx = `uidx` (after the elements; `ustart` was published before) and decide on
+// an interrupt.
+function publish_used(vq: usize, ustart: u32, uidx: u32): void {
+  store<u32>(vq, uidx, VQ_USED_IDX);
+  if (uidx == ustart) return;
   const num = load<u32>(vq, VQ_NUM);
   const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
+  atomic.store<u16>(used, <u16>uidx, 2);
+  let call: bool;
+  if (load<u32>(vq, VQ_FEATURES) & VQF_EVENT_IDX) {
+    const sig = load<u32>(vq, VQ_SIGNALLED);
+    const ev = <u32>atomic.load<u16>(avail + 4 + <usize>(2 * num));
+    call = (sig & VQ_SIG_VALID) == 0 || need_event(ev, uidx, sig & 0xffff);
+  } else {
+    call = (atomic.load<u16>(avail) & AVAIL_F_NO_INTERRUPT) == 0;
+  }
+  store<u32>(vq, uidx | VQ_SIG_VALID, VQ_SIGNALLED);
+  if (call && load<u32>(vq, VQ_CALL) == 0) {
+    store<u32>(vq, 1, VQ_CALL);
+    store<u64>(vq, load<u64>(vq, VQ_CALLS) + 1, VQ_CALLS);
+  }
+}
+
+// End of a pull or push: publish used->idx (ustart → uidx), suppress kicks while we run,
+// decide on an interrupt, add up the counters.
+function finish(vq: usize, ustart: u32, uidx: u32, last: u32, frames: u32, bytes: u64, chains: u32, big: u32, bad: u32): void {
+  const used = <usize>load<u32>(vq, VQ_USED);
   const feat = load<u32>(vq, VQ_FEATURES);
   store<u32>(vq, last, VQ_LAST_AVAIL);
-  if (last != start) atomic.store<u16>(used, <u16>last, 2);
   // no kicks while we run (vq_want_kick asks again before sleeping). With EVENT_IDX that is
   // avail_event left where it is: the guest kicks only when its avail->idx crosses it, and it
   // already did (or vq_want_kick set it at what we had then); moving it up to `last` here would
   // ask for one kick after every pass. Without EVENT_IDX: VRING_USED_F_NO_NOTIFY.
   if ((feat & VQF_EVENT_IDX) == 0 && atomic.load<u16>(used) != USED_F_NO_NOTIFY) atomic.store<u16>(used, USED_F_NO_NOTIFY);
-  if (last != start) {
-    let call: bool;
-    if (feat & VQF_EVENT_IDX) {
-      const sig = load<u32>(vq, VQ_SIGNALLED);
-      const ev = <u32>atomic.load<u16>(avail + 4 + <usize>(2 * num));
-      call = (sig & VQ_SIG_VALID) == 0 || need_event(ev, last, sig & 0xffff);
-    } else {
-      call = (atomic.load<u16>(avail) & AVAIL_F_NO_INTERRUPT) == 0;
-    }
-    store<u32>(vq, last | VQ_SIG_VALID, VQ_SIGNALLED);
-    if (call && load<u32>(vq, VQ_CALL) == 0) {
-      store<u32>(vq, 1, VQ_CALL);
-      store<u64>(vq, load<u64>(vq, VQ_CALLS) + 1, VQ_CALLS);
-    }
-  }
+  publish_used(vq, ustart, uidx);
   store<u64>(vq, load<u64>(vq, VQ_FRAMES) + frames, VQ_FRAMES);
   store<u64>(vq, load<u64>(vq, VQ_BYTES) + bytes, VQ_BYTES);
   store<u64>(vq, load<u64>(vq, VQ_CHAINS) + chains, VQ_CHAINS);
   store<u64>(vq, load<u64>(vq, VQ_DROP_BIG) + big, VQ_DROP_BIG);
   store<u64>(vq, load<u64>(vq, VQ_DROP_BAD) + bad, VQ_DROP_BAD);
+}
+
+// Copy len bytes touching no byte outside [src, src+len) or [dst, dst+len) (guest buffers
+// end anywhere, and a read past one could deliver bytes of other memory): up to 256 bytes in
+// 16-byte strides, the last one overlapping the one before, inline; longer or shorter ones
+// with memory.copy (V8 calls out for it: ~10 ns, which a 64-byte frame notices).
+@inline function copy_exact(dst: usize, src: usize, len: u32): void {
+  if (len >= 16 && len <= 256) {
+    const last = <usize>(len - 16);
+    for (let o: usize = 0; o < last; o += 16) v128.store(dst + o, v128.load(src + o));
+    v128.store(dst + last, v128.load(src + last));
+  } else memory.copy(dst, src, len);
 }
 
 @inline function put_used(used: usize, mask: u32, at: u32, id: u32, len: u32): void {
@@ -329,11 +368,15 @@ function finish(vq: usize, start: u32, last: u32, frames: u32, bytes: u64, chain
  * copied into the free slots [head, tail), MOREFRAG on all but a frame's last slot, then head
  * = cur past them. A chain that does not fit in the free slots now is left for the next call;
  * one that never can (over VQ_MAX_FRAME bytes, or more than 64 slots) or is shorter than the
- * header is consumed and counted. Each chain taken goes on the used ring with len 0. Returns
- * frames moved; on a malformed chain the queue breaks and what was done before stays done.
+ * header is consumed and counted. Each chain taken goes on the used ring with len 0 — at once,
+ * or for a zero-copy frame (the kring has KR_PTRS: see VQ_ZC_PREFIX) when vq_complete runs
+ * after the switch's round. Returns frames moved; on a malformed chain the queue breaks and
+ * what was done before stays done.
  */
 export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
   if (!vq_ready(vq)) return 0;
+  const ptrs = <usize>load<u32>(k, KR_PTRS);
+  if (load<u32>(vq, VQ_ZC_FROM) != VQ_ZC_NONE) vq_complete(vq, k); // a pass that did not complete them
   const r = <usize>load<u32>(k, KR_RING);
   const n = load<u32>(k, KR_NSLOTS);
   let head = load<u32>(r, RING_HEAD);
@@ -349,7 +392,9 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
   const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
   const feat = load<u32>(vq, VQ_FEATURES);
   const start = load<u32>(vq, VQ_LAST_AVAIL);
-  let last = start;
+  const ustart = load<u32>(vq, VQ_USED_IDX);
+  let last = start, upos = ustart;
+  let zfrom = VQ_ZC_NONE;
   let pend = avail_fresh(vq, avail, num, start, 0); // chains come in at the next call
   if (pend < 0) return 0;
   walked = 0;
@@ -364,11 +409,20 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
     let total: u32 = 0, nslots: u32 = 0, fill = cap;
     let toobig = false, copying = true, corrupt = false;
     let s: usize = 0, buf: usize = 0;
+    let zaddr: usize = 0, zlen: u32 = 0; // zero-copy: the rest of the frame, in guest memory
     let rc: i32 = 0;
     while ((rc = chain_next(mt, feat, false, copying && !toobig)) == 1) {
       let len = w_len, src = w_addr;
-      if (toobig || len > VQ_MAX_FRAME - total) { toobig = true; continue; }
+      if (toobig || len > VQ_MAX_FRAME - total) { toobig = true; zlen = 0; continue; }
       total += len;
+      if (ptrs != 0 && copying && !w_more && w_rest == 0 && total - len < cap && lim >= 2) {
+        // the chain's last buffer, everything before it in the first slot: copy up to the
+        // prefix, leave a long enough rest where it is
+        const before = total - len;
+        const pre = before < VQ_ZC_PREFIX ? min(len, VQ_ZC_PREFIX - before) : 0;
+        const rest = len - pre;
+        if (rest > VQ_ZC_MIN && rest <= cap) { zaddr = src + pre; zlen = rest; len = pre; }
+      }
       while (copying && len > 0) {
         if (fill == cap) { // next slot
           if (nslots == lim) { copying = false; break; }
@@ -382,33 +436,100 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
           nslots++;
         }
         const c = min(len, cap - fill);
-        memory.copy(buf + fill, src, c);
+        copy_exact(buf + fill, src, c);
         fill += c; src += c; len -= c;
       }
     }
     if (rc == VQ_MISS) break; // not consumed: taken again once the host mapped the chunk
     if (rc < 0) { vq_break(vq, -rc); break; }
-    const need = (total + cap - 1) / cap;
+    const zc = zlen != 0 && copying && nslots == 1;
+    const need: u32 = zc ? 2 : (total + cap - 1) / cap;
+    let defer = false;
     if (toobig || need > maxslots) big++;
     else if (total < VQ_HDR_LEN) bad++;
     else if (corrupt || need > room) break; // leave it for when the switch has freed slots
     else {
+      let s2: usize = 0, si2: u32 = 0;
+      if (zc) { // the slot after the prefix describes the rest; it keeps its own (checked) buffer
+        si2 = head + 1 >= n ? head + 1 - n : head + 1;
+        s2 = r + RING_SLOTS + <usize>(SLOT_SIZE * si2);
+        const idx2 = load<u32>(s2, SLOT_BUF_IDX);
+        if (idx2 < BUF_RESERVED || idx2 >= nbufs) break; // our ring is bad: stop
+      }
       store<u16>(s, <u16>fill, SLOT_LEN);
-      store<u16>(s, 0, SLOT_FLAGS);
+      store<u16>(s, zc ? NS_MOREFRAG : 0, SLOT_FLAGS);
+      if (zc) {
+        store<u16>(s2, <u16>zlen, SLOT_LEN);
+        store<u16>(s2, NS_INDIRECT, SLOT_FLAGS);
+        const e = ptrs + <usize>(VQ_PTR_SIZE * si2);
+        store<u32>(e, <u32>zaddr);
+        store<u32>(e, id, 4);
+        if (zfrom == VQ_ZC_NONE) zfrom = head;
+        defer = true;
+      }
       head += need; if (head >= n) head -= n;
       room -= need;
       frames++;
       bytes += total - VQ_HDR_LEN;
     }
-    put_used(used, mask, last, id, 0);
+    if (!defer) { put_used(used, mask, upos, id, 0); upos = (upos + 1) & 0xffff; }
     last = (last + 1) & 0xffff;
     pend--;
     chains++;
   }
   store<u32>(r, head, RING_HEAD);
   store<u32>(r, head, RING_CUR);
-  finish(vq, start, last, frames, bytes, chains, big, bad);
+  store<u32>(vq, zfrom, VQ_ZC_FROM);
+  finish(vq, ustart, upos, last, frames, bytes, chains, big, bad);
   return <i32>frames;
+}
+
+/**
+ * After the switch's round: the zero-copy chains vq_pull left in tx ring `k` go on the used
+ * ring, and their KR_PTRS entries are cleared, so no slot refers to guest memory past the
+ * pass. A slot the switch has not taken (its ring broken, or no round ran) first gets its
+ * bytes copied into its own buffer: it stays a whole frame that refers to nothing. The host
+ * calls this before anything can change the guest's memory (every pass, and before a queue
+ * stops or a memory table goes). Returns the chains completed.
+ */
+export function vq_complete(vq: usize, k: usize): i32 {
+  const from = load<u32>(vq, VQ_ZC_FROM);
+  if (from == VQ_ZC_NONE) return 0;
+  store<u32>(vq, VQ_ZC_NONE, VQ_ZC_FROM);
+  const ptrs = <usize>load<u32>(k, KR_PTRS);
+  const r = <usize>load<u32>(k, KR_RING);
+  const n = load<u32>(k, KR_NSLOTS);
+  const head = load<u32>(r, RING_HEAD);
+  if (ptrs == 0 || from >= n || head >= n) return 0;
+  const span = ring_dist(from, head, n); // what the last vq_pull filled
+  let took = ring_dist(from, load<u32>(k, KR_HWCUR), n); // of which the switch has taken
+  if (took > span) took = 0;
+  const base = <usize>load<u32>(k, KR_BUF_BASE), bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
+  // a queue stopped or broken meanwhile gets no used entries (its rings may be gone)
+  const live = load<u32>(vq, VQ_NUM) != 0 && load<i32>(vq, VQ_BROKEN) == 0;
+  const mask = load<u32>(vq, VQ_NUM) - 1;
+  const used = <usize>load<u32>(vq, VQ_USED);
+  const ustart = load<u32>(vq, VQ_USED_IDX);
+  let upos = ustart, done: u32 = 0;
+  let i = from;
+  for (let c: u32 = 0; c < span; c++) {
+    const e = ptrs + <usize>(VQ_PTR_SIZE * i);
+    const a = <usize>load<u32>(e);
+    if (a != 0) {
+      if (c >= took) {
+        const s = r + RING_SLOTS + <usize>(SLOT_SIZE * i);
+        const idx = load<u32>(s, SLOT_BUF_IDX), len = <u32>load<u16>(s, SLOT_LEN);
+        if (idx >= BUF_RESERVED && idx < nbufs && len <= bsize) memory.copy(base + <usize>idx * <usize>bsize, a, len);
+        store<u16>(s, load<u16>(s, SLOT_FLAGS) & ~NS_INDIRECT, SLOT_FLAGS);
+      }
+      if (live) { put_used(used, mask, upos, load<u32>(e, 4), 0); upos = (upos + 1) & 0xffff; }
+      store<u32>(e, 0);
+      done++;
+    }
+    i = ring_next(i, n);
+  }
+  if (live) publish_used(vq, ustart, upos);
+  return <i32>done;
 }
 
 // rx source: the slots of one frame in the port's rx ring, re-checked as they are read
@@ -432,7 +553,7 @@ function src_copy(dst: usize, c: u32): void {
       continue;
     }
     const m = min(c, s_left);
-    memory.copy(dst, s_ptr, m);
+    copy_exact(dst, s_ptr, m);
     dst += m; s_ptr += m; s_left -= m; c -= m;
   }
 }
@@ -454,6 +575,9 @@ export function vq_push(vq: usize, mt: usize, k: usize): i32 {
   let head = load<u32>(r, RING_HEAD);
   const tail = load<u32>(r, RING_TAIL);
   if (head >= n || tail >= n) return 0;
+  // nothing to deliver: the guest's rings are not touched (their cache lines live with the
+  // guest's CPU, and every pass would fetch them)
+  if (head == tail) return 0;
   const bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
   s_ring = r; s_n = n; s_base = <usize>load<u32>(k, KR_BUF_BASE); s_bsize = bsize; s_nbufs = nbufs;
   const num = load<u32>(vq, VQ_NUM), mask = num - 1;
@@ -535,7 +659,7 @@ export function vq_push(vq: usize, mt: usize, k: usize): i32 {
   }
   store<u32>(r, head, RING_HEAD);
   store<u32>(r, head, RING_CUR);
-  finish(vq, start, last, frames, bytes, chains, big, bad);
+  finish(vq, start, last, last, frames, bytes, chains, big, bad);
   store<u64>(vq, load<u64>(vq, VQ_STALLS) + stalls, VQ_STALLS);
   return <i32>frames;
 }

@@ -8,5 +8,6 @@ void host_register_io(napi_env env, napi_value exports);
 void host_register_fdpass(napi_env env, napi_value exports);
 void host_register_fence(napi_env env, napi_value exports);
 void host_register_xdp(napi_env env, napi_value exports);
+void host_register_udp(napi_env env, napi_value exports);
 /** Forget the SIGBUS fences inside [s, e) (absolute addresses): the span was given back. */
 void host_unfence(uintptr_t s, uintptr_t e);

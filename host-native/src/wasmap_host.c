@@ -307,6 +307,7 @@ static napi_value init(napi_env env, napi_value exports) {
   host_register_fdpass(env, exports);
   host_register_fence(env, exports);
   host_register_xdp(env, exports);
+  host_register_udp(env, exports);
   return exports;
 }
 

@@ -29,7 +29,7 @@ export class PcapWriter {
   frames(dp: Datapath, k: number, from: number, to: number): void {
     const a = dp.abi;
     const n = dp.u32(k + a.KR_NSLOTS), ring = dp.u32(k + a.KR_RING);
-    const base = dp.u32(k + a.KR_BUF_BASE), bsize = dp.u32(k + a.KR_BUF_SIZE), nbufs = dp.u32(k + a.KR_NBUFS);
+    const base = dp.u32(k + a.KR_BUF_BASE), bsize = dp.u32(k + a.KR_BUF_SIZE), nbufs = dp.u32(k + a.KR_NBUFS), ptrs = dp.u32(k + a.KR_PTRS);
     if (from >= n || to >= n) return;
     const MORE = a.NS_MOREFRAG, u8 = dp.u8, RES = a.BUF_RESERVED, MAXF = a.NETMAP_MAX_FRAGS;
     let parts: Uint8Array[] = [], nfr = 0, bad = false;
@@ -38,7 +38,9 @@ export class PcapWriter {
       const idx = dp.u32(s + a.SLOT_BUF_IDX), len = dp.u16(s + a.SLOT_LEN), flags = dp.u16(s + a.SLOT_FLAGS); // each read once
       nfr++;
       if (idx < RES || idx >= nbufs || len > bsize) bad = true;
-      if (!bad) parts.push(u8.slice(base + idx * bsize, base + idx * bsize + len)); // a copy: the guest may rewrite it
+      // a zero-copy slot of a vhost-user port (abi.ts KR_PTRS) has its bytes in guest memory
+      const zc = ptrs && (flags & a.NS_INDIRECT) ? dp.u32(ptrs + a.VQ_PTR_SIZE * i) : 0;
+      if (!bad) parts.push(zc ? u8.slice(zc, zc + len) : u8.slice(base + idx * bsize, base + idx * bsize + len)); // a copy: the guest may rewrite it
       if (flags & MORE) { if (nfr >= MAXF) bad = true; continue; } // longer than netmap allows: not a frame
       if (bad) this.badSlots += nfr;
       else this.write(Buffer.concat(parts).subarray(this.hdrLen));

@@ -131,6 +131,8 @@ export class VhostUserPort implements Backend {
   /** The last protocol events, newest last (connects, memory tables, breaks, disconnects). */
   readonly events: string[] = [];
   private readonly mt: number; private readonly vqs: number[];
+  private readonly vqCall: number; private readonly vqBroken: number; private readonly vqZcFrom: number; // offsets in a vq record
+  private readonly ptrs: number; private readonly ptrsBytes: number; // the tx kring's KR_PTRS array (0: zero-copy off)
   private queues: Queue[] = [freshQueue(), freshQueue()];
   private regions: Mapped[] = [];
   private win: Window | null = null;
@@ -163,15 +165,22 @@ export class VhostUserPort implements Backend {
     this.path = path;
     this.mt = dp.alloc(a.MT_SIZE + QUEUES * a.VQ_SIZE, 64);
     this.vqs = [this.mt + a.MT_SIZE, this.mt + a.MT_SIZE + a.VQ_SIZE];
+    this.vqCall = a.VQ_CALL; this.vqBroken = a.VQ_BROKEN; this.vqZcFrom = a.VQ_ZC_FROM;
     dp.fn.mt_init(this.mt);
     for (const vq of this.vqs) dp.fn.vq_init(vq);
+    // zero-copy TX (vring.ts, VQ_ZC_PREFIX): the tx kring's private array of guest addresses,
+    // one entry a slot (WASMAP_VHOST_ZEROCOPY=0 turns it off: every frame copied, as before)
+    this.ptrsBytes = process.env.WASMAP_VHOST_ZEROCOPY === '0' ? 0 : a.VQ_PTR_SIZE * dp.u32(port.tx.kring + a.KR_NSLOTS);
+    this.ptrs = this.ptrsBytes ? dp.alloc(this.ptrsBytes, 64) : 0;
     try {
       claimPath(host, path);
       this.listenFd = host.unixListen(path, 4);
     } catch (e) {
       dp.release(this.mt, a.MT_SIZE + QUEUES * a.VQ_SIZE);
+      if (this.ptrs) dp.release(this.ptrs, this.ptrsBytes);
       throw e;
     }
+    if (this.ptrs) dp.setU32(port.tx.kring + a.KR_PTRS, this.ptrs);
     this.log(`listening on ${path}`);
   }
 
@@ -191,21 +200,28 @@ export class VhostUserPort implements Backend {
     let n: number;
     if (this.win) {
       // the start of a pull is the one place chunks are evicted: no descriptor of this port has
-      // been read in this pass, so nothing in any port ring refers into its guest memory
+      // been read in this pass, and zero-copy frames of the last one (tx slots referring into
+      // guest memory) are completed first (settle: their rest copied if no round took them),
+      // so nothing in any port ring refers into its guest memory
       const clk = this.mt + this.dp.abi.MT_CLOCK;
       this.dp.setU32(clk, (this.dp.u32(clk) + 1) >>> 0);
-      if (this.missWait) { this.missWait = false; this.takeMiss(true); }
+      if (this.missWait) {
+        if (this.dp.u32(vq + this.vqZcFrom) !== 0xffffffff) this.settle();
+        this.missWait = false;
+        if (this.conn >= 0) this.takeMiss(true);
+      }
       n = this.afterMiss(TX, this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number, max,
         (m) => this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, m) as number);
     } else n = this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number;
     if (this.checkFaults()) return n;
-    if (this.dp.fn.vq_take_call(vq)) this.call(TX);
-    if (this.dp.fn.vq_error(vq)) this.noteBroken(TX); // also after good chains: the break may come later in the call
+    this.after(vq, TX); // also after good chains: the break may come later in the call
     return n;
   }
 
   /** The port's rx ring → guest RX queue (or discarded and counted while no guest is there). */
   push(): number {
+    // the switch has taken this pass's zero-copy frames: their chains go back to the guest now
+    if (this.conn >= 0 && this.dp.u32(this.vqs[TX] + this.vqZcFrom) !== 0xffffffff) this.settle();
     if (this.conn < 0 || !this.queues[RX].started) {
       const rx = this.port.rx;
       if (rx.head !== rx.tail) this.downDrops += this.port.recv().length;
@@ -215,9 +231,23 @@ export class VhostUserPort implements Backend {
     let n = this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number;
     if (this.win) n = this.afterMiss(RX, n, Infinity, () => this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number);
     if (this.checkFaults()) return n;
-    if (this.dp.fn.vq_take_call(vq)) this.call(RX);
-    if (this.dp.fn.vq_error(vq)) this.noteBroken(RX);
+    this.after(vq, RX);
     return n;
+  }
+
+  /** Complete the zero-copy TX chains (vq_complete): after the round, and before anything can
+   *  stop the queue or unmap guest memory, so no slot refers to guest memory then. */
+  private settle(): void {
+    if (!this.ptrs) return;
+    this.dp.fn.vq_complete(this.vqs[TX], this.port.tx.kring);
+    if (this.conn >= 0) this.after(this.vqs[TX], TX);
+  }
+
+  // After a pass over queue q: interrupt the guest if vq_pull/vq_push asked (vq_take_call), note
+  // a break (vq_error). Both words read here rather than through two more wasm calls a pass.
+  private after(vq: number, q: number): void {
+    if (this.dp.u32(vq + this.vqCall)) { this.dp.setU32(vq + this.vqCall, 0); this.call(q); }
+    if (this.dp.u32(vq + this.vqBroken)) this.noteBroken(q);
   }
 
   /**
@@ -634,6 +664,7 @@ export class VhostUserPort implements Backend {
   // GET_VRING_BASE / RESET_OWNER / session end: the queue stops; returns where the guest resumes
   private stopQueue(i: number, forget: boolean): number {
     const q = this.queues[i], vq = this.vqs[i];
+    if (i === TX) this.settle(); // its place (vq_base) counts the chains zero-copy frames hold
     this.dp.fn.vq_enable(vq, 0);
     const base = this.dp.u32(vq + this.dp.abi.VQ_NUM) ? this.dp.fn.vq_base(vq) as number : q.base;
     q.base = base;
@@ -788,6 +819,7 @@ export class VhostUserPort implements Backend {
   }
 
   private unmapAll(): void {
+    this.settle(); // no tx slot may refer to the memory going away
     this.dp.fn.mt_init(this.mt);
     for (const r of this.regions) {
       if (r.tab) {
@@ -865,6 +897,10 @@ export class VhostUserPort implements Backend {
       this.listenFd = -1;
       try { unlinkSync(this.path); } catch { /* already gone */ }
       this.dp.release(this.mt, this.dp.abi.MT_SIZE + QUEUES * this.dp.abi.VQ_SIZE);
+      if (this.ptrs) { // the port may stay attached (down) a while: its ring must not point here
+        this.dp.setU32(this.port.tx.kring + this.dp.abi.KR_PTRS, 0);
+        this.dp.release(this.ptrs, this.ptrsBytes);
+      }
     }
     return { stats: detach?.() };
   }

@@ -23,12 +23,18 @@ export interface NetResult {
   /** the forwarder's CPU during the TCP test and when idle, % of one core (null: in the kernel) */
   cpu_pct: number | null; idle_cpu_pct: number | null;
   ratio_vs_bridge?: number; ratio_vs_c_tap?: number; mpps_vs_bridge?: number;
+  /** tunnel rows: to Linux's vxlan (or geneve) device + bridge on both hosts, same run */
+  ratio_vs_linux_tunnel?: number; mpps_vs_linux_tunnel?: number;
   note: string; skipped?: string;
 }
 
 const P = `wb${process.pid % 10000}`;
 const A = `${P}A`, B = `${P}B`, sock = `/tmp/wasmap-bench-${P}.sock`, ovsDir = `/tmp/wasmap-bench-${P}-ovs`;
 const IP_A = '10.93.0.1', IP_B = '10.93.0.2';
+// The tunnel paths: two "hosts" HA and HB (namespaces) joined by an underlay veth pair; A sits
+// behind HA, B behind HB, and the inner traffic crosses the underlay encapsulated.
+const HA = `${P}HA`, HB = `${P}HB`, sock2 = `/tmp/wasmap-bench-${P}-2.sock`;
+const UL_A = '10.94.0.1', UL_B = '10.94.0.2', VNI = 4242;
 
 function sh(cmd: string, ok = true, timeoutMs = 60000): string {
   const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
@@ -49,8 +55,8 @@ function cleanup(ctx: Ctx): void {
   }
   rmSync(ovsDir, { recursive: true, force: true });
   // iperf3 servers left by a failed run live on after their namespace is deleted: kill them
-  for (const ns of [A, B]) sh(`ip netns pids ${ns} 2>/dev/null | xargs -r kill -9`, false);
-  sh(`ip netns del ${A} 2>/dev/null; ip netns del ${B} 2>/dev/null; rm -f ${sock}`, false);
+  for (const ns of [A, B, HA, HB]) sh(`ip netns pids ${ns} 2>/dev/null | xargs -r kill -9`, false);
+  sh(`ip netns del ${A} 2>/dev/null; ip netns del ${B} 2>/dev/null; ip netns del ${HA} 2>/dev/null; ip netns del ${HB} 2>/dev/null; rm -f ${sock} ${sock2}`, false);
   for (const l of sh(`ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^${P}' || true`, false).split('\n').filter(Boolean)) sh(`ip link del ${l} 2>/dev/null`, false);
 }
 
@@ -146,13 +152,66 @@ function twoVeths(ctx: Ctx, off = false): [string, string] {
   return outer as [string, string];
 }
 
-async function daemon(ctx: Ctx, flags: string[] = []): Promise<void> {
+/** A switch daemon (in namespace `ns` when given; its control socket `at`). The first one
+ *  started is the forwarder whose CPU is measured. */
+async function daemon(ctx: Ctx, flags: string[] = [], ns?: string, at = sock): Promise<void> {
   const cli = findBuildFile('cli.mjs');
   if (!cli) throw new WasmapError('NO_MODULE', 'build/cli.mjs not found');
-  const d = spawn(process.execPath, [cli, 'switch', 'vale0', '--socket', sock, ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, cli, 'switch', 'vale0', '--socket', at, ...flags];
+  const d = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   ctx.procs.push(d);
-  ctx.pid = d.pid;
+  ctx.pid ??= d.pid; // ip netns exec execs the command: the same pid
   await waitFor(d, 'listening', 'the switch daemon');
+}
+
+/** Two hosts HA, HB with an underlay veth pair between them (UL_A, UL_B), MTU 1500; A and B
+ *  get their device from `inner(host)`, MTU 1450 (1500 - 50 of VXLAN over IPv4, as Linux's
+ *  vxlan device defaults to). */
+function underlay(): void {
+  sh(`ip netns add ${HA} && ip netns add ${HB}`);
+  sh(`ip link add ${P}u0 type veth peer name ${P}u1`);
+  for (const [dev, ns, ip] of [[`${P}u0`, HA, UL_A], [`${P}u1`, HB, UL_B]] as const) {
+    sh(`ip link set ${dev} netns ${ns}`);
+    inNs(ns, `ip addr add ${ip}/24 dev ${dev}`);
+    inNs(ns, `ip link set ${dev} up`);
+    inNs(ns, 'ip link set lo up');
+  }
+}
+/** Move `dev` from host namespace `host` into the endpoint `ns` with `ip`, MTU 1450. */
+function placeFrom(ctx: Ctx, host: string, ns: string, dev: string, ip: string): void {
+  inNs(host, `ip link set ${dev} netns ${ns}`);
+  inNs(ns, `ip link set ${dev} mtu 1450`);
+  inNs(ns, `ip addr add ${ip}/24 dev ${dev}`);
+  inNs(ns, `ip link set ${dev} up`);
+  inNs(ns, 'ip link set lo up');
+  if (ns === A) ctx.devA = dev; else ctx.devB = dev;
+}
+/** Linux's own overlay on host `h`: a vxlan (or geneve) device and a bridge joining it to a veth
+ *  whose other end goes to the endpoint. */
+function linuxTunnelHost(ctx: Ctx, h: string, ns: string, ip: string, local: string, remote: string, kind: 'vxlan' | 'geneve'): void {
+  const n = h === HA ? 'a' : 'b';
+  sh(`ip link add ${P}${n}0 type veth peer name ${P}${n}1`);
+  sh(`ip link set ${P}${n}0 netns ${h}`);
+  sh(`ip link set ${P}${n}1 netns ${h}`);
+  inNs(h, `ip link add ${P}br type bridge`);
+  if (kind === 'geneve' && spawnSync('sh', ['-c', `ip -n ${h} link add ${P}gt type geneve id 1 remote 10.94.0.9 && ip -n ${h} link del ${P}gt`]).status !== 0)
+    throw new WasmapError('ENOTSUP', 'this kernel has no geneve device (CONFIG_GENEVE is not set)');
+  inNs(h, kind === 'vxlan' ? `ip link add ${P}vx type vxlan id ${VNI} local ${local} remote ${remote} dstport 4789 dev ${h === HA ? `${P}u0` : `${P}u1`}`
+    : `ip link add ${P}vx type geneve id ${VNI} remote ${remote}`);
+  for (const d of [`${P}vx`, `${P}${n}0`]) inNs(h, `ip link set ${d} master ${P}br`);
+  for (const d of [`${P}vx`, `${P}${n}0`, `${P}br`]) inNs(h, `ip link set ${d} up`);
+  placeFrom(ctx, h, ns, `${P}${n}1`, ip);
+}
+/** wasmap on host `h`: a daemon with a TAP port (moved to the endpoint) and a tunnel port.
+ *  --poll sleep: two "hosts" share this machine's 2 cores, and two adaptive daemons spinning
+ *  after every burst starve iperf3 and the kernel of both (3-8x slower; one per real host
+ *  would not be). */
+async function wasmapTunnelHost(ctx: Ctx, h: string, ns: string, ip: string, local: string, remote: string, kind: 'vxlan' | 'geneve'): Promise<void> {
+  const at = h === HA ? sock : sock2, t = h === HA ? `${P}t1` : `${P}t2`;
+  await daemon(ctx, ['--poll', 'sleep'], h, at);
+  await ctlRequest(at, 'attach', { switch: 'vale0', port: `tap:${t}` });
+  await ctlRequest(at, 'attach', { switch: 'vale0', port: `${kind}:${local}`, vni: VNI, remote: [remote], name: 'tun' });
+  placeFrom(ctx, h, ns, t, ip);
 }
 const attach = (port: string, args: Record<string, unknown> = {}) => ctlRequest(sock, 'attach', { switch: 'vale0', port, ...args });
 
@@ -234,6 +293,34 @@ export const PATHS: Path[] = [
     place(ctx, B, inner, IP_B);
     inNs(B, `ethtool -K ${inner} tx off tso off gso off gro off`, false);
   } },
+  { name: 'vxlan-linux', note: 'two hosts, each a Linux vxlan device + bridge; A and B behind them (inner MTU 1450)', setup: async (ctx) => {
+    underlay();
+    linuxTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'vxlan');
+    linuxTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'vxlan');
+  } },
+  { name: 'vxlan-wasmap', note: 'two hosts, each a wasmap daemon (--poll sleep) with a TAP port and a vxlan port (CPU: host A\'s daemon)', setup: async (ctx) => {
+    underlay();
+    await wasmapTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'vxlan');
+    await wasmapTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'vxlan');
+  } },
+  { name: 'vxlan-wasmap-linux', note: 'host A wasmap (TAP + vxlan port, --poll sleep), host B Linux vxlan + bridge', setup: async (ctx) => {
+    underlay();
+    await wasmapTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'vxlan');
+    linuxTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'vxlan');
+    // Linux leaves the inner checksum to the underlay device, and a veth never fills it in:
+    // wasmap's socket would receive it unfilled (a NIC would have filled it)
+    inNs(HB, `ethtool -K ${P}u1 tx off`);
+  } },
+  { name: 'geneve-linux', note: 'two hosts, each a Linux geneve device + bridge (inner MTU 1450)', setup: async (ctx) => {
+    underlay();
+    linuxTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'geneve');
+    linuxTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'geneve');
+  } },
+  { name: 'geneve-wasmap', note: 'two hosts, each a wasmap daemon (--poll sleep) with a TAP port and a geneve port (CPU: host A\'s daemon)', setup: async (ctx) => {
+    underlay();
+    await wasmapTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'geneve');
+    await wasmapTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'geneve');
+  } },
   { name: 'dpdk-af_xdp', note: 'dpdk-testpmd io fwd, net_af_xdp on the veths, offloads off (one core spins)', needs: [DPDK], setup: async (ctx) => {
     const [a, b] = twoVeths(ctx, true); // no virtio-net header on these sockets: whole frames only
     await testpmd(ctx, [`net_af_xdp0,iface=${a}`, `net_af_xdp1,iface=${b}`]);
@@ -303,13 +390,17 @@ export async function benchNetns(seconds: number, json: boolean, only?: string[]
   for (const r of results.filter((x) => x.runs)) {
     if (bridge) { r.ratio_vs_bridge = +(r.gbps / bridge.gbps).toFixed(3); r.mpps_vs_bridge = +(r.mpps / bridge.mpps).toFixed(3); }
     if (ctap) r.ratio_vs_c_tap = +(r.gbps / ctap.gbps).toFixed(3);
+    // tunnel rows: like for like, to Linux's own overlay of the same encapsulation (else vxlan)
+    const kind = /^(vxlan|geneve)-/.exec(r.name)?.[1];
+    const ref = kind && (results.find((x) => x.name === `${kind}-linux` && x.runs) ?? results.find((x) => x.name === 'vxlan-linux' && x.runs));
+    if (ref && ref !== r) { r.ratio_vs_linux_tunnel = +(r.gbps / ref.gbps).toFixed(3); r.mpps_vs_linux_tunnel = +(r.mpps / ref.mpps).toFixed(3); }
   }
   if (json) console.log(JSON.stringify(results, null, 2));
   else {
     const pct = (x: number | null) => (x === null ? 'kernel' : x.toFixed(0));
-    console.log(table(['path', 'TCP Gbit/s', '64B Mpps', 'RTT µs', 'CPU %', 'idle %', 'TCP ÷ bridge', 'Mpps ÷ bridge', 'note'],
-      results.map((r) => (r.runs ? [r.name, r.gbps.toFixed(2), r.mpps.toFixed(3), r.rtt_us.toFixed(0), pct(r.cpu_pct), pct(r.idle_cpu_pct), r.ratio_vs_bridge?.toFixed(2) ?? '', r.mpps_vs_bridge?.toFixed(2) ?? '', r.note]
-        : [r.name, '-', '-', '-', '-', '-', '', '', `skipped: ${r.skipped}`]))));
+    console.log(table(['path', 'TCP Gbit/s', '64B Mpps', 'RTT µs', 'CPU %', 'idle %', 'TCP ÷ bridge', 'Mpps ÷ bridge', 'TCP ÷ Linux tunnel', 'note'],
+      results.map((r) => (r.runs ? [r.name, r.gbps.toFixed(2), r.mpps.toFixed(3), r.rtt_us.toFixed(0), pct(r.cpu_pct), pct(r.idle_cpu_pct), r.ratio_vs_bridge?.toFixed(2) ?? '', r.mpps_vs_bridge?.toFixed(2) ?? '', r.ratio_vs_linux_tunnel?.toFixed(2) ?? '', r.note]
+        : [r.name, '-', '-', '-', '-', '-', '', '', '', `skipped: ${r.skipped}`]))));
     console.log(c.dim(`medians of ${runs} run(s), the paths alternating; CPU = the forwarder process (% of one core) during the TCP test, idle = the 2 s after; 64B = 60-byte UDP frames from ${have('trafgen') ? 'trafgen (one core)' : 'iperf3'} counted at B's interface`));
   }
   return results;

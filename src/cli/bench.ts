@@ -59,6 +59,12 @@ With --netns: two network namespaces A and B, and between them in turn, on veth 
   wasmap-tap-af_packet  wasmap, TAP with TSO on one side, AF_PACKET without on the other
   dpdk-af_xdp, dpdk-af_packet   dpdk-testpmd io forwarding with those vdevs (apt: dpdk-dev …)
   ovs-afxdp, ovs-af_packet, ovs-tap   Open vSwitch's userspace datapath, private ovsdb
+  vxlan-linux, vxlan-wasmap   two hosts (namespaces) joined by an underlay veth, A behind one and
+                       B behind the other: Linux vxlan + bridge on both, or a wasmap daemon with
+                       a TAP port and a vxlan port on both (--poll sleep: two daemons share the
+                       2 cores); inner MTU 1450; ratio to vxlan-linux
+  vxlan-wasmap-linux    wasmap on host A, Linux on host B
+  geneve-linux, geneve-wasmap the same with Geneve (Linux's needs CONFIG_GENEVE)
 Per path: ping RTT, iperf3 TCP (--seconds, default 5), 60-byte UDP frames from trafgen
 (netsniff-ng) counted at B's interface, and the forwarder's CPU % (during TCP; idle after).
 --runs runs (default 3), the paths alternating run by run; medians. A path whose tool is
@@ -66,9 +72,12 @@ missing is skipped with the apt-get line that brings it.
 
 With --vhost: vhost-user back-ends measured with DPDK's virtio-user driver as the guests
 (dpdk-testpmd, no VM): wasmap's vhost-user ports next to DPDK's own vhost PMD (testpmd io
-forwarding), on the same two sockets, the back-end alone on CPU 1 and the front-ends polling on
-CPU 0. Both ways (one testpmd sends and drains on both ports, flowgen), 64- and 1518-byte frames; Mpps as the receiving front-end counts it, ratio to DPDK, the back-end's CPU,
-wasmap's kicks and interrupts per second and its books (taken = delivered + counted).
+forwarding) and OVS-DPDK (ovs-vswitchd-dpdk, private ovsdb, dpdkvhostuser ports, 1 GiB of
+hugepages reserved for the run and given back; apt: openvswitch-switch-dpdk), the back-end's
+polling thread alone on CPU 1 and the front-ends polling on CPU 0. Both ways (one testpmd
+sends and drains on both ports, flowgen), 64- and 1518-byte frames; Mpps as the receiving
+front-end counts it, ratios to DPDK and OVS, the back-end's CPU, wasmap's kicks and interrupts
+per second and its books (taken = delivered + counted).
 --only keeps rows whose name (backend-direction-frame) contains one of the words.
 
 With --vm: two QEMU guest pairs (1 vCPU, 256 MiB each, Debian kernel, virtio-net; image built

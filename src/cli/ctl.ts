@@ -30,6 +30,18 @@ Usage: wasmap ctl [--socket PATH] [--json] VERB ...
                                           -device virtio-net-pci,netdev=n0
                                           with shared guest RAM (memory-backend-memfd,share=on);
                                           see the README, "Connect QEMU VMs"
+  attach NAME vxlan:LOCAL_IP[:PORT] --vni N [--remote IP ...] [--name PORT] [--mtu M]
+         [--src-ports K] [--age S]       a VXLAN tunnel port (UDP 4789 unless :PORT; IPv6:
+                                          vxlan:[ADDR]:PORT) for VNI N, port vxlanN unless
+                                          --name; unknown and broadcast destinations go to
+                                          every --remote (repeat it, or IP,IP); --mtu is the
+                                          underlay's (inner MTU = M - 50 over IPv4, M - 70
+                                          over IPv6); K send sockets (outer source ports,
+                                          by flow hash); learned entries age out after S s
+  attach NAME geneve:LOCAL_IP[:PORT] …  the same with Geneve (UDP 6081); docs/tunnels.md
+  fdb NAME PORT list | add MAC REMOTE | del MAC
+                                          a tunnel port's forwarding database: learned and
+                                          static entries (inner MAC -> remote VTEP)
   detach NAME PORT | vhost-user:PATH
   list [NAME]                             ports, their kind and state
   stats [NAME] [--prometheus]             counters: packets, bytes, drops by reason
@@ -86,6 +98,18 @@ function describeLookup(l: LookupStatus): string {
   return `lookup: function ${f.name} (sha256 ${f.sha256.slice(0, 12)}…, ${f.zeroCopy ? 'zero-copy' : 'copying records'}, fallback ${f.fallback}): ${f.calls} batches, ${f.frames} frames${counters ? `; ${counters}` : ''}`;
 }
 
+/** A tunnel port's lines under `ctl stats`: remotes, fdb, both directions, drops by reason. */
+function describeTunnel(p: Row): string {
+  const t = p.tunnel as { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number; txDatagrams: number; flooded: number; groMerged?: number; drops: Record<string, number>; socket: { datagrams: number; groDatagrams: number; drops: Record<string, number> } };
+  const nz = (d: Record<string, number>) => Object.entries(d).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  return [
+    `${String(p.name)}: ${String(p.kind)} VNI ${String(p.vni)}, remotes ${(p.remotes as string[]).join(' ') || '(none)'}; fdb ${String(p.learned)} learned, ${String(p.staticEntries)} static${p.down ? ` — ${String(p.down)}` : ''}`,
+    `  from the underlay: ${t.rxFrames} frames, ${t.rxBytes} bytes (${t.socket.datagrams} datagrams on the socket, ${t.socket.groDatagrams} coalesced by the kernel; ${t.groMerged ?? 0} segments merged)`,
+    `  to the underlay:   ${t.txFrames} frames, ${t.txBytes} bytes in ${t.txDatagrams} datagrams; ${t.flooded} flooded to every remote`,
+    `  drops: ${nz(t.drops)}; socket (all VNIs of it): ${nz(t.socket.drops)}`,
+  ].join('\n');
+}
+
 const SWITCH_NAME = /^vale[A-Za-z0-9_]{0,11}$/;
 /** --io-thread K|none|auto of attach (a TAP port's I/O thread). */
 function ioThreadArg(v: string | undefined): number | string | undefined {
@@ -94,7 +118,15 @@ function ioThreadArg(v: string | undefined): number | string | undefined {
   throw new WasmapError('EINVAL', `--io-thread must be a thread number, 'auto' or 'none', not '${v}'`);
 }
 
-const VERBS = 'attach, detach, list, stats, set-lookup, newif, delif, capture-status, capture-stop, save, ping';
+/** Tunnel attach flags as request fields (numbers checked by the daemon). */
+function tunnelArgs(v: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, key] of [['vni', 'vni'], ['mtu', 'mtu'], ['src-ports', 'srcPorts'], ['age', 'age']] as const) if (v[flag] !== undefined) out[key] = v[flag];
+  if (v.remote !== undefined) out.remote = (v.remote as string[]).flatMap((r) => r.split(',')).filter(Boolean);
+  return out;
+}
+
+const VERBS = 'attach, detach, list, stats, fdb, set-lookup, newif, delif, capture-status, capture-stop, save, ping';
 
 export async function ctl(argv: string[]): Promise<number> {
   // --json: errors too are JSON (on stdout, for the program reading it), exit status 2
@@ -122,7 +154,7 @@ function switchArg(verb: string, s: string | undefined, usage: string): string {
 async function ctlMain(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     socket: { type: 'string' }, json: { type: 'boolean', default: false }, prometheus: { type: 'boolean', default: false },
-    'vnet-hdr': { type: 'string' }, 'io-thread': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, window: { type: 'string' }, accept: { type: 'string' }, 'xdp-mode': { type: 'string' }, 'zero-copy': { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
+    'vnet-hdr': { type: 'string' }, 'io-thread': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, window: { type: 'string' }, accept: { type: 'string' }, 'xdp-mode': { type: 'string' }, 'zero-copy': { type: 'string' }, vni: { type: 'string' }, remote: { type: 'string', multiple: true }, mtu: { type: 'string' }, 'src-ports': { type: 'string' }, age: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
     help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(CTL_HELP); return 0; }
   let [verb, ...rest] = positionals;
@@ -138,7 +170,20 @@ async function ctlMain(argv: string[]): Promise<number> {
   const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
   let result: unknown;
   switch (verb) {
-    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: switchArg(verb, rest[0], 'attach NAME PORT'), port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept, xdpMode: values['xdp-mode'], zeroCopy: values['zero-copy'], ioThread: ioThreadArg(values['io-thread']), window: values.window }); break;
+    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: switchArg(verb, rest[0], 'attach NAME PORT'), port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept, xdpMode: values['xdp-mode'], zeroCopy: values['zero-copy'], ioThread: ioThreadArg(values['io-thread']), ...tunnelArgs(values), window: values.window }); break;
+    case 'fdb': {
+      const usage = 'fdb NAME PORT list | add MAC REMOTE | del MAC';
+      need(3, usage);
+      const op = rest[2];
+      if (op === 'add') need(5, usage); else if (op === 'del') need(4, usage); else if (op !== 'list') throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`);
+      result = await ctlRequest(socket, 'fdb', { switch: switchArg(verb, rest[0], usage), port: rest[1], op, mac: rest[3], remote: rest[4] });
+      if (op === 'list' && !values.json) {
+        const rows = result as { mac: string; remote: string; static: boolean; ageS: number }[];
+        console.log(rows.length ? table(['MAC', 'REMOTE', 'TYPE', 'AGE'], rows.map((r) => [r.mac, r.remote, r.static ? 'static' : 'learned', r.static ? '-' : `${r.ageS}s`])) : '(no entries)');
+        return 0;
+      }
+      break;
+    }
     case 'detach': need(2, 'detach NAME PORT'); result = await ctlRequest(socket, 'detach', { switch: switchArg(verb, rest[0], 'detach NAME PORT'), port: absVhost(rest[1]) }); break;
     case 'list': result = await ctlRequest(socket, 'list', rest[0] ? { switch: switchArg(verb, rest[0], 'list [NAME]') } : {}); break;
     case 'stats': result = await ctlRequest(socket, 'stats', rest[0] ? { switch: switchArg(verb, rest[0], 'stats [NAME]') } : {}); break;
@@ -186,6 +231,7 @@ async function ctlMain(argv: string[]): Promise<number> {
         }
         if (Number(p.downDrops)) console.log(`  ${String(p.downDrops)} frames discarded while no guest could take them`);
       }
+      for (const p of s.ports.filter((x) => x.kind === 'vxlan' || x.kind === 'geneve')) console.log(describeTunnel(p));
     }
   } else if (verb === 'set-lookup') console.log(`${rest[0]}: ${describeLookup(result as LookupStatus)}`);
   else console.log(JSON.stringify(result));

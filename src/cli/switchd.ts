@@ -12,7 +12,7 @@ export const IO_DEFAULT = 0;
 
 export const SWITCH_HELP = `wasmap switch — run a VALE switch daemon (forwarding in a worker thread)
 
-Usage: wasmap switch NAME [--socket PATH] [--config FILE] [--poll busy|adaptive|sleep] [--spin-us N] [--io-threads N]
+Usage: wasmap switch NAME [NAME2 …] [--socket PATH] [--config FILE] [--poll busy|adaptive|sleep] [--spin-us N] [--io-threads N]
 
 NAME is the switch, e.g. vale0. The daemon listens for \`wasmap ctl\` on a unix socket
 (default $XDG_RUNTIME_DIR/wasmap/NAME.sock, else /run/wasmap/NAME.sock; mode 0600).
@@ -56,6 +56,10 @@ export async function switchd(argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(SWITCH_HELP); return 0; }
   const name = positionals[0];
   if (!name || !/^vale[A-Za-z0-9_]{0,11}$/.test(name)) throw new WasmapError('EINVAL', `give the switch name: wasmap switch valeX (e.g. vale0)${name ? `; '${name}' is not one` : ''}`);
+  // more names: more switches in this daemon, one forwarding thread and memory (tunnel ports of
+  // several switches then share one UDP socket, told apart by VNI: docs/tunnels.md)
+  const extra = positionals.slice(1);
+  for (const x of extra) if (!/^vale[A-Za-z0-9_]{0,11}$/.test(x) || x === name) throw new WasmapError('EINVAL', `'${x}' is not another switch name (valeX)`);
   const socket = values.socket ?? defaultSocket(name);
   const spinUs = Number(values['spin-us']);
   if (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > 10_000_000) throw new WasmapError('EINVAL', `--spin-us must be 0..10000000, not '${values['spin-us']}'`);
@@ -94,7 +98,7 @@ export async function switchd(argv: string[]): Promise<number> {
     process.on('SIGINT', () => onSig('SIGINT'));
     process.on('SIGTERM', () => onSig('SIGTERM'));
   });
-  d = await Daemon.start({ switches: [name], socket, spinUs, poll, ioThreads, log, config: values.config ? resolvePath(values.config) : undefined, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
+  d = await Daemon.start({ switches: [name, ...new Set(extra)], socket, spinUs, poll, ioThreads, log, config: values.config ? resolvePath(values.config) : undefined, limits: limitsFromEnv(), onWorkerFailure: (reason) => die(reason) });
   if (!signalled) console.log(`wasmap switch ${name}: listening on ${socket} (pid ${process.pid}, --poll ${poll}${poll === 'adaptive' ? ` --spin-us ${spinUs}` : ''} --io-threads ${ioThreads})`);
   await stopped;
   if (exiting) return 70;

@@ -69,6 +69,35 @@ export function prometheus(stats: SwitchRow[]): string {
       for (const [key, what] of [['fds', 'fds'], ['bytes', 'bytes'], ['memoryFaults', 'memory_faults']]) out.push(`wasmap_vhost_refused_total{switch="${esc(s.name)}",port="${esc(p.name)}",what="${what}"} ${Number(r[key] ?? 0)}`);
     }
   }
+  // tunnel ports (vxlan, geneve): both directions, flooding, fdb, drops by reason; the socket's
+  // own drops (before a VNI is known) once per LOCAL_IP:PORT
+  type TunnelRow = { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number; txDatagrams: number; flooded: number; drops: Record<string, number>; socket: { drops: Record<string, number> } };
+  const tun = stats.flatMap((s) => s.ports.filter((p) => (p.kind === 'vxlan' || p.kind === 'geneve') && p.tunnel).map((p) => ({ s, p, t: p.tunnel as TunnelRow })));
+  if (tun.length) {
+    const l = (s: SwitchRow, p: PortRow) => `switch="${esc(s.name)}",port="${esc(p.name)}",kind="${p.kind}",vni="${Number(p.vni)}"`;
+    out.push('# HELP wasmap_tunnel_frames_total Inner frames through the tunnel port (rx: decapsulated from the underlay, tx: encapsulated to it).', '# TYPE wasmap_tunnel_frames_total counter');
+    for (const { s, p, t } of tun) out.push(`wasmap_tunnel_frames_total{${l(s, p)},dir="rx"} ${t.rxFrames}`, `wasmap_tunnel_frames_total{${l(s, p)},dir="tx"} ${t.txFrames}`);
+    out.push('# HELP wasmap_tunnel_bytes_total Inner bytes through the tunnel port.', '# TYPE wasmap_tunnel_bytes_total counter');
+    for (const { s, p, t } of tun) out.push(`wasmap_tunnel_bytes_total{${l(s, p)},dir="rx"} ${t.rxBytes}`, `wasmap_tunnel_bytes_total{${l(s, p)},dir="tx"} ${t.txBytes}`);
+    out.push('# HELP wasmap_tunnel_datagrams_sent_total Underlay datagrams built (segments times remotes).', '# TYPE wasmap_tunnel_datagrams_sent_total counter');
+    for (const { s, p, t } of tun) out.push(`wasmap_tunnel_datagrams_sent_total{${l(s, p)}} ${t.txDatagrams}`);
+    out.push('# HELP wasmap_tunnel_flooded_total Frames sent to every remote (unknown, broadcast or multicast inner destination).', '# TYPE wasmap_tunnel_flooded_total counter');
+    for (const { s, p, t } of tun) out.push(`wasmap_tunnel_flooded_total{${l(s, p)}} ${t.flooded}`);
+    out.push('# HELP wasmap_tunnel_remotes Remote VTEPs in the flood list.', '# TYPE wasmap_tunnel_remotes gauge');
+    for (const { s, p } of tun) out.push(`wasmap_tunnel_remotes{${l(s, p)}} ${(p.remotes as unknown[] | undefined)?.length ?? 0}`);
+    out.push('# HELP wasmap_tunnel_fdb_entries Live fdb entries (inner MAC -> remote VTEP).', '# TYPE wasmap_tunnel_fdb_entries gauge');
+    for (const { s, p } of tun) out.push(`wasmap_tunnel_fdb_entries{${l(s, p)},type="learned"} ${Number(p.learned ?? 0)}`, `wasmap_tunnel_fdb_entries{${l(s, p)},type="static"} ${Number(p.staticEntries ?? 0)}`);
+    out.push('# HELP wasmap_tunnel_drops_total Frames or datagrams the tunnel port dropped, by reason.', '# TYPE wasmap_tunnel_drops_total counter');
+    for (const { s, p, t } of tun) for (const [reason, n] of Object.entries(t.drops)) out.push(`wasmap_tunnel_drops_total{${l(s, p)},reason="${reason}"} ${n}`);
+    out.push('# HELP wasmap_tunnel_socket_drops_total Datagrams dropped at a tunnel socket before a VNI port took them, by reason.', '# TYPE wasmap_tunnel_socket_drops_total counter');
+    const seen = new Set<string>();
+    for (const { p, t } of tun) {
+      const local = String(p.local ?? '');
+      if (seen.has(local)) continue;
+      seen.add(local);
+      for (const [reason, n] of Object.entries(t.socket.drops)) out.push(`wasmap_tunnel_socket_drops_total{local="${esc(local)}",kind="${p.kind}",reason="${reason}"} ${n}`);
+    }
+  }
   // forwarding functions: which lookup decides, the function's health and its own counters
   out.push('# HELP wasmap_switch_lookup 1 for the lookup deciding this switch\'s frames (learning, function or drop).', '# TYPE wasmap_switch_lookup gauge');
   for (const s of stats) for (const m of ['learning', 'function', 'drop']) out.push(`wasmap_switch_lookup{switch="${esc(s.name)}",mode="${m}"} ${s.lookup?.mode === m ? 1 : 0}`);

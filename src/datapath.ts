@@ -21,7 +21,8 @@ export interface WasmapFunctions {
   tpk_pull: Fn; tpk_push: Fn; tpk_unsent: Fn; tpk_scratch_size: Fn; tpk_big: Fn; xsk_init: Fn<number[], void>; xsk_pull: Fn; xsk_push: Fn; xsk_tx_pending: Fn; xsk_rx_pending: Fn; vnet_convert: Fn; vnet_convert_into: Fn; vnet_out_room: Fn; csum_bytes: Fn;
   pt_attach: Fn; pt_detach: Fn; pt_sleep: Fn; pt_wake: Fn<number[], void>; pt_take_kick: Fn;
   pt_app_sync: Fn; pt_app_want_kick: Fn; pt_app_awake: Fn<number[], void>;
-  mt_init: Fn<number[], void>; mt_add: Fn<[number, bigint, bigint, bigint, number]>;
+  mt_init: Fn<number[], void>; mt_add: Fn<[number, bigint, bigint, bigint, number]>; mt_add_window: Fn<[number, bigint, bigint, bigint, number]>;
+  mt_chunks: Fn<[number, bigint]>; mt_uva_chunk: Fn<[number, bigint], bigint>;
   vq_init: Fn<number[], void>; vq_setup: Fn<[number, number, number, bigint, bigint, bigint, number, number]>; vq_remap: Fn;
   vq_enable: Fn<number[], void>; vq_base: Fn; vq_error: Fn; vq_take_call: Fn; vq_want_kick: Fn; vq_pull: Fn; vq_push: Fn; vq_complete: Fn;
   plan_size: Fn<[]>; traffic_run: Fn<number[], bigint>; pipe_run: Fn<number[], bigint>;

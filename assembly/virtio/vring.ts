@@ -23,91 +23,9 @@ import {
   BUF_RESERVED, E_OK, E_INVAL, E_NOFIT, NS_INDIRECT, KR_PTRS, KR_PTR_SIZE, KR_HWCUR, FN_HDR_MAX,
 } from '../abi';
 import { ring_dist, ring_next } from '../ring';
+import { mt_gpa, mt_uva, mt_has, mt_piece, MT_MISSED } from './guestmem';
 
-// ---- memory table --------------------------------------------------------------------------
-// One entry per guest RAM region of VHOST_USER_SET_MEM_TABLE / ADD_MEM_REG: guest physical
-// address (descriptors carry these), size, QEMU's user address (vring addresses are these)
-// and where the host mapped it in this memory.
-export const MT_MAX: u32 = 8; // vhost-user's VHOST_MEMORY_BASELINE_NREGIONS
-const MT_COUNT: u32 = 0; // u32
-const MT_ENTRIES: u32 = 8;
-const MTE_SIZE: u32 = 32;
-const MTE_GPA: u32 = 0; // u64
-const MTE_LEN: u32 = 8; // u64
-const MTE_UVA: u32 = 16; // u64
-const MTE_WASM: u32 = 24; // u32
-export const MT_SIZE: u32 = MT_ENTRIES + MT_MAX * MTE_SIZE;
-
-/** Empty the table (a new SET_MEM_TABLE replaces the whole table). */
-export function mt_init(mt: usize): void { memory.fill(mt, 0, MT_SIZE); }
-
-/** Regions in the table. */
-export function mt_count(mt: usize): u32 { return min(load<u32>(mt, MT_COUNT), MT_MAX); }
-
-// [a, a+s) and [b, b+t) intersect (neither wraps: mt_add checked that)
-@inline function overlap(a: u64, s: u64, b: u64, t: u64): bool { return a < b + t && b < a + s; }
-
-/**
- * Add a region. Refused (E_INVAL) when the size is zero, when the guest range or the user
- * range wraps past 2^64, when [wasm, wasm+size) is not inside the linear memory (or wasm is 0,
- * which mt_gpa uses for "no"), or when it overlaps a region already there in guest, user or
- * wasm addresses (a translation must have one answer); E_NOFIT when the table is full.
- */
-export function mt_add(mt: usize, gpa: u64, size: u64, uva: u64, wasm: u32): i32 {
-  if (size == 0 || gpa + size < gpa || uva + size < uva || wasm == 0) return E_INVAL;
-  if (<u64>wasm + size > (<u64>memory.size() << 16)) return E_INVAL;
-  const n = mt_count(mt);
-  for (let i: u32 = 0; i < n; i++) {
-    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
-    const len = load<u64>(e, MTE_LEN);
-    if (overlap(gpa, size, load<u64>(e, MTE_GPA), len) || overlap(uva, size, load<u64>(e, MTE_UVA), len) ||
-      overlap(<u64>wasm, size, <u64>load<u32>(e, MTE_WASM), len)) return E_INVAL;
-  }
-  if (n == MT_MAX) return E_NOFIT;
-  const e = mt + MT_ENTRIES + <usize>(n * MTE_SIZE);
-  store<u64>(e, gpa, MTE_GPA);
-  store<u64>(e, size, MTE_LEN);
-  store<u64>(e, uva, MTE_UVA);
-  store<u32>(e, wasm, MTE_WASM);
-  store<u32>(e, 0, MTE_WASM + 4);
-  store<u32>(mt, n + 1, MT_COUNT);
-  return E_OK;
-}
-
-/** Remove the region that starts at guest address gpa (VHOST_USER_REM_MEM_REG). Queues that
- *  used it must be remapped (vq_remap) before they run again. E_INVAL if there is none. */
-export function mt_del(mt: usize, gpa: u64): i32 {
-  const n = mt_count(mt);
-  for (let i: u32 = 0; i < n; i++) {
-    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
-    if (load<u64>(e, MTE_GPA) != gpa) continue;
-    memory.copy(e, mt + MT_ENTRIES + <usize>((n - 1) * MTE_SIZE), MTE_SIZE); // last one fills the hole
-    memory.fill(mt + MT_ENTRIES + <usize>((n - 1) * MTE_SIZE), 0, MTE_SIZE);
-    store<u32>(mt, n - 1, MT_COUNT);
-    return E_OK;
-  }
-  return E_INVAL;
-}
-
-// [x, x+len) inside ONE region's range at field `at`: the wasm address of x, else 0. off wraps
-// to a huge value when x is below the region, and len is compared with what is left, so
-// x+len is never computed and cannot wrap.
-@inline function mt_find(mt: usize, x: u64, len: u64, at: u32): usize {
-  const n = mt_count(mt);
-  for (let i: u32 = 0; i < n; i++) {
-    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
-    const off = x - load<u64>(e + at);
-    const size = load<u64>(e, MTE_LEN);
-    if (off < size && len <= size - off) return <usize>load<u32>(e, MTE_WASM) + <usize>off;
-  }
-  return 0;
-}
-
-/** Guest physical [gpa, gpa+len) → its wasm address, or 0 if it is not inside one region. */
-export function mt_gpa(mt: usize, gpa: u64, len: u64): usize { return mt_find(mt, gpa, len, MTE_GPA); }
-
-/** QEMU user address [uva, uva+len) → its wasm address, or 0 (vring addresses are these). */
-export function mt_uva(mt: usize, uva: u64, len: u64): usize { return mt_find(mt, uva, len, MTE_UVA); }
+// The memory table (mt_*) and its translation live in guestmem.ts.
 
 // ---- the virtqueue record (private memory, VQ_SIZE bytes) --------------------------------
 export const VQ_SIZE: u32 = 128;
@@ -194,10 +112,15 @@ export function vq_init(vq: usize): void { memory.fill(vq, 0, VQ_SIZE); store<u3
 // avail_event included), and aligned as the spec says — avail and used carry atomically
 // accessed u16 words, and an unaligned atomic access would trap.
 function map_rings(vq: usize, mt: usize, num: u32): i32 {
+  // windowed guest memory: the host mapped (and pinned) the rings' chunks before this; a ring
+  // is at most 512 KiB, so it is contiguous in its slot (mt_piece == its size)
   const d = mt_uva(mt, load<u64>(vq, VQ_DESC_UVA), <u64>(16 * num));
+  const dp = mt_piece;
   const a = mt_uva(mt, load<u64>(vq, VQ_AVAIL_UVA), <u64>(6 + 2 * num));
+  const ap = mt_piece;
   const u = mt_uva(mt, load<u64>(vq, VQ_USED_UVA), <u64>(6 + 8 * num));
-  if (d == 0 || a == 0 || u == 0 || (d & 15) != 0 || (a & 1) != 0 || (u & 3) != 0) return VQE_RING;
+  if (d <= MT_MISSED || a <= MT_MISSED || u <= MT_MISSED || dp != <u64>(16 * num) || ap != <u64>(6 + 2 * num) ||
+    mt_piece != <u64>(6 + 8 * num) || (d & 15) != 0 || (a & 1) != 0 || (u & 3) != 0) return VQE_RING;
   store<u32>(vq, <u32>d, VQ_DESC);
   store<u32>(vq, <u32>a, VQ_AVAIL);
   store<u32>(vq, <u32>u, VQ_USED);
@@ -289,7 +212,14 @@ let w_ind: bool = false; // inside an indirect table
 let w_cnt: u32 = 0; // entries taken from this table
 let w_addr: usize = 0; // chain_next's answer: a checked buffer in wasm memory
 let w_len: u32 = 0;
+let w_rgpa: u64 = 0; // the rest of a descriptor cut at a window slot's end: where it goes on,
+let w_rest: u32 = 0; // and its bytes (0: none)
 let walked: u32 = 0; // descriptors read in this call (VQ_WALK_BUDGET)
+
+/** chain_next: a buffer's chunk of windowed guest memory is not mapped. Not a fault of the
+ *  guest: the caller stops without consuming the chain, the host maps the chunk (mt MT_MISS_*
+ *  says which), and the pass runs again. */
+export const VQ_MISS: i32 = -64;
 
 @inline function chain_start(vq: usize, head: u32): void {
   w_tab = <usize>load<u32>(vq, VQ_DESC);
@@ -298,6 +228,25 @@ let walked: u32 = 0; // descriptors read in this call (VQ_WALK_BUDGET)
   w_more = true;
   w_ind = false;
   w_cnt = 0;
+  w_rest = 0;
+}
+
+// The buffer [addr, addr+len) (checked inside one region) for chain_next: translated when the
+// caller will touch it (`use`), else only checked (w_addr 0). A windowed one may come in
+// pieces (w_rest left for the next call). 1, -VQE_ADDR, or VQ_MISS.
+@inline function piece(mt: usize, addr: u64, len: u32, use: bool): i32 {
+  if (!use) {
+    if (!mt_has(mt, addr, <u64>len)) return -VQE_ADDR;
+    w_addr = 0; w_len = len; w_rest = 0;
+    return 1;
+  }
+  const a = mt_gpa(mt, addr, <u64>len);
+  if (a == 0) return -VQE_ADDR;
+  if (a == MT_MISSED) return VQ_MISS;
+  const p = <u32>mt_piece;
+  w_addr = a; w_len = p;
+  w_rest = len - p; w_rgpa = addr + <u64>p;
+  return 1;
 }
 
 /**
@@ -305,8 +254,12 @@ let walked: u32 = 0; // descriptors read in this call (VQ_WALK_BUDGET)
  * of the chain, or -VQE_* for a malformed chain. Each descriptor is read once. Buffers of
  * zero length are skipped without translation (nothing is touched through them). A chain
  * may hold at most num descriptors, an indirect table at most its own entries: more loops.
+ * Windowed guest memory: a buffer may come in pieces (one descriptor, several calls), one the
+ * caller will not touch (`use` false) is only checked (w_addr 0), and VQ_MISS says a chunk is
+ * not mapped (the caller stops without consuming the chain).
  */
-function chain_next(mt: usize, feat: u32, write: bool): i32 {
+function chain_next(mt: usize, feat: u32, write: bool, use: bool = true): i32 {
+  if (w_rest != 0) return piece(mt, w_rgpa, w_rest, use);
   while (w_more) {
     if (w_i >= w_tabn) return -VQE_DESC_INDEX;
     if (++w_cnt > w_tabn) return -VQE_LOOP;
@@ -321,7 +274,8 @@ function chain_next(mt: usize, feat: u32, write: bool): i32 {
       if (w_ind) return -VQE_NESTED;
       if ((flags & DESC_F_NEXT) != 0 || len == 0 || (len & 15) != 0 || len > VQ_MAX_NUM * 16) return -VQE_INDIRECT_LEN;
       const t = mt_gpa(mt, addr, <u64>len);
-      if (t == 0) return -VQE_ADDR;
+      if (t == MT_MISSED) return VQ_MISS;
+      if (t == 0 || mt_piece != <u64>len) return -VQE_ADDR; // ≤ 512 KiB: always whole in its slot
       w_tab = t;
       w_tabn = len >> 4;
       w_i = 0;
@@ -333,11 +287,7 @@ function chain_next(mt: usize, feat: u32, write: bool): i32 {
     w_more = (flags & DESC_F_NEXT) != 0;
     w_i = <u32>next;
     if (len == 0) continue;
-    const a = mt_gpa(mt, addr, <u64>len);
-    if (a == 0) return -VQE_ADDR;
-    w_addr = a;
-    w_len = len;
-    return 1;
+    return piece(mt, addr, len, use);
   }
   return 0;
 }
@@ -461,11 +411,11 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
     let s: usize = 0, buf: usize = 0;
     let zaddr: usize = 0, zlen: u32 = 0; // zero-copy: the rest of the frame, in guest memory
     let rc: i32 = 0;
-    while ((rc = chain_next(mt, feat, false)) == 1) {
+    while ((rc = chain_next(mt, feat, false, copying && !toobig)) == 1) {
       let len = w_len, src = w_addr;
       if (toobig || len > VQ_MAX_FRAME - total) { toobig = true; zlen = 0; continue; }
       total += len;
-      if (ptrs != 0 && copying && !w_more && total - len < cap && lim >= 2) {
+      if (ptrs != 0 && copying && !w_more && w_rest == 0 && total - len < cap && lim >= 2) {
         // the chain's last buffer, everything before it in the first slot: copy up to the
         // prefix, leave a long enough rest where it is
         const before = total - len;
@@ -490,6 +440,7 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
         fill += c; src += c; len -= c;
       }
     }
+    if (rc == VQ_MISS) break; // not consumed: taken again once the host mapped the chunk
     if (rc < 0) { vq_break(vq, -rc); break; }
     const zc = zlen != 0 && copying && nslots == 1;
     const need: u32 = zc ? 2 : (total + cap - 1) / cap;
@@ -681,7 +632,7 @@ export function vq_push(vq: usize, mt: usize, k: usize): i32 {
         src_copy(w_addr, c);
         fo += c; rem -= c; wrote += c;
       }
-      if (rc < 0) { vq_break(vq, -rc); broken = true; break; }
+      if (rc < 0) { if (rc != VQ_MISS) vq_break(vq, -rc); broken = true; break; } // a miss: the frame waits, nothing consumed
       put_used(used, mask, cl, id, wrote);
       cl = (cl + 1) & 0xffff;
       pend--;

@@ -12,7 +12,7 @@ import type { LookupStatus } from '../switch.js';
 export const CTL_HELP = `wasmap ctl — control a running switch daemon
 
 Usage: wasmap ctl [--socket PATH] [--json] VERB ...
-  attach NAME PORT [--vnet-hdr 0|10|12] [--accept csum,tso4,tso6,uso] [--io-thread K|none]
+  attach NAME PORT [--vnet-hdr 0|10|12] [--accept csum,tso4,tso6,uso] [--io-thread K|none] [--window N]
                                           PORT: tap:IF (created if missing), af_packet:IF
                                           (an existing interface) or a virtual port name.
                                           --vnet-hdr: TAP and AF_PACKET ports carry 12 unless
@@ -154,7 +154,7 @@ function switchArg(verb: string, s: string | undefined, usage: string): string {
 async function ctlMain(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     socket: { type: 'string' }, json: { type: 'boolean', default: false }, prometheus: { type: 'boolean', default: false },
-    'vnet-hdr': { type: 'string' }, 'io-thread': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, accept: { type: 'string' }, 'xdp-mode': { type: 'string' }, 'zero-copy': { type: 'string' }, vni: { type: 'string' }, remote: { type: 'string', multiple: true }, mtu: { type: 'string' }, 'src-ports': { type: 'string' }, age: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
+    'vnet-hdr': { type: 'string' }, 'io-thread': { type: 'string' }, config: { type: 'string' }, fallback: { type: 'string' }, name: { type: 'string' }, window: { type: 'string' }, accept: { type: 'string' }, 'xdp-mode': { type: 'string' }, 'zero-copy': { type: 'string' }, vni: { type: 'string' }, remote: { type: 'string', multiple: true }, mtu: { type: 'string' }, 'src-ports': { type: 'string' }, age: { type: 'string' }, a: { type: 'string' }, d: { type: 'string' }, l: { type: 'boolean' }, n: { type: 'string' }, r: { type: 'string' },
     help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(CTL_HELP); return 0; }
   let [verb, ...rest] = positionals;
@@ -170,7 +170,7 @@ async function ctlMain(argv: string[]): Promise<number> {
   const need = (n: number, usage: string) => { if (rest.length < n) throw new WasmapError('EINVAL', `usage: wasmap ctl ${usage}`); };
   let result: unknown;
   switch (verb) {
-    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: switchArg(verb, rest[0], 'attach NAME PORT'), port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept, xdpMode: values['xdp-mode'], zeroCopy: values['zero-copy'], ioThread: ioThreadArg(values['io-thread']), ...tunnelArgs(values) }); break;
+    case 'attach': need(2, 'attach NAME PORT'); result = await ctlRequest(socket, 'attach', { switch: switchArg(verb, rest[0], 'attach NAME PORT'), port: absVhost(rest[1]), name: values.name, vnetHdr: values['vnet-hdr'] !== undefined ? Number(values['vnet-hdr']) : undefined, accept: values.accept, xdpMode: values['xdp-mode'], zeroCopy: values['zero-copy'], ioThread: ioThreadArg(values['io-thread']), ...tunnelArgs(values), window: values.window }); break;
     case 'fdb': {
       const usage = 'fdb NAME PORT list | add MAC REMOTE | del MAC';
       need(3, usage);

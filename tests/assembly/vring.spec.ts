@@ -16,12 +16,12 @@ import {
 import { region_span_size, region_priv_size, region_init, region_kring } from '../../assembly/region';
 import { ring_dist } from '../../assembly/ring';
 import {
-  MT_SIZE, MT_MAX, mt_init, mt_count, mt_add, mt_del, mt_gpa, mt_uva,
   VQ_SIZE, VQ_FRAMES, VQ_BYTES, VQ_CHAINS, VQ_DROP_BIG, VQ_DROP_BAD, VQ_STALLS, VQ_CALLS, VQ_CALL,
   VQF_EVENT_IDX, VQF_MRG_RXBUF, VQF_INDIRECT, VQE_AVAIL_IDX, VQE_DESC_INDEX, VQE_ADDR, VQE_WRITABLE,
   VQE_READONLY, VQE_INDIRECT, VQE_NESTED, VQE_INDIRECT_LEN, VQE_LOOP, VQE_NUM, VQE_RING,
   vq_init, vq_setup, vq_remap, vq_enable, vq_base, vq_error, vq_take_call, vq_want_kick, vq_pull, vq_push,
 } from '../../assembly/virtio/vring';
+import { MT_SIZE, MT_MAX, MT_SHIFT, MT_MISS, MT_MISS_CHUNK, MT_MISSES, MT_CE_SIZE, mt_init, mt_count, mt_add, mt_add_window, mt_del, mt_gpa, mt_uva } from '../../assembly/virtio/guestmem';
 
 // ---- a guest ---------------------------------------------------------------------------
 const GUARD: u32 = 8192;
@@ -1115,5 +1115,93 @@ describe('fuzz', () => {
     expect(broken).toBeGreaterThan(300, 'and the break paths');
     expect(stalls).toBeGreaterThan(50, 'and stalls');
     expect(cnt(w, VQ_DROP_BIG) + cnt(w, VQ_DROP_BAD)).toBeGreaterThan(50);
+  });
+});
+
+// ---- windowed guest memory (guestmem.ts): the data region seen through 4 KiB chunks -------
+const WC: u32 = 4096;
+/** The data region re-entered as windowed (nothing mapped), the ring region whole. */
+function windowed(w: W): usize {
+  mt_init(w.mt);
+  store<u32>(w.mt, 12, MT_SHIFT);
+  const tab = heap.alloc(GSIZE / WC * MT_CE_SIZE + 8) + 7 & ~7;
+  memory.fill(tab, 0, GSIZE / WC * MT_CE_SIZE);
+  assert(mt_add_window(w.mt, GPA_D, GSIZE, UVA_D, <u32>tab) == E_OK, 'windowed data region');
+  assert(mt_add(w.mt, GPA_R, GSIZE, UVA_R, <u32>w.r) == E_OK, 'ring region');
+  return tab;
+}
+/** Map chunk c as a copy of chunks c and c+1 in a slot between guards (read-only use: TX). */
+function wcopy(w: W, tab: usize, c: u32): void {
+  const slot = heap.alloc(2 * WC + 2 * GUARD) + GUARD;
+  memory.fill(slot - GUARD, 0xee, 2 * WC + 2 * GUARD);
+  memory.copy(slot, w.d + c * WC, min(2 * WC, GSIZE - c * WC));
+  store<u32>(tab + c * MT_CE_SIZE, <u32>slot);
+}
+/** Map chunk c where the guest's bytes are (an alias, as MAP_SHARED gives: RX writes land). */
+function walias(tab: usize, w: W, c: u32): void { store<u32>(tab + c * MT_CE_SIZE, <u32>(w.d + c * WC)); }
+
+describe('windowed guest memory (vq_pull, vq_push)', () => {
+  it('pull: a miss stops the pass without consuming the chain; once mapped, the frame (straddling chunks, in pieces) is whole', () => {
+    const w = world(32, 8192);
+    const tab = windowed(w);
+    expect(setup(w, 16, 0)).toBe(0);
+    dsc(w, 0, gd(WC - 6), 12 + 60, 0); post(w, 0); // header and frame straddle chunks 0 and 1
+    dsc(w, 1, gd(100), 12, F_NEXT, 2); dsc(w, 2, gd(3 * WC - 500), 5000, 0); post(w, 1); // 2nd part: chunk 2 → past its slot (chunks 2, 3) into chunk 4
+    txRoom(w, 0, 31);
+    expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(0, 'chunk 0 is not mapped');
+    expect(load<u32>(w.mt, MT_MISS)).toBe(1);
+    expect(load<u32>(w.mt, MT_MISS_CHUNK)).toBe(0);
+    expect(usedIdx(w)).toBe(0, 'nothing consumed');
+    expect(vq_base(w.vq)).toBe(0);
+    expect(vq_error(w.vq)).toBe(0, 'a miss is not the guest\'s fault');
+    expect(hx_head(w.tx)).toBe(0);
+    wcopy(w, tab, 0);
+    store<u32>(w.mt, 0, MT_MISS);
+    expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(1, 'the first chain goes; the second misses on chunk 2');
+    expect(memory.compare(hx_buf(w.tx, 0), w.d + WC - 6, 72)).toBe(0);
+    expect(load<u32>(w.mt, MT_MISS_CHUNK)).toBe(2);
+    expect(usedIdx(w)).toBe(1);
+    wcopy(w, tab, 2);
+    expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(0, 'the second part runs past chunk 2\'s slot: chunk 4 misses');
+    expect(load<u32>(w.mt, MT_MISS_CHUNK)).toBe(4);
+    expect(usedIdx(w)).toBe(1);
+    wcopy(w, tab, 4);
+    expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(1);
+    expect(hx_len(w.tx, 1)).toBe(5012);
+    expect(memory.compare(hx_buf(w.tx, 1), w.d + 100, 12)).toBe(0);
+    expect(memory.compare(hx_buf(w.tx, 1) + 12, w.d + 3 * WC - 500, 5000)).toBe(0, 'both pieces, from two slots');
+    expect(usedIdx(w)).toBe(2);
+    expect(cnt(w, VQ_FRAMES)).toBe(2);
+    expect(guardsOk(w)).toBe(true);
+  });
+
+  it('pull: a buffer outside the region breaks the queue without a miss; a too-big chain is not translated past its limit', () => {
+    const w = world();
+    windowed(w);
+    expect(setup(w, 16, 0)).toBe(0);
+    dsc(w, 0, gd(GSIZE - 10), 20, 0); post(w, 0);
+    const m = load<u64>(w.mt, MT_MISSES);
+    expect(vq_pull(w.vq, w.mt, w.tx, 64)).toBe(0);
+    expect(vq_error(w.vq)).toBe(VQE_ADDR);
+    expect(load<u64>(w.mt, MT_MISSES)).toBe(m, 'no mapping asked for memory outside the guest');
+  });
+
+  it('push: a miss leaves the frame in the ring and the chain unused; once mapped it is delivered into guest memory', () => {
+    const w = world();
+    const tab = windowed(w);
+    expect(setup(w, 16, 0)).toBe(0);
+    dsc(w, 0, gd(2 * WC - 40), 2048, F_WRITE); post(w, 0);
+    rxPut(w, 12 + 60, 7);
+    expect(vq_push(w.vq, w.mt, w.rx)).toBe(0);
+    expect(load<u32>(w.mt, MT_MISS_CHUNK)).toBe(1);
+    expect(hx_head(w.rx)).toBe(0, 'the frame waits');
+    expect(usedIdx(w)).toBe(0);
+    expect(vq_error(w.vq)).toBe(0);
+    walias(tab, w, 1);
+    expect(vq_push(w.vq, w.mt, w.rx)).toBe(1);
+    expect(sameFrame(w.d + 2 * WC - 40, 72, 7, 0)).toBe(true);
+    expect(numBuffers(w.d + 2 * WC - 40)).toBe(1);
+    expect(usedLen(w, 0)).toBe(72);
+    expect(guardsOk(w)).toBe(true);
   });
 });

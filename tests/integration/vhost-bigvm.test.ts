@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { startDaemonProcess, exited } from './daemon-proc.js';
-import { ctlRequest } from '../../src/ctl/client.js';
+import { ctlRequest, CtlConnection } from '../../src/ctl/client.js';
 import { prerequisites } from './net-harness.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root'
@@ -90,7 +90,10 @@ test('an 8 GiB and four 2 GiB DPDK front-ends attach to one switch and forward t
   fe.big = testpmd(`${P}big`, 8 * GiB, `net_virtio_user0,path=${path('big')},queues=1,mac=${mac(0)}`, ['--forward-mode=flowgen', '--txpkts', '1514', '--eth-peer', `0,${mac(1)}`]);
   procs.push(...Object.values(fe));
   await until('all five front-ends to come up', async () => (await ports()).every((p) => p.down === null), 60000);
-  await ctlRequest(sock, 'capture', { switch: 'vale0', port: 'big', file: pcap, count: 200 }); // both ways go through its window
+  // both ways go through its window. A capture lives as long as the connection that started it:
+  // this one stays open until the frames are counted
+  const capConn = await CtlConnection.open(sock);
+  await capConn.request('capture', { switch: 'vale0', port: 'big', file: pcap, count: 200 });
   await until('frames through every window', async () => {
     const s = await ports();
     return s.find((p) => p.name === 'g1')!.queues.rx.frames > 20000 && s.find((p) => p.name === 'big')!.queues.rx.frames > 20000 &&
@@ -122,6 +125,7 @@ test('an 8 GiB and four 2 GiB DPDK front-ends attach to one switch and forward t
     const sent = totals(fe[n].out()).tx;
     assert.ok(by(n).txPackets > 0 && by(n).txPackets <= sent, `${n}: the switch took ${by(n).txPackets} of the ${sent} frames it sent`);
   }
+  capConn.close();
   const c = badIpv4(pcap);
   assert.ok(c.ipv4 >= 100, `captured IPv4 frames on big: ${JSON.stringify(c)}`);
   assert.equal(c.bad, 0, `every captured IPv4 header intact: ${JSON.stringify(c)}`);

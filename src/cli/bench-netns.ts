@@ -293,33 +293,25 @@ export const PATHS: Path[] = [
     place(ctx, B, inner, IP_B);
     inNs(B, `ethtool -K ${inner} tx off tso off gso off gro off`, false);
   } },
-  { name: 'vxlan-linux', note: 'two hosts, each a Linux vxlan device + bridge; A and B behind them (inner MTU 1450)', setup: async (ctx) => {
-    underlay();
-    linuxTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'vxlan');
-    linuxTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'vxlan');
-  } },
-  { name: 'vxlan-wasmap', note: 'two hosts, each a wasmap daemon (--poll sleep) with a TAP port and a vxlan port (CPU: host A\'s daemon)', setup: async (ctx) => {
-    underlay();
-    await wasmapTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'vxlan');
-    await wasmapTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'vxlan');
-  } },
+  // Linux's own overlay and wasmap's, each on both hosts, per encapsulation; then wasmap on one
+  // host and Linux on the other (Linux's underlay end fills inner checksums: a veth never does)
+  ...(['vxlan', 'geneve'] as const).flatMap((kind): Path[] => [
+    { name: `${kind}-linux`, note: `two hosts, each a Linux ${kind} device + bridge; A and B behind them (inner MTU 1450)`, setup: async (ctx) => {
+      underlay();
+      linuxTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, kind);
+      linuxTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, kind);
+    } },
+    { name: `${kind}-wasmap`, note: `two hosts, each a wasmap daemon (--poll sleep) with a TAP port and a ${kind} port (CPU: host A's daemon)`, setup: async (ctx) => {
+      underlay();
+      await wasmapTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, kind);
+      await wasmapTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, kind);
+    } },
+  ]),
   { name: 'vxlan-wasmap-linux', note: 'host A wasmap (TAP + vxlan port, --poll sleep), host B Linux vxlan + bridge', setup: async (ctx) => {
     underlay();
     await wasmapTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'vxlan');
     linuxTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'vxlan');
-    // Linux leaves the inner checksum to the underlay device, and a veth never fills it in:
-    // wasmap's socket would receive it unfilled (a NIC would have filled it)
     inNs(HB, `ethtool -K ${P}u1 tx off`);
-  } },
-  { name: 'geneve-linux', note: 'two hosts, each a Linux geneve device + bridge (inner MTU 1450)', setup: async (ctx) => {
-    underlay();
-    linuxTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'geneve');
-    linuxTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'geneve');
-  } },
-  { name: 'geneve-wasmap', note: 'two hosts, each a wasmap daemon (--poll sleep) with a TAP port and a geneve port (CPU: host A\'s daemon)', setup: async (ctx) => {
-    underlay();
-    await wasmapTunnelHost(ctx, HA, A, IP_A, UL_A, UL_B, 'geneve');
-    await wasmapTunnelHost(ctx, HB, B, IP_B, UL_B, UL_A, 'geneve');
   } },
   { name: 'dpdk-af_xdp', note: 'dpdk-testpmd io fwd, net_af_xdp on the veths, offloads off (one core spins)', needs: [DPDK], setup: async (ctx) => {
     const [a, b] = twoVeths(ctx, true); // no virtio-net header on these sockets: whole frames only

@@ -10,35 +10,25 @@
 // librte-mempool-ring23); skipped without them unless WASMAP_REQUIRE_NET=1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import { spawnSync, ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { startDaemonProcess, exited } from './daemon-proc.js';
 import { ctlRequest, CtlConnection } from '../../src/ctl/client.js';
 import { prerequisites } from './net-harness.js';
+import { testpmd, until, sleep, restartTwenty } from './dpdk-harness.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root'
   : spawnSync('sh', ['-c', 'command -v dpdk-testpmd']).status !== 0 ? 'needs dpdk-testpmd (apt-get install dpdk-dev librte-net-virtio23 librte-mempool-ring23)' : null;
 const skip = prerequisites('vhost-user big-guest test', why ?? '');
 
 const P = `bv${process.pid % 10000}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const GiB = 1024;
 
-function testpmd(prefix: string, mib: number, vdev: string, extra: string[]): ChildProcess & { out: () => string } {
-  const p = spawn('dpdk-testpmd', ['--no-huge', '-m', String(mib), '--iova-mode=va', '--no-pci', '-l', '0,1', '--file-prefix', prefix, '--log-level', 'lib.eal:error', '--vdev', vdev,
-    // --no-flush-rx: testpmd drains its RX queues before forwarding starts, uncounted; frames
-    // the switch delivered before then would be missing from its totals
-    '--', '--no-mlockall', '--no-flush-rx', '--auto-start', '--stats-period', '3600', '--total-num-mbufs', '4096', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { out: () => string };
-  let out = '';
-  p.stdout!.on('data', (d) => { out += d; }); p.stderr!.on('data', (d) => { out += d; });
-  p.out = () => out;
-  return p;
-}
-async function until(what: string, f: () => Promise<boolean>, ms = 30000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (await f()) return; await sleep(100); }
-  assert.fail(`timed out waiting for ${what}`);
-}
+// --no-mlockall: testpmd locks (faults in) all its memory otherwise; --no-flush-rx: it drains its
+// RX queues before forwarding starts, uncounted, and frames the switch delivered before then
+// would be missing from its totals
+const bigTestpmd = (prefix: string, mib: number, vdev: string, extra: string[]) =>
+  testpmd(prefix, ['--no-huge', '-m', String(mib), '--iova-mode=va'], vdev, ['--no-mlockall', '--no-flush-rx', ...extra]);
 /** testpmd's totals at exit. */
 function totals(out: string): { rx: number; tx: number } {
   const t = out.slice(out.lastIndexOf('Accumulated forward statistics for all ports'));
@@ -85,9 +75,9 @@ test('an 8 GiB and four 2 GiB DPDK front-ends attach to one switch and forward t
   const port = async (n: string) => (await ports()).find((p) => p.name === n)!;
   // g1 receives what big sends it; g2..g4 send to big, which receives (flowgen discards what it gets)
   const fe: Record<string, ChildProcess & { out: () => string }> = {};
-  fe.g1 = testpmd(`${P}g1`, 2 * GiB, `net_virtio_user0,path=${path('g1')},queues=1,mac=${mac(1)}`, ['--forward-mode=rxonly']);
-  for (const i of [2, 3, 4]) fe[`g${i}`] = testpmd(`${P}g${i}`, 2 * GiB, `net_virtio_user0,path=${path(`g${i}`)},queues=1,mac=${mac(i)}`, ['--forward-mode=txonly', '--txpkts', '60', '--eth-peer', `0,${mac(0)}`]);
-  fe.big = testpmd(`${P}big`, 8 * GiB, `net_virtio_user0,path=${path('big')},queues=1,mac=${mac(0)}`, ['--forward-mode=flowgen', '--txpkts', '1514', '--eth-peer', `0,${mac(1)}`]);
+  fe.g1 = bigTestpmd(`${P}g1`, 2 * GiB, `net_virtio_user0,path=${path('g1')},queues=1,mac=${mac(1)}`, ['--forward-mode=rxonly']);
+  for (const i of [2, 3, 4]) fe[`g${i}`] = bigTestpmd(`${P}g${i}`, 2 * GiB, `net_virtio_user0,path=${path(`g${i}`)},queues=1,mac=${mac(i)}`, ['--forward-mode=txonly', '--txpkts', '60', '--eth-peer', `0,${mac(0)}`]);
+  fe.big = bigTestpmd(`${P}big`, 8 * GiB, `net_virtio_user0,path=${path('big')},queues=1,mac=${mac(0)}`, ['--forward-mode=flowgen', '--txpkts', '1514', '--eth-peer', `0,${mac(1)}`]);
   procs.push(...Object.values(fe));
   await until('all five front-ends to come up', async () => (await ports()).every((p) => p.down === null), 60000);
   // both ways go through its window. A capture lives as long as the connection that started it:
@@ -134,33 +124,6 @@ test('an 8 GiB and four 2 GiB DPDK front-ends attach to one switch and forward t
 });
 
 test('a 2 GiB (windowed) DPDK front-end restarted 20 times: each session moves frames; no fd, socket, allocation or mapping left behind', { skip, timeout: 240000 }, async (t) => {
-  const procs: ChildProcess[] = [];
-  const s2 = `/tmp/${P}-ctl2.sock`, vs = `/tmp/${P}-r.sock`;
-  t.after(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await exited(p); }
-    for (const f of [s2, vs]) rmSync(f, { force: true });
-  });
-  const d = await startDaemonProcess(['vale0', '--socket', s2]);
-  procs.push(d);
-  await ctlRequest(s2, 'attach', { switch: 'vale0', port: `vhost-user:${vs}`, name: 'r' });
-  await ctlRequest(s2, 'attach', { switch: 'vale0', port: 'sink' });
-  type Mem = { allocated: number; fds: number; sockets: number; guestMapped: number };
-  const mem = async () => await ctlRequest(s2, 'memory', {}) as Mem;
-  const stat = async () => ((await ctlRequest(s2, 'stats', { switch: 'vale0' })) as { ports: { name: string; txPackets: number; sessions?: number; connected?: boolean; window?: Win }[] }[])[0].ports.find((p) => p.name === 'r')!;
-  const base = await mem();
-  let frames = 0;
-  for (let i = 1; i <= 20; i++) {
-    const f = testpmd(`${P}x${i}`, 2 * GiB, `net_virtio_user0,path=${vs},queues=1`, ['--forward-mode=txonly']);
-    procs.push(f);
-    await until(`session ${i} to move frames`, async () => (await stat()).txPackets > frames);
-    assert.ok((await stat()).window, `session ${i} is windowed`);
-    f.kill(i % 2 ? 'SIGINT' : 'SIGKILL'); // a clean exit and a crash, in turn
-    await exited(f);
-    await until(`session ${i} to end`, async () => (await stat()).connected === false);
-    frames = (await stat()).txPackets;
-  }
-  assert.equal((await stat()).sessions, 20);
-  const m = await mem();
-  assert.deepEqual({ fds: m.fds, sockets: m.sockets, guestMapped: m.guestMapped, allocated: m.allocated }, { fds: base.fds, sockets: base.sockets, guestMapped: 0, allocated: base.allocated }, 'nothing held after 20 sessions');
-  d.kill('SIGTERM'); await exited(d);
+  await restartTwenty(t, P, (i, path) => bigTestpmd(`${P}x${i}`, 2 * GiB, `net_virtio_user0,path=${path},queues=1`, ['--forward-mode=txonly']), {},
+    (port, i) => assert.ok(port.window, `session ${i} is windowed`), 30000);
 });

@@ -9,11 +9,12 @@
 // librte-mempool-ring23); skipped without them unless WASMAP_REQUIRE_NET=1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import { spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { startDaemonProcess, exited } from './daemon-proc.js';
 import { ctlRequest } from '../../src/ctl/client.js';
 import { prerequisites } from './net-harness.js';
+import { testpmd, until, sleep, restartTwenty } from './dpdk-harness.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root (hugepages)'
   : spawnSync('sh', ['-c', 'command -v dpdk-testpmd']).status !== 0 ? 'needs dpdk-testpmd (apt-get install dpdk-dev librte-net-virtio23 librte-mempool-ring23)'
@@ -22,21 +23,7 @@ const skip = prerequisites('vhost-user DPDK test', why ?? '');
 
 const P = `vd${process.pid % 10000}`;
 const sock = `/tmp/${P}-ctl.sock`, huge = `/tmp/${P}-huge.sock`, mq = `/tmp/${P}-mq.sock`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function testpmd(prefix: string, mem: string[], vdev: string, extra: string[]): ChildProcess & { out: () => string } {
-  const p = spawn('dpdk-testpmd', [...mem, '--no-pci', '-l', '0,1', '--file-prefix', prefix, '--log-level', 'lib.eal:error', '--vdev', vdev,
-    '--', '--auto-start', '--stats-period', '3600', '--total-num-mbufs', '4096', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { out: () => string };
-  let out = '';
-  p.stdout!.on('data', (d) => { out += d; }); p.stderr!.on('data', (d) => { out += d; });
-  p.out = () => out;
-  return p;
-}
-async function until(what: string, f: () => Promise<boolean>, ms = 15000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (await f()) return; await sleep(100); }
-  assert.fail(`timed out waiting for ${what}`);
-}
 type Port = { name: string; down: string | null; rxPackets: number; txPackets: number; dropFull: number; dropNoDst: number; downDrops: number; queuePairsAsked?: number; queues: { rx: { frames: number; dropBig: number; dropBad: number } }; events: string[] };
 const ports = async (): Promise<Port[]> => ((await ctlRequest(sock, 'stats', { switch: 'vale0' })) as { ports: Port[] }[])[0].ports;
 const list = async () => (await ctlRequest(sock, 'list', {})) as { name: string; down: string | null; queuePairsAsked?: number }[];
@@ -88,33 +75,5 @@ test('DPDK virtio-user front-ends: hugepage memory and queues=2 attach; 64-byte 
 });
 
 test('DPDK virtio-user front-end restarted 20 times: each session comes up, moves frames and ends; no fd, socket or guest memory left behind', { skip, timeout: 180000 }, async (t) => {
-  const procs: ChildProcess[] = [];
-  const s2 = `/tmp/${P}-ctl2.sock`, vs = `/tmp/${P}-r.sock`;
-  t.after(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await exited(p); }
-    for (const f of [s2, vs]) rmSync(f, { force: true });
-  });
-  const d = await startDaemonProcess(['vale0', '--socket', s2]);
-  procs.push(d);
-  await ctlRequest(s2, 'attach', { switch: 'vale0', port: `vhost-user:${vs}`, name: 'r' });
-  await ctlRequest(s2, 'attach', { switch: 'vale0', port: 'sink' }); // a virtual port: the frames go somewhere
-  type Mem = { allocated: number; fds: number; sockets: number; guestMapped: number };
-  const mem = async () => await ctlRequest(s2, 'memory', {}) as Mem;
-  const stat = async () => ((await ctlRequest(s2, 'stats', { switch: 'vale0' })) as { ports: { name: string; txPackets: number; sessions?: number; connected?: boolean }[] }[])[0].ports.find((p) => p.name === 'r')!;
-  const base = await mem();
-  let frames = 0;
-  for (let i = 1; i <= 20; i++) {
-    const f = testpmd(`${P}x${i}`, ['--no-huge', '-m', '64', '--iova-mode=va'], `net_virtio_user0,path=${vs},queues=1`, ['--forward-mode=txonly']);
-    procs.push(f);
-    await until(`session ${i} to move frames`, async () => (await stat()).txPackets > frames);
-    f.kill(i % 2 ? 'SIGINT' : 'SIGKILL'); // a clean exit and a crash, in turn
-    await exited(f);
-    await until(`session ${i} to end`, async () => (await stat()).connected === false);
-    frames = (await stat()).txPackets;
-  }
-  const s = await stat();
-  assert.equal(s.sessions, 20);
-  const m = await mem();
-  assert.deepEqual({ fds: m.fds, sockets: m.sockets, guestMapped: m.guestMapped, allocated: m.allocated }, { fds: base.fds, sockets: base.sockets, guestMapped: 0, allocated: base.allocated }, 'nothing held after 20 sessions');
-  d.kill('SIGTERM'); await exited(d);
+  await restartTwenty(t, P, (i, path) => testpmd(`${P}x${i}`, ['--no-huge', '-m', '64', '--iova-mode=va'], `net_virtio_user0,path=${path},queues=1`, ['--forward-mode=txonly']));
 });

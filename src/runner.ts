@@ -110,23 +110,26 @@ export class Runner {
       this.hot = [...this.backends].filter(([full]) => !this.faults.has(full));
       this.hotB = this.backends.version; this.hotF = this.faults.version;
     }
-    // every port's own work is fenced: a throw takes that port down (portFault), not the pass;
-    // after one, the ports it removed or faulted are skipped (the list is as it was at the start)
-    const hot = this.hot, bv = this.hotB, fv = this.hotF;
-    for (let i = 0; i < hot.length; i++) {
-      const full = hot[i][0];
-      if ((bv !== this.backends.version || fv !== this.faults.version) && (this.faults.has(full) || !this.backends.has(full))) continue;
-      try { moved += hot[i][1].pull() || 0; } catch (e) { this.portFault(full, e instanceof StageFault ? e.what : 'pull', e); }
-    }
+    moved += this.hotPass(false);
     const marks = this.captures.size ? this.captureBefore() : null;
     moved += this.vale.rounds(nowSec);
     if (marks) this.captureAfter(marks);
-    for (let i = 0; i < hot.length; i++) {
-      const full = hot[i][0];
-      if ((bv !== this.backends.version || fv !== this.faults.version) && (this.faults.has(full) || !this.backends.has(full))) continue;
-      try { moved += hot[i][1].push() || 0; } catch (e) { this.portFault(full, e instanceof StageFault ? e.what : 'push', e); }
-    }
+    moved += this.hotPass(true);
     if (this.faults.size) this.drainFaulted();
+    return moved;
+  }
+
+  /** Every live backend's pull (or push), in the order of the pass's list. Each port's own work
+   *  is fenced: a throw takes that port down (portFault), not the pass; after one, the ports it
+   *  removed or faulted are skipped (the list is as it was at the start of the pass). */
+  private hotPass(push: boolean): number {
+    const hot = this.hot, bv = this.hotB, fv = this.hotF;
+    let moved = 0;
+    for (let i = 0; i < hot.length; i++) {
+      const full = hot[i][0], b = hot[i][1];
+      if ((bv !== this.backends.version || fv !== this.faults.version) && (this.faults.has(full) || !this.backends.has(full))) continue;
+      try { moved += (push ? b.push() : b.pull()) || 0; } catch (e) { this.portFault(full, e instanceof StageFault ? e.what : push ? 'push' : 'pull', e); }
+    }
     return moved;
   }
 

@@ -164,6 +164,24 @@ function win(mt: usize, e: usize, i: u32, off: u64, len: u64): usize {
   return 0;
 }
 
+/** The wasm address of guest physical byte `gpa` if it is mapped now, else 0 — with no side
+ *  effect (no miss recorded, no LRU stamp, mt_piece untouched): for touching bytes ahead of
+ *  their use, so a cache miss starts early. Never for bytes that are used: see mt_gpa. */
+export function mt_peek(mt: usize, gpa: u64): usize {
+  const n = mt_count(mt);
+  for (let i: u32 = 0; i < n; i++) {
+    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
+    const off = gpa - load<u64>(e, MTE_GPA);
+    if (off >= load<u64>(e, MTE_LEN)) continue;
+    const w = load<u32>(e, MTE_WASM);
+    if (w != 0) return <usize>w + <usize>off;
+    const sh = load<u32>(mt, MT_SHIFT);
+    const c = <usize>load<u32>(<usize>load<u32>(e, MTE_TAB) + (<usize>(off >> sh) << 3));
+    return c == 0 ? 0 : c + <usize>(off & ((<u64>1 << sh) - 1));
+  }
+  return 0;
+}
+
 /** Guest physical [gpa, gpa+len) → its wasm address (mt_piece bytes usable there), MT_MISSED
  *  (a windowed chunk not mapped), or 0 if it is not inside one region. */
 export function mt_gpa(mt: usize, gpa: u64, len: u64): usize { return mt_find(mt, gpa, len, MTE_GPA); }

@@ -23,7 +23,7 @@ import {
   BUF_RESERVED, E_OK, E_INVAL, E_NOFIT, NS_INDIRECT, KR_PTRS, KR_PTR_SIZE, KR_HWCUR, FN_HDR_MAX,
 } from '../abi';
 import { ring_dist, ring_next } from '../ring';
-import { mt_gpa, mt_uva, mt_has, mt_piece, MT_MISSED } from './guestmem';
+import { mt_gpa, mt_uva, mt_has, mt_peek, mt_piece, MT_MISSED } from './guestmem';
 
 // The memory table (mt_*) and its translation live in guestmem.ts.
 
@@ -363,6 +363,35 @@ function finish(vq: usize, ustart: u32, uidx: u32, last: u32, frames: u32, bytes
   store<u32>(u, len, 4);
 }
 
+/** Chains touched ahead by vq_pull (touch_tx). */
+const VQ_TOUCH_AHEAD: u32 = 32;
+let touched: u32 = 0; // what the touches loaded, kept so the loads are not optimized away
+
+// Touch the next k chains' descriptors and the first and last byte of their first buffers.
+// The guest wrote them on another core, so each is a cache miss; touched here in one tight
+// loop of independent loads, the misses overlap (what DPDK's prefetches do), instead of
+// stalling vq_pull once per frame. Nothing read here is used or trusted: vq_pull reads every
+// descriptor once after this and decides on that; a bad index or address only stops the
+// touching (mt_peek never records a miss or maps anything).
+function touch_tx(vq: usize, mt: usize, avail: usize, mask: u32, num: u32, start: u32, k: u32): void {
+  const tab = <usize>load<u32>(vq, VQ_DESC);
+  let t: u32 = 0;
+  for (let j: u32 = 0; j < k; j++) {
+    const id = <u32>load<u16>(avail + 4 + <usize>(((start + j) & mask) << 1));
+    if (id >= num) break;
+    const d = tab + (<usize>id << 4);
+    const len = load<u32>(d, 8);
+    if (load<u16>(d, 12) & DESC_F_INDIRECT || len == 0) continue;
+    const a = load<u64>(d, 0);
+    const p = mt_peek(mt, a);
+    if (p == 0) continue;
+    t += <u32>load<u8>(p);
+    const q = mt_peek(mt, a + <u64>(min(len, 2048) - 1)); // the frame's last line (short frames)
+    if (q != 0) t += <u32>load<u8>(q);
+  }
+  touched += t;
+}
+
 /**
  * Guest TX virtqueue → the port's tx ring `k`, as its user (like tpk_pull): up to `max` frames
  * copied into the free slots [head, tail), MOREFRAG on all but a frame's last slot, then head
@@ -397,6 +426,7 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
   let zfrom = VQ_ZC_NONE;
   let pend = avail_fresh(vq, avail, num, start, 0); // chains come in at the next call
   if (pend < 0) return 0;
+  if (pend > 1) touch_tx(vq, mt, avail, mask, num, start, min(<u32>pend, min(max, VQ_TOUCH_AHEAD)));
   walked = 0;
   let frames: u32 = 0, chains: u32 = 0, big: u32 = 0, bad: u32 = 0;
   let bytes: u64 = 0;

@@ -64,6 +64,8 @@ if (all || want.has('js')) {
     if (!existsSync(join(root, dir))) continue;
     for (const f of readdirSync(join(root, dir))) if (f.endsWith('.test.ts')) tests.push(join(dir, f));
   }
+  // micro-benchmarks (not tests: run by hand, e.g. node build/tests/perf/vhost-micro.mjs)
+  if (existsSync(join(root, 'tests/perf'))) for (const f of readdirSync(join(root, 'tests/perf'))) if (f.endsWith('.ts')) tests.push(join('tests/perf', f));
   await esbuild.build({ ...common, entryPoints: tests, outdir: join(out, 'tests'), outbase: 'tests', outExtension: { '.js': '.mjs' }, external: ['playwright-core'] });
   // the host-neutral loader for browsers and other hosts, and the browser test page
   const web = { bundle: true, platform: 'browser', format: 'esm', target: 'es2022', logLevel: 'warning' };

@@ -8,7 +8,7 @@
 import { E_OK, E_INVAL } from '../../assembly/abi';
 import {
   MT_SIZE, MT_SHIFT, MT_CLOCK, MT_MISS, MT_MISS_REGION, MT_MISS_CHUNK, MT_MISSES, MT_MISSED, MT_CE_SIZE,
-  mt_init, mt_add, mt_add_window, mt_chunks, mt_gpa, mt_uva, mt_has, mt_piece, mt_uva_chunk,
+  mt_init, mt_add, mt_add_window, mt_chunks, mt_gpa, mt_uva, mt_has, mt_peek, mt_piece, mt_uva_chunk,
 } from '../../assembly/virtio/guestmem';
 
 const C: u32 = 4096; // chunk
@@ -143,5 +143,30 @@ describe('windowed guest memory: translation', () => {
     expect(mt_uva_chunk(g.mt, UVA + <u64>(3 * C + 1))).toBe(3);
     expect(mt_uva_chunk(g.mt, UVA - 1)).toBe(-1);
     expect(mt_uva_chunk(g.mt, UVA + SIZE)).toBe(-1);
+  });
+
+  it('mt_peek (touching ahead) gives the address of a mapped byte and changes nothing: no miss, no stamp, no piece', () => {
+    const g = world();
+    const slot = map(g, 2);
+    store<u32>(g.mt, 77, MT_CLOCK);
+    const misses = load<u64>(g.mt, MT_MISSES);
+    const piece = mt_piece;
+    expect(mt_peek(g.mt, GPA + <u64>(2 * C + 5))).toBe(slot + 5, 'a mapped chunk');
+    expect(load<u8>(mt_peek(g.mt, GPA + <u64>(2 * C + 5)))).toBe(gbyte(2 * C + 5));
+    expect(mt_peek(g.mt, GPA + <u64>(3 * C + 1))).toBe(0, 'a chunk not mapped (though slot 2 holds its bytes too)');
+    expect(mt_peek(g.mt, GPA - 1)).toBe(0, 'below the region');
+    expect(mt_peek(g.mt, GPA + SIZE)).toBe(0, 'past it');
+    expect(mt_peek(g.mt, 0xffffffffffffffff)).toBe(0, 'the top');
+    expect(load<u64>(g.mt, MT_MISSES)).toBe(misses, 'no miss recorded');
+    expect(load<u32>(g.mt, MT_MISS)).toBe(0);
+    expect(load<u32>(g.tab + 2 * MT_CE_SIZE, 4)).toBe(0, 'no LRU stamp');
+    expect(mt_piece).toBe(piece);
+    // a whole mapping: its address plus the offset
+    const mt = heap.alloc(MT_SIZE);
+    mt_init(mt);
+    const mem = heap.alloc(8192);
+    expect(mt_add(mt, GPA, 8192, UVA, <u32>mem)).toBe(E_OK);
+    expect(mt_peek(mt, GPA + 8191)).toBe(mem + 8191);
+    expect(mt_peek(mt, GPA + 8192)).toBe(0);
   });
 });

@@ -3,7 +3,10 @@
 // way DPDK's virtio PMD does them: one descriptor per TX frame with the header in front, one
 // writable 2 KiB buffer per RX chain, interrupts off) send to each other through one switch.
 // Only runner.step() is timed: ns per delivered frame is the backend's cost alone.
-//   node build/tests/perf/vhost-micro.mjs [frame=64] [seconds=3] [burst=32]
+//   node build/tests/perf/vhost-micro.mjs [frame=64] [seconds=3] [burst=32] [cold=0]
+// cold=MB: before each step, sweep MB MiB of other memory so the guests' rings and buffers are
+// out of the caches, as they are for a switch whose guests run on another core (every ring
+// entry and buffer a miss); untimed.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +15,10 @@ import { loadHost, type NativeHost } from '../../src/host.js';
 import { FakeQemu, FEAT, NET_HDR, LAYOUT, DESC_WRITE } from '../integration/vhost-frontend.js';
 
 const host = loadHost() as NativeHost;
-const FRAME = Number(process.argv[2] ?? 64) - 4, SECONDS = Number(process.argv[3] ?? 3), BURST = Number(process.argv[4] ?? 32);
+const FRAME = Number(process.argv[2] ?? 64) - 4, SECONDS = Number(process.argv[3] ?? 3), BURST = Number(process.argv[4] ?? 32), COLD = Number(process.argv[5] ?? 0);
+const sweep = new Int32Array(COLD * 262144);
+let sunk = 0;
+function evict(): void { for (let i = 0; i < sweep.length; i += 16) sunk += sweep[i]++; }
 const dir = mkdtempSync(join(tmpdir(), 'wasmap-vhmicro-'));
 const runner = new Runner(['valemicro']);
 const macs = ['02:00:00:00:0a:01', '02:00:00:00:0a:02'];
@@ -60,6 +66,7 @@ const lastUsed = [0, 0];
 const w0 = performance.now();
 while (true) {
   for (const s of st) guestWork(s);
+  if (COLD) evict();
   const t0 = performance.now();
   runner.step();
   const t1 = performance.now();
@@ -74,7 +81,7 @@ const got = st[0].got + st[1].got;
 const cpu = process.cpuUsage(cpu0); // CPU time, guests' work included: steadier than the clock on a shared machine
 const stats = (runner.stats('valemicro') as { ports: { name: string; dropFull: number; queues: { rx: { stalls: number; frames: number }; tx: { frames: number } } }[] }[])[0].ports;
 per.sort((a, b) => a - b);
-console.log(JSON.stringify({ frame: FRAME + 4, burst: BURST, median_ns_per_frame: +per[per.length >> 1].toFixed(1), cpu_ns_per_frame: +((cpu.user + cpu.system) * 1000 / got).toFixed(1), p25_ns_per_frame: +per[per.length >> 2].toFixed(1), frames: got, ns_per_frame: +(spent * 1e6 / got).toFixed(1), frames_per_step: +(got / steps).toFixed(1), ns_per_step: +(spent * 1e6 / steps).toFixed(0),
+console.log(JSON.stringify({ frame: FRAME + 4, burst: BURST, cold_mib: COLD, sunk: sunk & 1, median_ns_per_frame: +per[per.length >> 1].toFixed(1), cpu_ns_per_frame: +((cpu.user + cpu.system) * 1000 / got).toFixed(1), p25_ns_per_frame: +per[per.length >> 2].toFixed(1), frames: got, ns_per_frame: +(spent * 1e6 / got).toFixed(1), frames_per_step: +(got / steps).toFixed(1), ns_per_step: +(spent * 1e6 / steps).toFixed(0),
   mpps_backend_only: +(got / spent / 1000).toFixed(2), dropFull: stats.map((p) => p.dropFull), stalls: stats.map((p) => p.queues.rx.stalls) }));
 for (const g of guests) g.close();
 runner.close();

@@ -6,8 +6,11 @@
 // back with atomic stores, so the kernel sees the data before the status that releases it.
 //
 // The socket carries the virtio-net header (PACKET_VNET_HDR, 10 bytes), so the kernel hands
-// over and takes 64 KiB GSO frames with partial checksums; the ring frames are big enough for
-// them and a frame larger than a port buffer is spread over a MOREFRAG chain, as TAP ports do.
+// over and takes 64 KiB GSO frames with partial checksums; either the ring frames are big enough
+// for them, or (small ring frames) the kernel truncates a bigger frame in the ring, marks it
+// TP_STATUS_COPY and queues it whole on the socket, where the host receives it into a copy area
+// (recv puts the same 10-byte header first). A frame larger than a port buffer is spread over a
+// MOREFRAG chain, as TAP ports do.
 // - rx: the kernel writes the 10-byte header just before the MAC header (at tp_mac - 10; with
 //   PACKET_VNET_HDR_SZ 12 too: tpacket_rcv only ever writes struct virtio_net_hdr there, so the
 //   12-byte form is built here, num_buffers 0 as a TAP gives it).
@@ -241,7 +244,7 @@ export function tpk_pull(st: usize, ring: usize, nframes: u32, fsize: u32, k: us
   store<u32>(r, head, RING_CUR);
   store<u32>(st, cur, TPK_CUR);
   store<u32>(st, cbi, TPK_CB_I);
-  store<u32>(st, dry, TPK_DRY);
+  store<u32>(st, 0, TPK_DRY); // meant for the frame this call started at, and only for it
   store<u64>(st, load<u64>(st, TPK_MOVED) + moved, TPK_MOVED);
   if (refused) store<u64>(st, load<u64>(st, TPK_REFUSED) + refused, TPK_REFUSED);
   if (copied) store<u64>(st, load<u64>(st, TPK_COPIED) + copied, TPK_COPIED);

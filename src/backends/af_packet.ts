@@ -17,7 +17,7 @@ import { KernelPort, attachKernel } from './kernel.js';
 // the kernel's offsets (tp_mac is 76 with the header): 17 pages, 15 to a block (the kernel
 // allocates 256 pages for each 255-page block); rx 120 frames, tx 60: 12 MiB of the memory (and
 // of the kernel's) per port. Without one (`--vnet-hdr 0`: frames up to the MTU, peers with
-// offloads off) those big frames cost a third of the throughput (2.85 → 2.3 Gbit/s: 8 times
+// offloads off) those big frames cost a fifth of the throughput (2.85 → 2.3 Gbit/s: 8 times
 // fewer frames in the rx ring, 34 times the memory), so it keeps 2 KiB frames, 1024 each way
 // (4 MiB), and a frame larger than a ring frame (a GSO frame from a peer with offloads on, a
 // jumbo frame) comes whole through the socket: the kernel marks it TP_STATUS_COPY in the ring

@@ -13,7 +13,7 @@ export { mac_hash } from './switch/learn';
 export { gen_size, gen_init, gen_tx, gen_rx } from './gen';
 export { plan_size, traffic_run, pipe_run } from './loop';
 export { csum_add, csum_fold, csum_bytes } from './offload/csum';
-export { TPK_SIZE, tpk_pull, tpk_push, tpk_unsent, tpk_scratch_size, tpk_big } from './tpacket';
+export { TPK_SIZE, tpk_pull, tpk_push, tpk_unsent, tpk_scratch_size, tpk_big, tpk_copy_bytes, tpk_copy_setup, tpk_want, tpk_copies } from './tpacket';
 export { XSK_SIZE, XSK_FILL, XSK_COMP, XSK_RX, XSK_TX, XSK_NDESC, XSK_UMEM, XSK_FSIZE, XSK_RX_FRAMES, XSK_TX_FRAMES, XSK_FREE, XSK_RX_MOVED, XSK_TX_MOVED, XSK_RX_BAD_DESC, XSK_RX_TOO_BIG, XSK_FILL_LOST, XSK_TX_TOO_BIG, XSK_COMP_BAD, XSK_RING_BAD, XSK_TX_FULL, xsk_init, xsk_pull, xsk_push, xsk_tx_pending, xsk_rx_pending } from './xsk';
 export { vnet_convert, vnet_convert_into, vnet_out_room, VN_MAX_TAGS, VN_MAX_OUT, ACCEPT_CSUM, ACCEPT_TSO4, ACCEPT_TSO6, ACCEPT_USO, ACCEPT_ALL } from './offload/vnet';
 export { pt_attach, pt_detach, pt_pull_all, pt_publish_all, pt_sleep, pt_wake, pt_take_kick, pt_app_sync, pt_app_want_kick, pt_app_awake } from './csb';

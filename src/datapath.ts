@@ -18,7 +18,7 @@ export interface WasmapFunctions {
   sw_priv_size: Fn<[]>; sw_init: Fn<number[], void>; sw_attach: Fn; sw_detach: Fn; sw_round: Fn; sw_configure: Fn; sw_set_hdr: Fn; sw_set_accept: Fn;
   mac_hash: Fn<[bigint]>;
   gen_size: Fn<[]>; gen_init: Fn; gen_tx: Fn; gen_rx: Fn;
-  tpk_pull: Fn; tpk_push: Fn; tpk_unsent: Fn; tpk_scratch_size: Fn; tpk_big: Fn; xsk_init: Fn<number[], void>; xsk_pull: Fn; xsk_push: Fn; xsk_tx_pending: Fn; xsk_rx_pending: Fn; vnet_convert: Fn; vnet_convert_into: Fn; vnet_out_room: Fn; csum_bytes: Fn;
+  tpk_pull: Fn; tpk_push: Fn; tpk_unsent: Fn; tpk_scratch_size: Fn; tpk_big: Fn; tpk_copy_bytes: Fn; tpk_copy_setup: Fn<number[], void>; tpk_want: Fn; tpk_copies: Fn<number[], void>; xsk_init: Fn<number[], void>; xsk_pull: Fn; xsk_push: Fn; xsk_tx_pending: Fn; xsk_rx_pending: Fn; vnet_convert: Fn; vnet_convert_into: Fn; vnet_out_room: Fn; csum_bytes: Fn;
   pt_attach: Fn; pt_detach: Fn; pt_sleep: Fn; pt_wake: Fn<number[], void>; pt_take_kick: Fn;
   pt_app_sync: Fn; pt_app_want_kick: Fn; pt_app_awake: Fn<number[], void>;
   mt_init: Fn<number[], void>; mt_add: Fn<[number, bigint, bigint, bigint, number]>; mt_add_window: Fn<[number, bigint, bigint, bigint, number]>;

@@ -53,15 +53,20 @@ export interface NativeHost {
   ringToFd(view: Uint8Array, ring: number, fd: number, isSocket: boolean, dropped: Float64Array, minLen?: number): number;
   /** poll(2) for POLLIN on fds; returns each fd's revents. */
   pollFds(fds: number[], timeoutMs: number): number[];
-  /** AF_PACKET socket with TPACKET_V2 rx and tx rings (frames × 2048 bytes each) mapped over
-   *  [offset, offset + bytes) of the memory behind `view`, rx ring first. */
   /** A send-only AF_PACKET socket whose frames start with a vnet header of that length; -errno when the kernel cannot take it. */
   packetTxOpen(ifname: string, vnetHdrLen: number): number;
-  packetRingOpen(ifname: string, view: Uint8Array, offset: number, rxFrames: number, txFrames: number, frameSize: number): { fd: number; rx: number; tx: number; rxFrames: number; txFrames: number; frameSize: number; bytes: number };
+  /** AF_PACKET socket with TPACKET_V2 rx and tx rings (frames × frameSize bytes each) mapped over
+   *  [offset, offset + bytes) of the memory behind `view`, rx ring first; with copy, frames larger
+   *  than a ring frame are marked TP_STATUS_COPY and queued whole on the socket (packetRecv). */
+  packetRingOpen(ifname: string, view: Uint8Array, offset: number, rxFrames: number, txFrames: number, frameSize: number, copy?: boolean): { fd: number; rx: number; tx: number; rxFrames: number; txFrames: number; frameSize: number; bytes: number };
   /** Ask the kernel to send what the tx ring holds; -errno when the socket is dead. */
   packetKick(fd: number): number;
   /** Frames the kernel dropped since the last call because the AF_PACKET rx ring was full (PACKET_STATISTICS), or -errno. */
   packetDrops(fd: number): number;
+  /** Up to count frames from an AF_PACKET ring socket's queue (its TP_STATUS_COPY frames, opened with copy) into count size-byte
+   *  buffers at bufOffset, their lengths (recv with MSG_TRUNC: header + whole frame; 0: consumed but refused) as u32 at lensOffset.
+   *  Returns frames received (stops when the queue is empty), or -errno for a dead socket. */
+  packetRecv(fd: number, view: Uint8Array, lensOffset: number, bufOffset: number, size: number, count: number): number;
   /** An XSKMAP and the XDP program redirecting rx queue i to its entry i (else XDP_PASS),
    *  attached to IFNAME by a bpf_link (closing `link` detaches it). mode 0: native, falling
    *  back to skb; 1: native only; 2: skb only. */
@@ -109,7 +114,7 @@ export interface NativeHost {
 // Every function the interface promises. An addon built from older sources loads fine but
 // lacks some; better to say "rebuild" here than fail with "x is not a function" mid-run.
 const FUNCTIONS = ['memfdCreate', 'mapFd', 'unmap', 'closeFd', 'sealFd', 'alignGap', 'fence', 'unfence', 'fenceFaults', 'fenceStats', 'fenceGeneration', 'pageSize', 'version',
-  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetTxOpen', 'packetKick', 'packetDrops', 'xdpAttach', 'xskOpen', 'xskMapSet', 'xskKick', 'xskWakeRx', 'xskStats', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds', 'udpOpen', 'udpRecv', 'udpSend'] as const satisfies readonly (keyof NativeHost)[];
+  'tapOpen', 'packetOpen', 'fdToRing', 'ringToFd', 'pollFds', 'packetRingOpen', 'packetTxOpen', 'packetKick', 'packetDrops', 'packetRecv', 'xdpAttach', 'xskOpen', 'xskMapSet', 'xskKick', 'xskWakeRx', 'xskStats', 'eventfdCreate', 'eventfdSignal', 'eventfdDrain', 'unixConnect', 'unixListen', 'unixAccept', 'sendFds', 'recvFds', 'udpOpen', 'udpRecv', 'udpSend'] as const satisfies readonly (keyof NativeHost)[];
 
 let cached: NativeHost | null | undefined;
 let reason: string | null = null;

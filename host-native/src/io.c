@@ -317,14 +317,17 @@ static napi_value poll_fds(napi_env env, napi_callback_info info) {
 // the kernel's frames in place. Frames of up to 64 KiB sit in 64 KiB blocks; bigger ones (a
 // multiple of the page size) as many as fit in 1 MiB to a block (a frame never spans blocks;
 // 17-page frames: 15 to a 255-page block, allocated as 256), so frames is a multiple of the
-// frames per block.
+// frames per block. With copy (7th argument, true), a frame larger than a ring frame is
+// truncated there and marked TP_STATUS_COPY, and the whole frame is queued on the socket too
+// (PACKET_COPY_THRESH; TPACKET_V1/V2 only), to be read with packetRecv.
 static napi_value packet_ring_open(napi_env env, napi_callback_info info) {
-  napi_value argv[6]; size_t argc = 6; char name[IFNAMSIZ + 1] = {0}; size_t n; int64_t off; int32_t rxf, txf, fs;
+  napi_value argv[7]; size_t argc = 7; bool copy = false; char name[IFNAMSIZ + 1] = {0}; size_t n; int64_t off; int32_t rxf, txf, fs;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 6 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
       napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int32(env, argv[3], &rxf) != napi_ok ||
       napi_get_value_int32(env, argv[4], &txf) != napi_ok || napi_get_value_int32(env, argv[5], &fs) != napi_ok)
     return host_throw(env, "EINVAL", "packetRingOpen(ifname, view, offset, rxFrames, txFrames, frameSize)");
+  if (argc > 6) { napi_valuetype t; napi_typeof(env, argv[6], &t); if (t != napi_undefined && napi_get_value_bool(env, argv[6], &copy) != napi_ok) return host_throw(env, "EINVAL", "packetRingOpen: copy must be a boolean"); }
   long page = sysconf(_SC_PAGESIZE);
   // frames must lie back to back in the mapping (the datapath finds frame i at i * frameSize):
   // a block holds a whole number of frames with nothing left over
@@ -362,6 +365,15 @@ static napi_value packet_ring_open(napi_env env, napi_callback_info info) {
   // it the kernel stops sending mid-ring. Root may pass net.core.wmem_max (best effort)
   int sndbuf = 32 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  if (copy) {
+    // before bind (nothing is received yet, so the socket's queue holds exactly the COPY frames,
+    // in ring order). The kernel copies only while the queue's memory is under the receive
+    // buffer (else it truncates without COPY: counted as refused), so give it room for bursts
+    step = "PACKET_COPY_THRESH";
+    if (setsockopt(fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof one) < 0) goto fail;
+    int rcvbuf = 32 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
   step = "mmap";
   if (mmap((uint8_t *)data + off, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) goto fail;
   struct sockaddr_ll sll; memset(&sll, 0, sizeof sll);
@@ -431,6 +443,42 @@ static napi_value packet_kick(napi_env env, napi_callback_info info) {
   return ret_i64(env, 0);
 }
 
+// packetRecv(fd, view, lensOffset, bufOffset, size, count) -> frames received (0..count), or
+// -errno when the socket is dead: up to count frames from the socket's queue (an AF_PACKET
+// ring socket's TP_STATUS_COPY frames), one recv each, into the count size-byte buffers at
+// bufOffset of the wasm memory. lens[i] (u32 at lensOffset) = recv's answer with MSG_TRUNC:
+// the frame's whole length with its virtio-net header, more than size when it was cut; 0 when
+// the kernel consumed the frame but refused it (EINVAL: a header it cannot express). Stops
+// when the queue is empty.
+static napi_value packet_recv(napi_env env, napi_callback_info info) {
+  napi_value argv[6]; size_t argc = 6; int32_t fd, size, count; int64_t lo, bo;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_typedarray_type type; size_t length, byo; void *data; napi_value ab; bool ta = false;
+  if (argc < 6 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_typedarray(env, argv[1], &ta) != napi_ok || !ta ||
+      napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &byo) != napi_ok || type != napi_uint8_array ||
+      napi_get_value_int64(env, argv[2], &lo) != napi_ok || napi_get_value_int64(env, argv[3], &bo) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &size) != napi_ok || napi_get_value_int32(env, argv[5], &count) != napi_ok)
+    return host_throw(env, "EINVAL", "packetRecv(fd, view, lensOffset, bufOffset, size, count)");
+  if (size <= 0 || count < 0 || count > 1024 || lo < 0 || bo < 0 || (uint64_t)lo + 4u * (uint64_t)count > length ||
+      (uint64_t)bo + (uint64_t)size * (uint64_t)count > length)
+    return host_throw(env, "EINVAL", "packetRecv: %d buffers of %d bytes at %lld (lengths at %lld) do not fit the %zu-byte memory", count, size, (long long)bo, (long long)lo, length);
+  uint8_t *mem = data;
+  int32_t got = 0;
+  while (got < count) {
+    ssize_t c = recv(fd, mem + bo + (size_t)got * (size_t)size, (size_t)size, MSG_DONTWAIT | MSG_TRUNC);
+    if (c < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL) { wr32(mem + lo + 4u * (uint32_t)got, 0); got++; continue; } // consumed, refused
+      if (errno == EAGAIN || errno == EWOULDBLOCK || !fatal(errno)) break; // ENETDOWN etc.: the kick finds out
+      if (!got) return ret_i64(env, -errno);
+      break;
+    }
+    wr32(mem + lo + 4u * (uint32_t)got, c > 0xffffffffLL ? 0xffffffffu : (uint32_t)c);
+    got++;
+  }
+  return ret_i64(env, got);
+}
+
 // packetDrops(fd) -> frames the kernel dropped for this AF_PACKET socket since the last call
 // (PACKET_STATISTICS tp_drops: the rx ring was full), or -errno. Reading resets the kernel's
 // counters, so the caller accumulates.
@@ -476,6 +524,7 @@ void host_register_io(napi_env env, napi_value exports) {
       {"packetKick", NULL, packet_kick, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetTxOpen", NULL, packet_tx_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetDrops", NULL, packet_drops, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetRecv", NULL, packet_recv, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdCreate", NULL, eventfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdSignal", NULL, eventfd_signal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"eventfdDrain", NULL, eventfd_drain, NULL, NULL, NULL, napi_enumerable, NULL},

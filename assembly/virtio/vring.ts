@@ -423,7 +423,7 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
   const num = load<u32>(vq, VQ_NUM), mask = num - 1;
   const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
   const feat = load<u32>(vq, VQ_FEATURES);
-  const ptrs = feat & VQF_IN_ORDER ? 0 : <usize>load<u32>(k, KR_PTRS); // 0: no zero-copy frames
+  const ptrs: usize = feat & VQF_IN_ORDER ? 0 : <usize>load<u32>(k, KR_PTRS); // 0: no zero-copy frames
   const start = load<u32>(vq, VQ_LAST_AVAIL);
   const ustart = load<u32>(vq, VQ_USED_IDX);
   let last = start, upos = ustart;

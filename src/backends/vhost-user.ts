@@ -16,6 +16,7 @@ import type { NativeHost } from '../host.js';
 import type { SwitchPort, PortStats } from '../switch.js';
 import { parsePortName } from '../portname.js';
 import type { AttachContext, Backend, Fields } from './backend.js';
+import { GuestWindow, MAX_DIRECT_RAM, VQE_WINDOW, type Mapped, type RegionWant, type WindowOptions } from './vhost-window.js';
 
 // Requests (vhost-user spec, "Front-end message types") that this back-end understands.
 export const REQ = {
@@ -53,19 +54,8 @@ const QUEUES = 2; // one queue pair: 0 = RX (to the guest), 1 = TX (from the gue
 const MAX_VRINGS = 256; // queue indexes a front-end may name (as VHOST_MAX_VRING); beyond: a protocol error
 const RX = 0, TX = 1;
 const PAGE = 4096;
-/** Guest RAM a port maps whole into the linear memory (all regions together); a larger guest
- *  is seen through a window of chunks mapped on demand (docs/guest-memory.md). */
-export const MAX_DIRECT_RAM = 256 * 1024 * 1024;
 /** Guest RAM a port takes at all (its chunk tables: 8 bytes per 2 MiB, 4 MiB at this size). */
 export const MAX_GUEST_RAM = 2 ** 40;
-/** Window slots per port by default (each 4 MiB of the linear memory: a 2 MiB chunk and the
- *  next one, so rings and indirect tables are contiguous): 64 chunks of guest RAM in use at
- *  once, 256 MiB of the memory. `--window N` on attach sets it (8..256). */
-export const WINDOW_SLOTS = 64;
-/** VQ_BROKEN code set by this file (not by vring.ts): a chain that cannot be served through
- *  the window (it needs more chunks at once than the window holds, or its rings cannot be
- *  pinned). */
-const VQE_WINDOW = 12;
 
 const VQE_TEXT: Record<number, string> = {
   1: 'avail->idx ran more than the queue size ahead of the used index (or went back)',
@@ -83,23 +73,6 @@ const VQE_TEXT: Record<number, string> = {
 };
 
 interface Queue { setup: boolean; num: number; base: number; desc: bigint; avail: bigint; used: bigint; addrSet: boolean; kick: number; call: number; err: number; started: boolean; enabled: boolean; kicks: number }
-/** A guest RAM region mapped at [span, span+len), inside the allocation [at, at+bytes) (larger
- *  when the region's pages need more alignment than the memory gives: hugetlbfs). */
-interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: number; sealed: boolean; at: number; bytes: number;
-  /** Windowed: the fd (kept to map chunks from), its offset and page size, the chunk table. */
-  fd: number; off: number; pageSize: number; tab: number; tabBytes: number; chunks: number }
-/** A window slot: which chunk of which region it maps (region -1: free), the bytes mapped,
- *  and the queues whose rings are in it (pinned: never evicted while they run). */
-interface Slot { region: number; chunk: number; len: number; pins: number }
-/** The port's window: slots of 2 × chunk bytes from `base` (chunk-aligned), inside [at, at+bytes). */
-interface Window { at: number; bytes: number; base: number; chunk: number; slots: Slot[] }
-/** Attach options of the window: slots (`--window`); directMax and chunkShift are for tests
- *  (directMax 0: every guest through the window; chunkShift 16..21: 64 KiB..2 MiB chunks, so
- *  a small guest has many and evictions happen). */
-export interface WindowOptions { slots?: number; directMax?: number; chunkShift?: number }
-/** Window counters (stats: `window`). */
-export interface WindowStats { slots: number; mapped: number; misses: number; maps: number; evictions: number; waits: number }
-
 /** What a front-end tried to make us hold, refused (each refusal ends its session). */
 export interface Refusals { fds: number; bytes: number; memoryFaults: number }
 
@@ -135,16 +108,8 @@ export class VhostUserPort implements Backend {
   private readonly ptrs: number; private readonly ptrsBytes: number; // the tx kring's KR_PTRS array (0: zero-copy off)
   private queues: Queue[] = [freshQueue(), freshQueue()];
   private regions: Mapped[] = [];
-  private win: Window | null = null;
-  /** Window slots this port gets when a guest is too large to map whole. */
-  readonly windowSlots: number;
-  /** Guest RAM up to this is mapped whole; MAX_DIRECT_RAM unless a test asks otherwise. */
-  readonly directMax: number;
-  /** log2 of the window's chunk size: 21 (2 MiB) unless a test asks for smaller ones. */
-  readonly chunkShift: number;
-  readonly winStats = { maps: 0, evictions: 0, waits: 0 };
-  private missWait = false; // a miss waits for the next pull's start, where evicting is safe
-  private stuck = [0, 0]; // calls in a row that stopped at a miss with nothing moved, per queue
+  /** The guest-memory window (vhost-window.ts): used while a guest is too large to map whole. */
+  readonly window: GuestWindow;
   private inbuf = Buffer.alloc(0);
   private pendingFds: { at: number; fd: number }[] = []; // fds and the stream offset of their message
   private consumed = 0; // stream bytes parsed so far (offsets of pendingFds are in this count)
@@ -156,9 +121,6 @@ export class VhostUserPort implements Backend {
 
   constructor(private readonly host: NativeHost, private readonly dp: Datapath, readonly port: SwitchPort, path: string,
               private readonly setAccept: (offloads: string[]) => void, o: WindowOptions = {}) {
-    this.windowSlots = o.slots ?? WINDOW_SLOTS;
-    this.directMax = o.directMax ?? MAX_DIRECT_RAM;
-    this.chunkShift = o.chunkShift ?? 21;
     this.faultGen = host.fenceGeneration();
     this.faultSeen = this.faultGen[0];
     const a = dp.abi;
@@ -168,6 +130,7 @@ export class VhostUserPort implements Backend {
     this.vqCall = a.VQ_CALL; this.vqBroken = a.VQ_BROKEN; this.vqZcFrom = a.VQ_ZC_FROM;
     dp.fn.mt_init(this.mt);
     for (const vq of this.vqs) dp.fn.vq_init(vq);
+    this.window = new GuestWindow({ dp, host, mt: this.mt, regions: () => this.regions, fail: (why) => this.endSession(why), log: (s) => this.log(s) }, o);
     // zero-copy TX (vring.ts, VQ_ZC_PREFIX): the tx kring's private array of guest addresses,
     // one entry a slot (WASMAP_VHOST_ZEROCOPY=0 turns it off: every frame copied, as before)
     this.ptrsBytes = process.env.WASMAP_VHOST_ZEROCOPY === '0' ? 0 : a.VQ_PTR_SIZE * dp.u32(port.tx.kring + a.KR_NSLOTS);
@@ -198,19 +161,19 @@ export class VhostUserPort implements Backend {
     if (this.conn < 0) return 0;
     const vq = this.vqs[TX];
     let n: number;
-    if (this.win) {
+    if (this.window.on) {
       // the start of a pull is the one place chunks are evicted: no descriptor of this port has
       // been read in this pass, and zero-copy frames of the last one (tx slots referring into
       // guest memory) are completed first (settle: their rest copied if no round took them),
       // so nothing in any port ring refers into its guest memory
-      const clk = this.mt + this.dp.abi.MT_CLOCK;
-      this.dp.setU32(clk, (this.dp.u32(clk) + 1) >>> 0);
-      if (this.missWait) {
+      const w = this.window;
+      w.tick();
+      if (w.missWait) {
         if (this.dp.u32(vq + this.vqZcFrom) !== 0xffffffff) this.settle();
-        this.missWait = false;
-        if (this.conn >= 0) this.takeMiss(true);
+        w.missWait = false;
+        if (this.conn >= 0) w.takeMiss(true);
       }
-      n = this.afterMiss(TX, this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number, max,
+      n = w.afterMiss(TX, vq, this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number, max,
         (m) => this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, m) as number);
     } else n = this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number;
     if (this.checkFaults()) return n;
@@ -229,7 +192,7 @@ export class VhostUserPort implements Backend {
     }
     const vq = this.vqs[RX];
     let n = this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number;
-    if (this.win) n = this.afterMiss(RX, n, Infinity, () => this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number);
+    if (this.window.on) n = this.window.afterMiss(RX, vq, n, Infinity, () => this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number);
     if (this.checkFaults()) return n;
     this.after(vq, RX);
     return n;
@@ -251,99 +214,6 @@ export class VhostUserPort implements Backend {
   }
 
   /**
-   * A pass over queue q (n frames moved) that stopped at a chunk not mapped: the chunk is
-   * mapped into a free slot and the pass run again (`run`, up to `max` frames in all), at most
-   * a few times; when no slot is free it waits for the next pull's start, which may evict.
-   * A queue that keeps stopping with nothing moved has a chain needing more chunks at once
-   * than the window holds: it breaks (VQE_WINDOW) rather than spin.
-   */
-  private afterMiss(q: number, n: number, max: number, run: (max: number) => number): number {
-    const miss = this.mt + this.dp.abi.MT_MISS;
-    const vq = this.vqs[q], before = this.dp.u32(vq + this.dp.abi.VQ_LAST_AVAIL);
-    let missed = false;
-    for (let k = 0; k < 4 && this.dp.u32(miss) && n < max; k++) {
-      missed = true;
-      if (!this.takeMiss(false)) { this.missWait = true; this.winStats.waits++; break; }
-      n += run(max - n);
-    }
-    if (!missed && !this.dp.u32(miss)) { this.stuck[q] = 0; return n; }
-    if (n > 0 || this.dp.u32(vq + this.dp.abi.VQ_LAST_AVAIL) !== before) this.stuck[q] = 0;
-    else if (++this.stuck[q] > 2 * this.windowSlots + 8) {
-      this.dp.setU32(miss, 0); this.missWait = false; this.stuck[q] = 0;
-      this.dp.setU32(vq + this.dp.abi.VQ_BROKEN, VQE_WINDOW);
-    }
-    if (this.dp.u32(miss)) this.missWait = true;
-    return n;
-  }
-
-  /** Map the chunk the last miss named (evicting the least recently used unpinned slot when
-   *  `evict` and none is free). Returns whether it is mapped now; the miss is cleared then. */
-  private takeMiss(evict: boolean): boolean {
-    const a = this.dp.abi, ri = this.dp.u32(this.mt + a.MT_MISS_REGION), c = this.dp.u32(this.mt + a.MT_MISS_CHUNK);
-    const ok = this.mapChunk(ri, c, evict) >= 0;
-    if (ok) this.dp.setU32(this.mt + a.MT_MISS, 0);
-    return ok;
-  }
-
-  /** The slot holding chunk c of region ri, mapping it if needed; -1 when no slot can take it. */
-  private mapChunk(ri: number, c: number, evict: boolean): number {
-    const w = this.win, r = this.regions[ri];
-    if (!w || !r || !r.tab || c >= r.chunks) return -1;
-    const ce = r.tab + c * 8;
-    const have = this.dp.u32(ce);
-    if (have) return (have - w.base) / (2 * w.chunk);
-    let si = w.slots.findIndex((s) => s.region < 0);
-    if (si < 0) {
-      if (!evict) return -1;
-      const clock = this.dp.u32(this.mt + this.dp.abi.MT_CLOCK);
-      let age = -1;
-      w.slots.forEach((s, i) => {
-        if (s.pins) return;
-        const e = (clock - this.dp.u32(this.regions[s.region].tab + s.chunk * 8 + 4)) >>> 0;
-        if (e > age) { age = e; si = i; }
-      });
-      if (si < 0) return -1;
-      const old = w.slots[si];
-      this.dp.setU32(this.regions[old.region].tab + old.chunk * 8, 0); // no translation reaches it from now on
-      this.winStats.evictions++;
-    }
-    const s = w.slots[si], at = w.base + si * 2 * w.chunk, pg = r.pageSize;
-    // this chunk and the next of the same region, never past the region's (page-rounded) end
-    const len = Math.min(2 * w.chunk, Math.ceil((Number(r.size) - c * w.chunk) / pg) * pg);
-    try {
-      this.host.mapFd(this.dp.u8, at, len, r.fd, r.off + c * w.chunk); // MAP_FIXED over whatever the slot held
-      if (s.region >= 0 && s.len > len) this.host.unmap(this.dp.u8, at + len, s.len - len); // no stale pages of the old chunk left
-    } catch (e) {
-      try { this.host.unmap(this.dp.u8, at, 2 * w.chunk); } catch { /* the session ends */ }
-      Object.assign(s, { region: -1, chunk: 0, len: 0, pins: 0 });
-      this.endSession(`mapping guest memory (region at guest 0x${r.gpa.toString(16)}, chunk ${c}) failed: ${(e as Error).message}`);
-      return -1;
-    }
-    Object.assign(s, { region: ri, chunk: c, len, pins: 0 });
-    if (process.env.WASMAP_VHOST_DEBUG) this.log(`window: region ${ri} chunk ${c} → slot ${si}`);
-    this.dp.setU32(ce + 4, this.dp.u32(this.mt + this.dp.abi.MT_CLOCK));
-    this.dp.setU32(ce, at);
-    this.winStats.maps++;
-    return si;
-  }
-
-  /** Windowed memory: map queue q's rings' chunks and pin them (they are used at every pass by
-   *  address, so they are never evicted while the queue is set up). False if one cannot be. */
-  private pinRings(q: number): boolean {
-    const w = this.win, qq = this.queues[q];
-    if (!w) return true;
-    for (const s of w.slots) s.pins &= ~(1 << q);
-    for (const uva of [qq.desc, qq.avail, qq.used]) {
-      const rc = this.dp.fn.mt_uva_chunk(this.mt, uva) as bigint;
-      if (rc < 0n) continue; // not in guest memory: vq_setup says so
-      const si = this.mapChunk(Number(rc >> 32n), Number(rc & 0xffffffffn), true);
-      if (si < 0) return false;
-      w.slots[si].pins |= 1 << q;
-    }
-    return true;
-  }
-
-  /**
    * Did the guest's RAM shrink under the switch? (The front-end truncated a file we could not
    * seal; the native SIGBUS fence put zero pages over the region and the access read zeros.)
    * Then the session ends: the port goes down with the reason. Returns the reason, or null.
@@ -358,8 +228,7 @@ export class VhostUserPort implements Backend {
       const r = this.regions[i];
       if (!r.tab && this.host.fenceFaults(this.dp.u8, r.span, r.len)) faulted = i;
     }
-    const w = this.win;
-    if (faulted < 0 && w && this.host.fenceFaults(this.dp.u8, w.base, w.slots.length * 2 * w.chunk)) faulted = 0; // one fence over the window
+    if (faulted < 0 && this.window.faulted()) faulted = 0; // one fence over the window
     if (faulted < 0) return null;
     const r = this.regions[faulted];
     this.refused.memoryFaults++;
@@ -649,7 +518,7 @@ export class VhostUserPort implements Backend {
     if (!q.setup) {
       const f = this.features;
       const vf = (f & FEAT.EVENT_IDX ? a.VQF_EVENT_IDX : 0) | (f & FEAT.MRG_RXBUF ? a.VQF_MRG_RXBUF : 0) | (f & FEAT.INDIRECT_DESC ? a.VQF_INDIRECT : 0);
-      const pinned = this.pinRings(i);
+      const pinned = this.window.pinRings(i, [q.desc, q.avail, q.used]);
       if (this.conn < 0) return; // mapping failed: the session ended
       const err = fn.vq_setup(vq, this.mt, q.num, q.desc, q.avail, q.used, vf, q.base) as number;
       this.brokenSaid[i] = 0;
@@ -679,8 +548,7 @@ export class VhostUserPort implements Backend {
     }
     this.dp.setU32(vq + this.dp.abi.VQ_NUM, 0); // not ready until set up again
     this.queues[i].setup = false;
-    this.stuck[i] = 0;
-    if (this.win) for (const s of this.win.slots) s.pins &= ~(1 << i); // its rings may be evicted now
+    this.window.unpin(i); // its rings may be evicted now
     this.updateDown();
     return base;
   }
@@ -700,7 +568,7 @@ export class VhostUserPort implements Backend {
     if (n === 0 || n > max) throw new WasmapError('EPROTO', `SET_MEM_TABLE with ${n} regions (1..${max})`);
     if (p.length < 8 + 32 * n) throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${n} regions need ${8 + 32 * n} bytes, got ${p.length}`);
     if (fds.length !== n) throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${n} regions came with ${fds.length} fds`);
-    const want: { gpa: bigint; size: bigint; uva: bigint; off: bigint }[] = [];
+    const want: RegionWant[] = [];
     let total = 0n;
     for (let i = 0; i < n; i++) {
       const o = 8 + 32 * i;
@@ -714,7 +582,7 @@ export class VhostUserPort implements Backend {
     for (let i = 0; i < QUEUES; i++) this.dp.fn.vq_enable(this.vqs[i], 0);
     this.unmapAll();
     const fn = this.dp.fn;
-    if (total > BigInt(this.directMax)) { this.setWindowed(want, fds, taken, total); return; }
+    if (total > BigInt(this.window.directMax)) { this.setWindowed(want, fds, taken, total); return; }
     for (let i = 0; i < n; i++) {
       const r = want[i];
       let len = Math.ceil(Number(r.size) / PAGE) * PAGE, at = -1, bytes = 0, span = -1, sealed = false;
@@ -761,7 +629,7 @@ export class VhostUserPort implements Backend {
     for (let i = 0; i < QUEUES; i++) {
       const q = this.queues[i];
       if (q.setup && !this.dp.fn.vq_error(this.vqs[i])) {
-        if (!this.pinRings(i)) { this.dp.setU32(this.vqs[i] + this.dp.abi.VQ_BROKEN, VQE_WINDOW); this.noteBroken(i); }
+        if (!this.window.pinRings(i, [q.desc, q.avail, q.used])) { this.dp.setU32(this.vqs[i] + this.dp.abi.VQ_BROKEN, VQE_WINDOW); this.noteBroken(i); }
         else if (this.dp.fn.vq_remap(this.vqs[i], this.mt)) this.noteBroken(i);
       }
       if (this.conn < 0) return;
@@ -769,52 +637,10 @@ export class VhostUserPort implements Backend {
     }
   }
 
-  /**
-   * A guest larger than MAX_DIRECT_RAM: its regions are not mapped whole but through the
-   * port's window, chunk by chunk as the datapath reaches them (docs/guest-memory.md). Each fd
-   * is sealed (or fenced) and kept, to map chunks from; each region gets a chunk table.
-   */
-  private setWindowed(want: { gpa: bigint; size: bigint; uva: bigint; off: bigint }[], fds: number[], taken: Set<number>, total: bigint): void {
-    const fn = this.dp.fn, a = this.dp.abi, chunk = 2 ** this.chunkShift, slots = this.windowSlots;
-    this.dp.setU32(this.mt + a.MT_SHIFT, this.chunkShift); // after unmapAll's mt_init (which sets 2 MiB)
-    let allSealed = true;
-    try {
-      const bytes = slots * 2 * chunk + chunk;
-      const at = this.dp.alloc(bytes, 65536, false);
-      const base = at + this.host.alignGap(this.dp.u8, at, chunk); // 2 MiB-aligned slots: hugetlbfs chunks map there
-      this.win = { at, bytes, base, chunk, slots: Array.from({ length: slots }, () => ({ region: -1, chunk: 0, len: 0, pins: 0 })) };
-      this.host.fence(this.dp.u8, base, slots * 2 * chunk); // a chunk of an unsealable file shrunk under us: SIGBUS mended, the session ends
-    } catch (e) {
-      this.unmapAll();
-      throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${Number(total >> 20n)} MiB of guest RAM needs a window of ${slots} × ${2 * chunk >> 20} MiB: ${(e as Error).message}`);
-    }
-    for (let i = 0; i < want.length; i++) {
-      const r = want[i], fd = fds[i];
-      let tab = -1, tabBytes = 0;
-      try {
-        let g = this.host.sealFd(fd, Number(r.off) + Math.ceil(Number(r.size) / PAGE) * PAGE);
-        const pg = Math.max(PAGE, g.pageSize);
-        if (pg > chunk) throw new Error(`its ${pg >> 20} MiB pages are larger than the window's ${chunk >> 20} MiB chunks (use 2 MiB pages, or at most ${MAX_DIRECT_RAM >> 20} MiB of guest RAM)`);
-        if (r.off % BigInt(pg)) throw new Error(`mmap offset ${r.off} is not a multiple of the file's ${pg >> 10} KiB pages`);
-        if (pg > PAGE) g = this.host.sealFd(fd, Number(r.off) + Math.ceil(Number(r.size) / pg) * pg);
-        if (!g.sealed) allSealed = false;
-        const chunks = fn.mt_chunks(this.mt, r.size) as number;
-        tabBytes = chunks * a.MT_CE_SIZE;
-        tab = this.dp.alloc(tabBytes, 64); // zeroed: nothing mapped
-        taken.add(fd); // kept until the session ends: chunks are mapped from it
-        this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span: 0, len: 0, sealed: g.sealed, at: 0, bytes: 0, fd, off: Number(r.off), pageSize: pg, tab, tabBytes, chunks });
-        tab = -1;
-        if (!g.sealed) this.log(`region ${i} cannot be sealed against shrinking (${g.why}): its chunks are mapped behind the SIGBUS fence`);
-        if (pg > PAGE) this.log(`region ${i} is on ${pg >> 10} KiB pages (hugetlbfs): its chunks are mapped at that alignment`);
-        const rc = fn.mt_add_window(this.mt, r.gpa, r.size, r.uva, this.regions[i].tab) as number;
-        if (rc !== 0) throw new Error('overlaps another region (or is out of range)');
-      } catch (e) {
-        if (tab >= 0) this.dp.release(tab, tabBytes);
-        this.unmapAll();
-        throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i} (guest 0x${r.gpa.toString(16)}, ${Number(r.size >> 10n)} KiB): ${(e as Error).message}`);
-      }
-    }
-    this.log(`memory table: ${want.length} regions, ${Number(total >> 20n)} MiB (${want.map((r) => `0x${r.gpa.toString(16)}+${Number(r.size >> 10n)}K`).join(', ')}), seen through a window of ${slots} × ${chunk >> 20} MiB chunks, ${allSealed ? 'sealed against shrinking' : 'not all sealable: fenced'}`);
+  /** A guest larger than the window's directMax: its regions are seen through the window
+   *  (vhost-window.ts), chunk by chunk as the datapath reaches them. */
+  private setWindowed(want: RegionWant[], fds: number[], taken: Set<number>, total: bigint): void {
+    try { this.window.open(this.regions, want, fds, taken, total); } catch (e) { this.unmapAll(); throw e; }
     this.remapQueues();
   }
 
@@ -831,15 +657,7 @@ export class VhostUserPort implements Backend {
       this.dp.release(r.at, r.bytes);
     }
     this.regions = [];
-    const w = this.win;
-    if (w) {
-      // every chunk goes at once (the chunk tables went with mt_init): wasm memory again, fence removed
-      try { this.host.unmap(this.dp.u8, w.base, w.slots.length * 2 * w.chunk); } catch { /* released either way */ }
-      this.dp.release(w.at, w.bytes);
-      this.win = null;
-    }
-    this.missWait = false;
-    this.stuck = [0, 0];
+    this.window.close(); // every chunk goes at once (the chunk tables went with mt_init)
   }
 
   /** QEMU is gone (or broke the protocol): the port goes down, the guest's memory and fds go. */
@@ -871,21 +689,17 @@ export class VhostUserPort implements Backend {
   }
 
   /** Mapped guest memory, bytes (for leak checks and stats). */
-  get mappedBytes(): number { return this.regions.reduce((s, r) => s + r.len, 0) + (this.win?.slots.reduce((s, x) => s + x.len, 0) ?? 0); }
+  get mappedBytes(): number { return this.regions.reduce((s, r) => s + r.len, 0) + this.window.mappedBytes; }
 
-  /** The window's state, null while the guest (if any) is mapped whole. */
-  windowStats(): WindowStats | null {
-    const w = this.win;
-    if (!w) return null;
-    return { slots: w.slots.length, mapped: w.slots.filter((s) => s.region >= 0).length, misses: Number(this.dp.u64(this.mt + this.dp.abi.MT_MISSES)), ...this.winStats };
-  }
+  /** Window counters over all sessions (maps, evictions, waits). */
+  get winStats(): { maps: number; evictions: number; waits: number } { return this.window.counts; }
 
   answersTo(spec: string): boolean { return spec.startsWith('vhost-user:') && resolve(spec.slice('vhost-user:'.length)) === this.path; }
 
   info(): Fields { return { path: this.path, connected: this.connected, sessions: this.sessions, ...(this.queuesAsked > QUEUES ? { queuePairsAsked: Math.ceil(this.queuesAsked / 2), queuePairsServed: 1 } : {}) }; }
   stats(): Fields {
     return { path: this.path, connected: this.connected, sessions: this.sessions, refusedConnections: this.refusedConnections, features: `0x${this.features.toString(16)}`,
-      downDrops: this.downDrops, refused: { ...this.refused }, messages: this.messages, guestMappedBytes: this.mappedBytes, ...(this.win ? { window: this.windowStats() } : {}), queues: this.queueStats(), events: this.events.slice(-64) };
+      downDrops: this.downDrops, refused: { ...this.refused }, messages: this.messages, guestMappedBytes: this.mappedBytes, ...(this.window.on ? { window: this.window.stats() } : {}), queues: this.queueStats(), events: this.events.slice(-64) };
   }
 
   /** The session ends, the socket goes (its file removed), then the port when `detach` is given. */

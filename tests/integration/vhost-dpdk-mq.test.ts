@@ -4,7 +4,7 @@
 // it delivers to the receiver over the receiver's two RX queues by flow hash. Checked with
 // testpmd's own per-queue counts and the switch's per-pair stats: frames taken from both TX
 // queues, received on both RX queues, sent = received + counted drops; restarts with queues=2
-// leave nothing behind; queues=16 is capped at the 8 pairs served with the reason in ctl list.
+// leave nothing behind; queues=8 (DPDK's limit and ours): every pair served.
 // Needs root (testpmd), dpdk-testpmd (apt-get install dpdk-dev librte-net-virtio23
 // librte-mempool-ring23); skipped without them unless WASMAP_REQUIRE_NET=1.
 import { test } from 'node:test';
@@ -82,7 +82,10 @@ test('DPDK queues=2 front-ends: frames taken from both TX queues, spread over bo
   await exited(d);
 });
 
-test('DPDK queues=16: the 8 pairs served are used, the pairs beyond answered and not served, the reason in ctl list; frames flow', { skip, timeout: 60000 }, async (t) => {
+// DPDK's virtio-user takes at most 8 queue pairs itself (queues=16: "arg queues 16 exceeds the
+// limit 8" at probe, before it connects), so a front-end with more pairs than the 8 served is
+// checked with the fake front-end (vhost-mq.test.ts); here the most DPDK asks for: 8, all served.
+test('DPDK queues=8 (DPDK\'s own limit, and ours): all 8 pairs served and used; testpmd\'s per-queue counts match the switch\'s per-pair stats', { skip, timeout: 60000 }, async (t) => {
   const procs: ChildProcess[] = [];
   t.after(async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await exited(p); }
@@ -92,17 +95,19 @@ test('DPDK queues=16: the 8 pairs served are used, the pairs beyond answered and
   procs.push(d);
   await ctlRequest(sock, 'attach', { switch: 'vale0', port: `vhost-user:${sa}`, name: 'a' });
   await ctlRequest(sock, 'attach', { switch: 'vale0', port: 'sink' });
-  const tx = front('s', sa, 16, '02:00:00:00:00:01', ['--rxq=2', '--txq=2', '--forward-mode=txonly', '--txonly-multi-flow']);
+  const tx = front('s', sa, 8, '02:00:00:00:00:01', ['--rxq=8', '--txq=8', '--total-num-mbufs', '16384', '--forward-mode=txonly', '--txonly-multi-flow']);
   procs.push(tx);
-  await until('the front-end to come up', async () => (await listed('a'))?.down === null, 20000);
-  await until('frames to flow', async () => (await port('a')).txPackets > 10000, 20000);
+  await until('all 8 pairs to be enabled', async () => (await listed('a'))?.queuePairsEnabled === 8, 20000);
+  await until('frames on every TX queue', async () => (await port('a')).queues.pairs.every((p) => p.tx.frames > 1000), 20000);
   const l = await listed('a');
-  assert.equal(l.queuePairsAsked, 16, 'ctl list: 16 pairs asked');
-  assert.equal(l.queuePairsServed, 8, '8 served');
-  assert.match(l.queuePairsRefused ?? '', /set up 16 queue pairs; at most 8 are served .*pairs 8\.\.15 are not/);
-  assert.equal(tx.exitCode, null, 'the front-end runs on (no protocol error, no SIGPIPE)');
+  assert.equal(l.queuePairsAsked, 8);
+  assert.equal(l.queuePairsServed, 8);
+  assert.equal(l.queuePairsRefused, undefined, 'nothing refused');
   tx.kill('SIGINT');
   assert.equal(await exited(tx), 0, `testpmd ended cleanly: ${tx.out().slice(-500)}`);
+  const a = await port('a'), sent = perQueue(tx.out());
+  assert.equal(sent.tx.length, 8, `testpmd sent on 8 queues: ${tx.out().slice(-2000)}`);
+  for (let q = 0; q < 8; q++) assert.equal(a.queues.pairs[q].tx.frames, sent.tx[q], `TX queue of pair ${q}: the switch took what testpmd sent there`);
   d.kill('SIGTERM');
   await exited(d);
 });

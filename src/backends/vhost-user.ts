@@ -107,6 +107,7 @@ export class VhostUserPort implements Backend {
   private txReady: number[] = [];
   private rxReady: number[] = [];
   private txNext = 0; // round-robin start among txReady
+  private rxStarted = false; // an RX queue is started (frames wait for it rather than being discarded)
   refusedConnections = 0;
   /** fds beyond what a message may carry or beyond MAX_PENDING_FDS, partial messages beyond
    *  MAX_PENDING_BYTES, guest RAM that shrank under the switch (SIGBUS fenced). */
@@ -230,7 +231,7 @@ export class VhostUserPort implements Backend {
   push(): number {
     // the switch has taken this pass's zero-copy frames: their chains go back to the guest now
     if (this.conn >= 0 && this.zcPending()) this.settle();
-    if (this.conn < 0 || !this.queues.some((q, i) => !isTx(i) && q.started)) {
+    if (this.conn < 0 || !this.rxStarted) {
       const rx = this.port.rx;
       if (rx.head !== rx.tail) this.downDrops += this.port.recv().length;
       return 0;
@@ -647,8 +648,10 @@ export class VhostUserPort implements Backend {
   /** The queues that run now (txReady, rxReady; the steering list in wasm memory). */
   private refreshReady(): void {
     const a = this.dp.abi, tx: number[] = [], rx: number[] = [];
+    this.rxStarted = false;
     for (let i = 0; i < QUEUES; i++) {
       const q = this.queues[i], vq = this.vqs[i];
+      if (!isTx(i) && q.started) this.rxStarted = true;
       if (this.conn >= 0 && q.started && q.enabled && this.dp.u32(vq + a.VQ_NUM) !== 0 && this.dp.u32(vq + a.VQ_BROKEN) === 0) (isTx(i) ? tx : rx).push(i);
     }
     this.txReady = tx; this.rxReady = rx;

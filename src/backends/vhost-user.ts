@@ -108,6 +108,7 @@ export class VhostUserPort implements Backend {
   private rxReady: number[] = [];
   private txNext = 0; // round-robin start among txReady
   private rxStarted = false; // an RX queue is started (frames wait for it rather than being discarded)
+  private zcq = -1; // the TX queue whose zero-copy frames wait for vq_complete (settle), -1: none
   refusedConnections = 0;
   /** fds beyond what a message may carry or beyond MAX_PENDING_FDS, partial messages beyond
    *  MAX_PENDING_BYTES, guest RAM that shrank under the switch (SIGBUS fenced). */
@@ -214,7 +215,10 @@ export class VhostUserPort implements Backend {
       let got = fn.vq_pull(vq, this.mt, k, share) as number;
       if (w.on) got = w.afterMiss(q, vq, got, share, (mm) => fn.vq_pull(vq, this.mt, k, mm) as number);
       n += got;
-      if (this.ptrs && !ptrsOff && j + 1 < m && dp.u32(vq + this.vqZcFrom) !== ZC_NONE) { dp.setU32(k + dp.abi.KR_PTRS, 0); ptrsOff = true; }
+      if (this.ptrs && !ptrsOff && dp.u32(vq + this.vqZcFrom) !== ZC_NONE) {
+        this.zcq = q;
+        if (j + 1 < m) { dp.setU32(k + dp.abi.KR_PTRS, 0); ptrsOff = true; }
+      }
     }
     if (ptrsOff && !this.closed) dp.setU32(k + dp.abi.KR_PTRS, this.ptrs);
     if (this.checkFaults()) return n;
@@ -256,12 +260,8 @@ export class VhostUserPort implements Backend {
     return n;
   }
 
-  /** Zero-copy TX frames wait for vq_complete (on any TX queue). */
-  private zcPending(): boolean {
-    if (!this.ptrs) return false;
-    for (let q = 1; q < QUEUES; q += 2) if (this.dp.u32(this.vqs[q] + this.vqZcFrom) !== ZC_NONE) return true;
-    return false;
-  }
+  /** Zero-copy TX frames wait for vq_complete (pull noted the queue holding them). */
+  private zcPending(): boolean { return this.zcq >= 0; }
 
   /** Complete the zero-copy TX chains (vq_complete): after the round, and before anything can
    *  stop a queue or unmap guest memory, so no slot refers to guest memory then. At most one
@@ -270,7 +270,8 @@ export class VhostUserPort implements Backend {
     if (!this.ptrs || this.closed) return;
     const k = this.port.tx.kring;
     this.dp.setU32(k + this.dp.abi.KR_PTRS, this.ptrs); // a pull cut short (the session ended in it) left it off
-    for (let q = 1; q < QUEUES; q += 2) {
+    this.zcq = -1;
+    for (let q = 1; q < QUEUES; q += 2) { // every TX queue, not only zcq: nothing may stay behind
       if (this.dp.u32(this.vqs[q] + this.vqZcFrom) === ZC_NONE) continue;
       this.dp.fn.vq_complete(this.vqs[q], k);
       if (this.conn >= 0) this.after(this.vqs[q], q);

@@ -63,7 +63,9 @@ test('DPDK queues=2 front-ends: frames taken from both TX queues, spread over bo
   }, 30000);
   tx.kill('SIGINT');
   assert.equal(await exited(tx), 0, `the sending testpmd ended cleanly: ${tx.out().slice(-500)}`);
-  await sleep(500); // what the switch still holds reaches the receiver
+  // what the switch still holds reaches the receiver; then a second for the receiver to poll it
+  for (let last = -1, now = 0; (now = (await port('b')).queues.rx.frames) !== last; last = now) await sleep(500);
+  await sleep(1000);
   rx.kill('SIGINT');
   assert.equal(await exited(rx), 0, `the receiving testpmd ended cleanly: ${rx.out().slice(-500)}`);
   const a = await port('a'), b = await port('b');
@@ -71,7 +73,10 @@ test('DPDK queues=2 front-ends: frames taken from both TX queues, spread over bo
   assert.equal(sent.tx.length, 2, `testpmd sent on two queues: ${tx.out().slice(-1500)}`);
   assert.equal(got.rx.length, 2, `testpmd received on two queues: ${rx.out().slice(-1500)}`);
   for (const q of [0, 1]) {
-    assert.equal(a.queues.pairs[q].tx.frames, sent.tx[q], `TX queue of pair ${q}: the switch took what testpmd sent there`);
+    // testpmd counts what it put in the queue; what was still there when it stopped the queue
+    // (SET_VRING_ENABLE 0 at exit) was never the device's: at most one ring of 256
+    const left = sent.tx[q] - a.queues.pairs[q].tx.frames;
+    assert.ok(left >= 0 && left <= 256, `TX queue of pair ${q}: the switch took ${a.queues.pairs[q].tx.frames} of the ${sent.tx[q]} testpmd sent there`);
     assert.equal(b.queues.pairs[q].rx.frames, got.rx[q], `RX queue of pair ${q}: testpmd received what the switch put there`);
     assert.ok(got.rx[q] > 20000, `pair ${q} received ${got.rx[q]}`);
   }
@@ -85,7 +90,7 @@ test('DPDK queues=2 front-ends: frames taken from both TX queues, spread over bo
 // DPDK's virtio-user takes at most 8 queue pairs itself (queues=16: "arg queues 16 exceeds the
 // limit 8" at probe, before it connects), so a front-end with more pairs than the 8 served is
 // checked with the fake front-end (vhost-mq.test.ts); here the most DPDK asks for: 8, all served.
-test('DPDK queues=8 (DPDK\'s own limit, and ours): all 8 pairs served and used; testpmd\'s per-queue counts match the switch\'s per-pair stats', { skip, timeout: 60000 }, async (t) => {
+test('DPDK queues=8 (DPDK\'s own limit, and ours): all 8 pairs served and used; the switch\'s per-pair stats agree with testpmd\'s per-queue counts', { skip, timeout: 60000 }, async (t) => {
   const procs: ChildProcess[] = [];
   t.after(async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await exited(p); }
@@ -107,7 +112,10 @@ test('DPDK queues=8 (DPDK\'s own limit, and ours): all 8 pairs served and used; 
   assert.equal(await exited(tx), 0, `testpmd ended cleanly: ${tx.out().slice(-500)}`);
   const a = await port('a'), sent = perQueue(tx.out());
   assert.equal(sent.tx.length, 8, `testpmd sent on 8 queues: ${tx.out().slice(-2000)}`);
-  for (let q = 0; q < 8; q++) assert.equal(a.queues.pairs[q].tx.frames, sent.tx[q], `TX queue of pair ${q}: the switch took what testpmd sent there`);
+  for (let q = 0; q < 8; q++) { // as above: what was left in a queue when testpmd stopped it, at most one ring
+    const left = sent.tx[q] - a.queues.pairs[q].tx.frames;
+    assert.ok(a.queues.pairs[q].tx.frames > 0 && left >= 0 && left <= 256, `TX queue of pair ${q}: the switch took ${a.queues.pairs[q].tx.frames} of the ${sent.tx[q]} testpmd sent there`);
+  }
   d.kill('SIGTERM');
   await exited(d);
 });

@@ -24,7 +24,7 @@ export interface WasmapFunctions {
   mt_init: Fn<number[], void>; mt_add: Fn<[number, bigint, bigint, bigint, number]>; mt_add_window: Fn<[number, bigint, bigint, bigint, number]>;
   mt_chunks: Fn<[number, bigint]>; mt_uva_chunk: Fn<[number, bigint], bigint>;
   vq_init: Fn<number[], void>; vq_setup: Fn<[number, number, number, bigint, bigint, bigint, number, number]>; vq_remap: Fn;
-  vq_enable: Fn<number[], void>; vq_base: Fn; vq_error: Fn; vq_take_call: Fn; vq_want_kick: Fn; vq_pull: Fn; vq_push: Fn; vq_complete: Fn;
+  vq_enable: Fn<number[], void>; vq_base: Fn; vq_error: Fn; vq_take_call: Fn; vq_want_kick: Fn; vq_pull: Fn; vq_push: Fn; vq_complete: Fn; vq_push_steer: Fn; steer_stopped_at: Fn; flow_hash: Fn;
   plan_size: Fn<[]>; traffic_run: Fn<number[], bigint>; pipe_run: Fn<number[], bigint>;
   [name: string]: unknown;
 }

@@ -16,6 +16,7 @@ import type { NativeHost } from '../host.js';
 import type { SwitchPort, PortStats } from '../switch.js';
 import { parsePortName } from '../portname.js';
 import type { AttachContext, Backend, Fields } from './backend.js';
+import { GuestWindow, MAX_DIRECT_RAM, VQE_WINDOW, type Mapped, type RegionWant, type WindowOptions } from './vhost-window.js';
 
 // Requests (vhost-user spec, "Front-end message types") that this back-end understands.
 export const REQ = {
@@ -44,29 +45,29 @@ const RECV_BYTES = 8192; // per recvmsg: what waits unparsed is at most this + o
 /** Virtio feature bits offered to QEMU (GET_FEATURES). */
 export const FEAT = {
   CSUM: 1n << 0n, GUEST_CSUM: 1n << 1n, GUEST_TSO4: 1n << 7n, GUEST_TSO6: 1n << 8n, HOST_TSO4: 1n << 11n, HOST_TSO6: 1n << 12n,
-  MRG_RXBUF: 1n << 15n, INDIRECT_DESC: 1n << 28n, EVENT_IDX: 1n << 29n, PROTOCOL_FEATURES: 1n << 30n, VERSION_1: 1n << 32n,
+  MRG_RXBUF: 1n << 15n, MQ: 1n << 22n, INDIRECT_DESC: 1n << 28n, EVENT_IDX: 1n << 29n, PROTOCOL_FEATURES: 1n << 30n, VERSION_1: 1n << 32n,
   IN_ORDER: 1n << 35n,
 } as const;
 export const OFFERED = Object.values(FEAT).reduce((a, b) => a | b, 0n);
-/** vhost-user protocol features offered: REPLY_ACK only (bit 3). */
+/** vhost-user protocol features offered: MQ (bit 0: queue pairs beyond the first, GET_QUEUE_NUM)
+ *  and REPLY_ACK (bit 3). */
+export const PROTO_MQ = 1n << 0n;
 export const PROTO_REPLY_ACK = 1n << 3n;
-const QUEUES = 2; // one queue pair: 0 = RX (to the guest), 1 = TX (from the guest)
+export const PROTO_OFFERED = PROTO_MQ | PROTO_REPLY_ACK;
+/** Queue pairs served (GET_QUEUE_NUM answers it). Pair p is RX queue 2p (to the guest) and TX
+ *  queue 2p+1 (from the guest). A front-end that sets up more (DPDK's virtio-user does not ask
+ *  GET_QUEUE_NUM) has the pairs beyond left unserved, with the reason in `ctl list`. */
+export const MAX_PAIRS = 8;
+const QUEUES = 2 * MAX_PAIRS;
 const MAX_VRINGS = 256; // queue indexes a front-end may name (as VHOST_MAX_VRING); beyond: a protocol error
-const RX = 0, TX = 1;
+const RX = 0, TX = 1; // pair 0
+const isTx = (q: number): boolean => (q & 1) === 1;
+const ZC_NONE = 0xffffffff; // VQ_ZC_FROM: no zero-copy frames pending
+/** A queue's name in reasons: pair 0 keeps the one-queue wording ("TX queue"). */
+const qname = (q: number): string => `${isTx(q) ? 'TX' : 'RX'} queue${q > 1 ? ` ${q}` : ''}`;
 const PAGE = 4096;
-/** Guest RAM a port maps whole into the linear memory (all regions together); a larger guest
- *  is seen through a window of chunks mapped on demand (docs/guest-memory.md). */
-export const MAX_DIRECT_RAM = 256 * 1024 * 1024;
 /** Guest RAM a port takes at all (its chunk tables: 8 bytes per 2 MiB, 4 MiB at this size). */
 export const MAX_GUEST_RAM = 2 ** 40;
-/** Window slots per port by default (each 4 MiB of the linear memory: a 2 MiB chunk and the
- *  next one, so rings and indirect tables are contiguous): 64 chunks of guest RAM in use at
- *  once, 256 MiB of the memory. `--window N` on attach sets it (8..256). */
-export const WINDOW_SLOTS = 64;
-/** VQ_BROKEN code set by this file (not by vring.ts): a chain that cannot be served through
- *  the window (it needs more chunks at once than the window holds, or its rings cannot be
- *  pinned). */
-const VQE_WINDOW = 12;
 
 const VQE_TEXT: Record<number, string> = {
   1: 'avail->idx ran more than the queue size ahead of the used index (or went back)',
@@ -84,23 +85,6 @@ const VQE_TEXT: Record<number, string> = {
 };
 
 interface Queue { setup: boolean; num: number; base: number; desc: bigint; avail: bigint; used: bigint; addrSet: boolean; kick: number; call: number; err: number; started: boolean; enabled: boolean; kicks: number }
-/** A guest RAM region mapped at [span, span+len), inside the allocation [at, at+bytes) (larger
- *  when the region's pages need more alignment than the memory gives: hugetlbfs). */
-interface Mapped { gpa: bigint; size: bigint; uva: bigint; span: number; len: number; sealed: boolean; at: number; bytes: number;
-  /** Windowed: the fd (kept to map chunks from), its offset and page size, the chunk table. */
-  fd: number; off: number; pageSize: number; tab: number; tabBytes: number; chunks: number }
-/** A window slot: which chunk of which region it maps (region -1: free), the bytes mapped,
- *  and the queues whose rings are in it (pinned: never evicted while they run). */
-interface Slot { region: number; chunk: number; len: number; pins: number }
-/** The port's window: slots of 2 × chunk bytes from `base` (chunk-aligned), inside [at, at+bytes). */
-interface Window { at: number; bytes: number; base: number; chunk: number; slots: Slot[] }
-/** Attach options of the window: slots (`--window`); directMax and chunkShift are for tests
- *  (directMax 0: every guest through the window; chunkShift 16..21: 64 KiB..2 MiB chunks, so
- *  a small guest has many and evictions happen). */
-export interface WindowOptions { slots?: number; directMax?: number; chunkShift?: number }
-/** Window counters (stats: `window`). */
-export interface WindowStats { slots: number; mapped: number; misses: number; maps: number; evictions: number; waits: number }
-
 /** What a front-end tried to make us hold, refused (each refusal ends its session). */
 export interface Refusals { fds: number; bytes: number; memoryFaults: number }
 
@@ -116,8 +100,16 @@ export class VhostUserPort implements Backend {
   /** Why the port does not move frames (no QEMU, a broken queue), null while it does. */
   down: string | null = 'waiting for QEMU to connect';
   sessions = 0;
-  /** Queues the front-end set up this session, counting those beyond the pair served (queues=N). */
+  /** Queues the front-end set up this session (highest index + 1), counting those beyond MAX_PAIRS. */
   queuesAsked = 0;
+  /** Queues beyond MAX_PAIRS pairs the guest enabled this session (their frames are not served). */
+  private unservedEnabled = 0;
+  /** Queues that run now (started, enabled, set up, healthy): pull drains txReady, push spreads over rxReady. */
+  private txReady: number[] = [];
+  private rxReady: number[] = [];
+  private txNext = 0; // round-robin start among txReady
+  private rxStarted = false; // an RX queue is started (frames wait for it rather than being discarded)
+  private zcq = -1; // the TX queue whose zero-copy frames wait for vq_complete (settle), -1: none
   refusedConnections = 0;
   /** fds beyond what a message may carry or beyond MAX_PENDING_FDS, partial messages beyond
    *  MAX_PENDING_BYTES, guest RAM that shrank under the switch (SIGBUS fenced). */
@@ -132,24 +124,18 @@ export class VhostUserPort implements Backend {
   /** The last protocol events, newest last (connects, memory tables, breaks, disconnects). */
   readonly events: string[] = [];
   private readonly mt: number; private readonly vqs: number[];
+  private readonly mtBytes: number; // the memory table, QUEUES vq records, the steering list
+  private readonly steer: number; // u32 × MAX_PAIRS: the records of rxReady, for vq_push_steer
   private readonly vqCall: number; private readonly vqBroken: number; private readonly vqZcFrom: number; // offsets in a vq record
   private readonly ptrs: number; private readonly ptrsBytes: number; // the tx kring's KR_PTRS array (0: zero-copy off)
-  private queues: Queue[] = [freshQueue(), freshQueue()];
+  private queues: Queue[] = Array.from({ length: QUEUES }, freshQueue);
   private regions: Mapped[] = [];
-  private win: Window | null = null;
-  /** Window slots this port gets when a guest is too large to map whole. */
-  readonly windowSlots: number;
-  /** Guest RAM up to this is mapped whole; MAX_DIRECT_RAM unless a test asks otherwise. */
-  readonly directMax: number;
-  /** log2 of the window's chunk size: 21 (2 MiB) unless a test asks for smaller ones. */
-  readonly chunkShift: number;
-  readonly winStats = { maps: 0, evictions: 0, waits: 0 };
-  private missWait = false; // a miss waits for the next pull's start, where evicting is safe
-  private stuck = [0, 0]; // calls in a row that stopped at a miss with nothing moved, per queue
+  /** The guest-memory window (vhost-window.ts): used while a guest is too large to map whole. */
+  readonly window: GuestWindow;
   private inbuf = Buffer.alloc(0);
   private pendingFds: { at: number; fd: number }[] = []; // fds and the stream offset of their message
   private consumed = 0; // stream bytes parsed so far (offsets of pendingFds are in this count)
-  private brokenSaid = [0, 0];
+  private brokenSaid: number[] = new Array<number>(QUEUES).fill(0);
   private closed = false;
   /** The fences' fault count (a view, read without a call) and the value this port last looked at. */
   private readonly faultGen: Uint32Array;
@@ -157,18 +143,18 @@ export class VhostUserPort implements Backend {
 
   constructor(private readonly host: NativeHost, private readonly dp: Datapath, readonly port: SwitchPort, path: string,
               private readonly setAccept: (offloads: string[]) => void, o: WindowOptions = {}) {
-    this.windowSlots = o.slots ?? WINDOW_SLOTS;
-    this.directMax = o.directMax ?? MAX_DIRECT_RAM;
-    this.chunkShift = o.chunkShift ?? 21;
     this.faultGen = host.fenceGeneration();
     this.faultSeen = this.faultGen[0];
     const a = dp.abi;
     this.path = path;
-    this.mt = dp.alloc(a.MT_SIZE + QUEUES * a.VQ_SIZE, 64);
-    this.vqs = [this.mt + a.MT_SIZE, this.mt + a.MT_SIZE + a.VQ_SIZE];
+    this.mtBytes = a.MT_SIZE + QUEUES * a.VQ_SIZE + 4 * MAX_PAIRS;
+    this.mt = dp.alloc(this.mtBytes, 64);
+    this.vqs = Array.from({ length: QUEUES }, (_, i) => this.mt + a.MT_SIZE + i * a.VQ_SIZE);
+    this.steer = this.mt + a.MT_SIZE + QUEUES * a.VQ_SIZE;
     this.vqCall = a.VQ_CALL; this.vqBroken = a.VQ_BROKEN; this.vqZcFrom = a.VQ_ZC_FROM;
     dp.fn.mt_init(this.mt);
     for (const vq of this.vqs) dp.fn.vq_init(vq);
+    this.window = new GuestWindow({ dp, host, mt: this.mt, regions: () => this.regions, fail: (why) => this.endSession(why), log: (s) => this.log(s) }, o);
     // zero-copy TX (vring.ts, VQ_ZC_PREFIX): the tx kring's private array of guest addresses,
     // one entry a slot (WASMAP_VHOST_ZEROCOPY=0 turns it off: every frame copied, as before)
     this.ptrsBytes = process.env.WASMAP_VHOST_ZEROCOPY === '0' ? 0 : a.VQ_PTR_SIZE * dp.u32(port.tx.kring + a.KR_NSLOTS);
@@ -177,7 +163,7 @@ export class VhostUserPort implements Backend {
       claimPath(host, path);
       this.listenFd = host.unixListen(path, 4);
     } catch (e) {
-      dp.release(this.mt, a.MT_SIZE + QUEUES * a.VQ_SIZE);
+      dp.release(this.mt, this.mtBytes);
       if (this.ptrs) dp.release(this.ptrs, this.ptrsBytes);
       throw e;
     }
@@ -194,54 +180,103 @@ export class VhostUserPort implements Backend {
 
   // ---- datapath (called by the forwarding loop every pass) ---------------------------------
 
-  /** Guest TX queue → the port's tx ring. Returns frames moved. */
+  /**
+   * Guest TX queues → the port's tx ring. Returns frames moved. Every running TX queue is
+   * drained in turn, the first one round-robin from pass to pass; each takes at most its share
+   * of what is left of `max` (what an idle queue leaves goes to the next), so a busy queue
+   * cannot starve the others. Zero-copy (vq_pull's NS_INDIRECT slots) is given to one queue a
+   * pass: vq_complete completes every zero-copy entry from that queue's first slot to the ring's
+   * head onto that queue's used ring, so once one queue left zero-copy frames the queues after
+   * it are pulled with KR_PTRS off (every frame copied, its chain used at once: no entry of
+   * theirs in the ring).
+   */
   pull(max = 256): number {
     if (this.conn < 0) return 0;
-    const vq = this.vqs[TX];
-    let n: number;
-    if (this.win) {
+    const dp = this.dp, fn = dp.fn, k = this.port.tx.kring, w = this.window;
+    // last pass's zero-copy frames not completed (no push ran): done now, before any queue
+    // pulls, so each queue's vq_complete sees only its own entries
+    if (this.zcPending()) this.settle();
+    if (w.on) {
       // the start of a pull is the one place chunks are evicted: no descriptor of this port has
       // been read in this pass, and zero-copy frames of the last one (tx slots referring into
-      // guest memory) are completed first (settle: their rest copied if no round took them),
+      // guest memory) are completed (settle above: their rest copied if no round took them),
       // so nothing in any port ring refers into its guest memory
-      const clk = this.mt + this.dp.abi.MT_CLOCK;
-      this.dp.setU32(clk, (this.dp.u32(clk) + 1) >>> 0);
-      if (this.missWait) {
-        if (this.dp.u32(vq + this.vqZcFrom) !== 0xffffffff) this.settle();
-        this.missWait = false;
-        if (this.conn >= 0) this.takeMiss(true);
+      w.tick();
+      if (w.missWait) {
+        w.missWait = false;
+        if (this.conn >= 0) w.takeMiss(true);
       }
-      n = this.afterMiss(TX, this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number, max,
-        (m) => this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, m) as number);
-    } else n = this.dp.fn.vq_pull(vq, this.mt, this.port.tx.kring, max) as number;
+    }
+    const txs = this.txReady, m = txs.length;
+    let n = 0, ptrsOff = false;
+    const s0 = m > 1 ? this.txNext++ % m : 0;
+    for (let j = 0; j < m && n < max && this.conn >= 0; j++) {
+      const q = txs[(s0 + j) % m], vq = this.vqs[q];
+      const share = Math.ceil((max - n) / (m - j));
+      let got = fn.vq_pull(vq, this.mt, k, share) as number;
+      if (w.on) got = w.afterMiss(q, vq, got, share, (mm) => fn.vq_pull(vq, this.mt, k, mm) as number);
+      n += got;
+      if (this.ptrs && !ptrsOff && dp.u32(vq + this.vqZcFrom) !== ZC_NONE) {
+        this.zcq = q;
+        if (j + 1 < m) { dp.setU32(k + dp.abi.KR_PTRS, 0); ptrsOff = true; }
+      }
+    }
+    if (ptrsOff && !this.closed) dp.setU32(k + dp.abi.KR_PTRS, this.ptrs);
     if (this.checkFaults()) return n;
-    this.after(vq, TX); // also after good chains: the break may come later in the call
+    for (const q of txs) this.after(this.vqs[q], q); // also after good chains: the break may come later in the call
     return n;
   }
 
-  /** The port's rx ring → guest RX queue (or discarded and counted while no guest is there). */
+  /**
+   * The port's rx ring → the guest's RX queues (or discarded and counted while no guest is
+   * there). One running queue: vq_push as ever. Several: vq_push_steer (steer.ts) gives each
+   * frame to the queue of its flow hash, so one flow stays on one queue (in order, on one guest
+   * CPU); a guest that enabled only pair 0 gets everything there.
+   */
   push(): number {
     // the switch has taken this pass's zero-copy frames: their chains go back to the guest now
-    if (this.conn >= 0 && this.dp.u32(this.vqs[TX] + this.vqZcFrom) !== 0xffffffff) this.settle();
-    if (this.conn < 0 || !this.queues[RX].started) {
+    if (this.conn >= 0 && this.zcPending()) this.settle();
+    if (this.conn < 0 || !this.rxStarted) {
       const rx = this.port.rx;
       if (rx.head !== rx.tail) this.downDrops += this.port.recv().length;
       return 0;
     }
-    const vq = this.vqs[RX];
-    let n = this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number;
-    if (this.win) n = this.afterMiss(RX, n, Infinity, () => this.dp.fn.vq_push(vq, this.mt, this.port.rx.kring) as number);
+    const rxs = this.rxReady, fn = this.dp.fn, k = this.port.rx.kring;
+    if (!rxs.length) return 0; // started, not (yet) enabled: frames wait, as in a full ring
+    let n: number;
+    if (rxs.length === 1) {
+      const vq = this.vqs[rxs[0]];
+      n = fn.vq_push(vq, this.mt, k) as number;
+      if (this.window.on) n = this.window.afterMiss(rxs[0], vq, n, Infinity, () => fn.vq_push(vq, this.mt, k) as number);
+    } else {
+      const run = () => fn.vq_push_steer(this.steer, rxs.length, this.mt, k) as number;
+      n = run();
+      if (this.window.on) {
+        const at = fn.steer_stopped_at() as number, q = rxs[at >= 0 ? at : 0];
+        n = this.window.afterMiss(q, this.vqs[q], n, Infinity, run);
+      }
+    }
     if (this.checkFaults()) return n;
-    this.after(vq, RX);
+    for (const q of rxs) this.after(this.vqs[q], q);
     return n;
   }
 
+  /** Zero-copy TX frames wait for vq_complete (pull noted the queue holding them). */
+  private zcPending(): boolean { return this.zcq >= 0; }
+
   /** Complete the zero-copy TX chains (vq_complete): after the round, and before anything can
-   *  stop the queue or unmap guest memory, so no slot refers to guest memory then. */
+   *  stop a queue or unmap guest memory, so no slot refers to guest memory then. At most one
+   *  TX queue holds them (pull), so its vq_complete sees only its own entries. */
   private settle(): void {
-    if (!this.ptrs) return;
-    this.dp.fn.vq_complete(this.vqs[TX], this.port.tx.kring);
-    if (this.conn >= 0) this.after(this.vqs[TX], TX);
+    if (!this.ptrs || this.closed) return;
+    const k = this.port.tx.kring;
+    this.dp.setU32(k + this.dp.abi.KR_PTRS, this.ptrs); // a pull cut short (the session ended in it) left it off
+    this.zcq = -1;
+    for (let q = 1; q < QUEUES; q += 2) { // every TX queue, not only zcq: nothing may stay behind
+      if (this.dp.u32(this.vqs[q] + this.vqZcFrom) === ZC_NONE) continue;
+      this.dp.fn.vq_complete(this.vqs[q], k);
+      if (this.conn >= 0) this.after(this.vqs[q], q);
+    }
   }
 
   // After a pass over queue q: interrupt the guest if vq_pull/vq_push asked (vq_take_call), note
@@ -249,99 +284,6 @@ export class VhostUserPort implements Backend {
   private after(vq: number, q: number): void {
     if (this.dp.u32(vq + this.vqCall)) { this.dp.setU32(vq + this.vqCall, 0); this.call(q); }
     if (this.dp.u32(vq + this.vqBroken)) this.noteBroken(q);
-  }
-
-  /**
-   * A pass over queue q (n frames moved) that stopped at a chunk not mapped: the chunk is
-   * mapped into a free slot and the pass run again (`run`, up to `max` frames in all), at most
-   * a few times; when no slot is free it waits for the next pull's start, which may evict.
-   * A queue that keeps stopping with nothing moved has a chain needing more chunks at once
-   * than the window holds: it breaks (VQE_WINDOW) rather than spin.
-   */
-  private afterMiss(q: number, n: number, max: number, run: (max: number) => number): number {
-    const miss = this.mt + this.dp.abi.MT_MISS;
-    const vq = this.vqs[q], before = this.dp.u32(vq + this.dp.abi.VQ_LAST_AVAIL);
-    let missed = false;
-    for (let k = 0; k < 4 && this.dp.u32(miss) && n < max; k++) {
-      missed = true;
-      if (!this.takeMiss(false)) { this.missWait = true; this.winStats.waits++; break; }
-      n += run(max - n);
-    }
-    if (!missed && !this.dp.u32(miss)) { this.stuck[q] = 0; return n; }
-    if (n > 0 || this.dp.u32(vq + this.dp.abi.VQ_LAST_AVAIL) !== before) this.stuck[q] = 0;
-    else if (++this.stuck[q] > 2 * this.windowSlots + 8) {
-      this.dp.setU32(miss, 0); this.missWait = false; this.stuck[q] = 0;
-      this.dp.setU32(vq + this.dp.abi.VQ_BROKEN, VQE_WINDOW);
-    }
-    if (this.dp.u32(miss)) this.missWait = true;
-    return n;
-  }
-
-  /** Map the chunk the last miss named (evicting the least recently used unpinned slot when
-   *  `evict` and none is free). Returns whether it is mapped now; the miss is cleared then. */
-  private takeMiss(evict: boolean): boolean {
-    const a = this.dp.abi, ri = this.dp.u32(this.mt + a.MT_MISS_REGION), c = this.dp.u32(this.mt + a.MT_MISS_CHUNK);
-    const ok = this.mapChunk(ri, c, evict) >= 0;
-    if (ok) this.dp.setU32(this.mt + a.MT_MISS, 0);
-    return ok;
-  }
-
-  /** The slot holding chunk c of region ri, mapping it if needed; -1 when no slot can take it. */
-  private mapChunk(ri: number, c: number, evict: boolean): number {
-    const w = this.win, r = this.regions[ri];
-    if (!w || !r || !r.tab || c >= r.chunks) return -1;
-    const ce = r.tab + c * 8;
-    const have = this.dp.u32(ce);
-    if (have) return (have - w.base) / (2 * w.chunk);
-    let si = w.slots.findIndex((s) => s.region < 0);
-    if (si < 0) {
-      if (!evict) return -1;
-      const clock = this.dp.u32(this.mt + this.dp.abi.MT_CLOCK);
-      let age = -1;
-      w.slots.forEach((s, i) => {
-        if (s.pins) return;
-        const e = (clock - this.dp.u32(this.regions[s.region].tab + s.chunk * 8 + 4)) >>> 0;
-        if (e > age) { age = e; si = i; }
-      });
-      if (si < 0) return -1;
-      const old = w.slots[si];
-      this.dp.setU32(this.regions[old.region].tab + old.chunk * 8, 0); // no translation reaches it from now on
-      this.winStats.evictions++;
-    }
-    const s = w.slots[si], at = w.base + si * 2 * w.chunk, pg = r.pageSize;
-    // this chunk and the next of the same region, never past the region's (page-rounded) end
-    const len = Math.min(2 * w.chunk, Math.ceil((Number(r.size) - c * w.chunk) / pg) * pg);
-    try {
-      this.host.mapFd(this.dp.u8, at, len, r.fd, r.off + c * w.chunk); // MAP_FIXED over whatever the slot held
-      if (s.region >= 0 && s.len > len) this.host.unmap(this.dp.u8, at + len, s.len - len); // no stale pages of the old chunk left
-    } catch (e) {
-      try { this.host.unmap(this.dp.u8, at, 2 * w.chunk); } catch { /* the session ends */ }
-      Object.assign(s, { region: -1, chunk: 0, len: 0, pins: 0 });
-      this.endSession(`mapping guest memory (region at guest 0x${r.gpa.toString(16)}, chunk ${c}) failed: ${(e as Error).message}`);
-      return -1;
-    }
-    Object.assign(s, { region: ri, chunk: c, len, pins: 0 });
-    if (process.env.WASMAP_VHOST_DEBUG) this.log(`window: region ${ri} chunk ${c} → slot ${si}`);
-    this.dp.setU32(ce + 4, this.dp.u32(this.mt + this.dp.abi.MT_CLOCK));
-    this.dp.setU32(ce, at);
-    this.winStats.maps++;
-    return si;
-  }
-
-  /** Windowed memory: map queue q's rings' chunks and pin them (they are used at every pass by
-   *  address, so they are never evicted while the queue is set up). False if one cannot be. */
-  private pinRings(q: number): boolean {
-    const w = this.win, qq = this.queues[q];
-    if (!w) return true;
-    for (const s of w.slots) s.pins &= ~(1 << q);
-    for (const uva of [qq.desc, qq.avail, qq.used]) {
-      const rc = this.dp.fn.mt_uva_chunk(this.mt, uva) as bigint;
-      if (rc < 0n) continue; // not in guest memory: vq_setup says so
-      const si = this.mapChunk(Number(rc >> 32n), Number(rc & 0xffffffffn), true);
-      if (si < 0) return false;
-      w.slots[si].pins |= 1 << q;
-    }
-    return true;
   }
 
   /**
@@ -359,8 +301,7 @@ export class VhostUserPort implements Backend {
       const r = this.regions[i];
       if (!r.tab && this.host.fenceFaults(this.dp.u8, r.span, r.len)) faulted = i;
     }
-    const w = this.win;
-    if (faulted < 0 && w && this.host.fenceFaults(this.dp.u8, w.base, w.slots.length * 2 * w.chunk)) faulted = 0; // one fence over the window
+    if (faulted < 0 && this.window.faulted()) faulted = 0; // one fence over the window
     if (faulted < 0) return null;
     const r = this.regions[faulted];
     this.refused.memoryFaults++;
@@ -378,9 +319,10 @@ export class VhostUserPort implements Backend {
     const code = this.dp.fn.vq_error(this.vqs[q]) as number;
     if (this.brokenSaid[q] === code) return;
     this.brokenSaid[q] = code;
-    const why = `${q === TX ? 'TX' : 'RX'} queue broken by the guest: ${VQE_TEXT[code] ?? `error ${code}`}`;
+    const why = `${qname(q)} broken by the guest: ${VQE_TEXT[code] ?? `error ${code}`}`;
     this.down = why;
     this.log(why);
+    this.refreshReady();
   }
 
   /**
@@ -395,17 +337,21 @@ export class VhostUserPort implements Backend {
     if (this.wholeMessage) return 'work'; // messages left for lack of budget: no sleeping on them
     fds.push(this.conn);
     let verdict: 'sleep' | 'nap' | 'work' = 'sleep';
-    const tx = this.queues[TX], rx = this.queues[RX];
-    if (tx.started) {
-      if (this.dp.fn.vq_want_kick(this.vqs[TX])) return 'work';
-      if (tx.kick >= 0) fds.push(tx.kick); else verdict = 'nap';
-    }
-    if (rx.started) {
-      if (this.port.rx.head !== this.port.rx.tail) {
-        if (this.dp.fn.vq_want_kick(this.vqs[RX])) verdict = 'nap';
-        if (rx.kick < 0) verdict = 'nap';
+    const waiting = this.port.rx.head !== this.port.rx.tail;
+    // every started queue of every pair: a kick on any of them wakes the loop
+    for (let i = 0; i < QUEUES; i++) {
+      const q = this.queues[i];
+      if (!q.started) continue;
+      if (isTx(i)) {
+        if (this.dp.fn.vq_want_kick(this.vqs[i])) return 'work';
+        if (q.kick >= 0) fds.push(q.kick); else verdict = 'nap';
+      } else {
+        if (waiting) {
+          if (this.dp.fn.vq_want_kick(this.vqs[i])) verdict = 'nap';
+          if (q.kick < 0) verdict = 'nap';
+        }
+        if (q.kick >= 0) fds.push(q.kick);
       }
-      if (rx.kick >= 0) fds.push(rx.kick);
     }
     return verdict;
   }
@@ -431,7 +377,7 @@ export class VhostUserPort implements Backend {
       if (this.conn >= 0) { this.refusedConnections++; this.host.closeFd(c); this.log('refused a second connection: one QEMU per port'); continue; }
       this.conn = c;
       this.sessions++;
-      this.queuesAsked = 0;
+      this.queuesAsked = 0; this.unservedEnabled = 0;
       this.down = 'QEMU connected; waiting for the guest driver to start the queues';
       this.log(`QEMU connected (session ${this.sessions})`);
     }
@@ -541,6 +487,7 @@ export class VhostUserPort implements Backend {
         this.setAccept(acc);
         this.log(`features 0x${f.toString(16)} (guest accepts: ${acc.join(', ') || 'no offloads'})`);
         for (let q = 0; q < QUEUES; q++) {
+          if (!this.queues[q].addrSet && !this.queues[q].num) continue; // never set up
           // a running ring keeps its place: set it up again from where it is, not from the
           // SET_VRING_BASE value it started with
           if (this.dp.u32(this.vqs[q] + this.dp.abi.VQ_NUM)) this.queues[q].base = this.dp.fn.vq_base(this.vqs[q]) as number;
@@ -548,8 +495,8 @@ export class VhostUserPort implements Backend {
         }
         break;
       }
-      case REQ.GET_PROTOCOL_FEATURES: answer(u64(PROTO_REPLY_ACK)); break;
-      case REQ.SET_PROTOCOL_FEATURES: need(8); this.protocolFeatures = p.readBigUInt64LE(0) & PROTO_REPLY_ACK; break;
+      case REQ.GET_PROTOCOL_FEATURES: answer(u64(PROTO_OFFERED)); break;
+      case REQ.SET_PROTOCOL_FEATURES: need(8); this.protocolFeatures = p.readBigUInt64LE(0) & PROTO_OFFERED; break;
       case REQ.SET_OWNER: break;
       case REQ.RESET_OWNER: for (let q = 0; q < QUEUES; q++) this.stopQueue(q, true); break;
       case REQ.SET_MEM_TABLE: this.setMemTable(p, fds, taken); break;
@@ -597,7 +544,7 @@ export class VhostUserPort implements Backend {
         }
         break;
       }
-      case REQ.GET_QUEUE_NUM: answer(u64(1n)); break;
+      case REQ.GET_QUEUE_NUM: answer(u64(BigInt(MAX_PAIRS))); break; // queue pairs, as QEMU compares it with queues=N (and DPDK's back-end answers)
       case REQ.SET_VRING_ENABLE: {
         need(8);
         const i = p.readUInt32LE(0);
@@ -612,16 +559,17 @@ export class VhostUserPort implements Backend {
   }
 
   private queue(i: number): Queue {
-    if (i >= QUEUES) throw new WasmapError('EPROTO', `queue ${i}: this back-end has one queue pair (0 rx, 1 tx); multiqueue was not offered`);
+    if (i >= QUEUES) throw new WasmapError('EPROTO', `queue ${i}: beyond any queue index a front-end may name (${MAX_VRINGS})`);
+    if (i + 1 > this.queuesAsked) this.queuesAsked = i + 1;
     return this.queues[i];
   }
 
-  /** Front-ends set up every queue they were configured with before they learn what the
-   *  device offers (DPDK's virtio-user with queues=N sends SET_VRING_CALL for queue 2N-1
-   *  first), as a hardware device would ignore writes to queues it does not have. Such a
-   *  message for a queue index below MAX_VRINGS is noted and answered (GET_VRING_BASE: 0), its
-   *  fd closed; nothing is kept. The guest has no MQ feature, so it uses queue pair 0 only.
-   *  Returns whether `req` was such a message. */
+  /** Front-ends set up every queue they were configured with, whatever GET_QUEUE_NUM says or
+   *  without asking it (DPDK's virtio-user with queues=N sends SET_VRING_CALL for queue 2N-1
+   *  first), as a hardware device would ignore writes to queues it does not have. A message
+   *  for a queue beyond the MAX_PAIRS pairs served (and below MAX_VRINGS) is noted and answered
+   *  (GET_VRING_BASE: 0), its fd closed; nothing is kept, the queue is never served (`ctl list`
+   *  says so). Returns whether `req` was such a message. */
   private otherQueue(req: number, p: Buffer, answer: (b: Buffer) => void): boolean {
     let i: number;
     switch (req) {
@@ -635,8 +583,12 @@ export class VhostUserPort implements Backend {
     }
     if (i < QUEUES || i >= MAX_VRINGS) return false; // ours, or out of any range: the handler decides
     if (i + 1 > this.queuesAsked) {
+      if (this.queuesAsked <= QUEUES) this.log(`the front-end sets up queue ${i}: at most ${MAX_PAIRS} queue pairs are served (queues 0..${QUEUES - 1}); the queues beyond are not`);
       this.queuesAsked = i + 1;
-      this.log(`the front-end sets up queue ${i}: multiqueue is not offered, only queue pair 0 is served (the guest negotiates no MQ)`);
+    }
+    if (req === REQ.SET_VRING_ENABLE && p.readUInt32LE(4) !== 0) {
+      this.unservedEnabled++;
+      this.log(`the guest enabled queue ${i}, beyond the ${MAX_PAIRS} queue pairs served: frames it sends there are not taken, none are put there`);
     }
     if (req === REQ.GET_VRING_BASE) { const b = Buffer.alloc(8); b.writeUInt32LE(i, 0); answer(b); }
     return true;
@@ -651,7 +603,7 @@ export class VhostUserPort implements Backend {
       const f = this.features;
       const vf = (f & FEAT.EVENT_IDX ? a.VQF_EVENT_IDX : 0) | (f & FEAT.MRG_RXBUF ? a.VQF_MRG_RXBUF : 0) | (f & FEAT.INDIRECT_DESC ? a.VQF_INDIRECT : 0)
         | (f & FEAT.IN_ORDER ? a.VQF_IN_ORDER : 0);
-      const pinned = this.pinRings(i);
+      const pinned = this.window.pinRings(i, [q.desc, q.avail, q.used]);
       if (this.conn < 0) return; // mapping failed: the session ended
       const err = fn.vq_setup(vq, this.mt, q.num, q.desc, q.avail, q.used, vf, q.base) as number;
       this.brokenSaid[i] = 0;
@@ -666,7 +618,7 @@ export class VhostUserPort implements Backend {
   // GET_VRING_BASE / RESET_OWNER / session end: the queue stops; returns where the guest resumes
   private stopQueue(i: number, forget: boolean): number {
     const q = this.queues[i], vq = this.vqs[i];
-    if (i === TX) this.settle(); // its place (vq_base) counts the chains zero-copy frames hold
+    if (isTx(i)) this.settle(); // its place (vq_base) counts the chains zero-copy frames hold
     this.dp.fn.vq_enable(vq, 0);
     const base = this.dp.u32(vq + this.dp.abi.VQ_NUM) ? this.dp.fn.vq_base(vq) as number : q.base;
     q.base = base;
@@ -681,19 +633,32 @@ export class VhostUserPort implements Backend {
     }
     this.dp.setU32(vq + this.dp.abi.VQ_NUM, 0); // not ready until set up again
     this.queues[i].setup = false;
-    this.stuck[i] = 0;
-    if (this.win) for (const s of this.win.slots) s.pins &= ~(1 << i); // its rings may be evicted now
+    this.window.unpin(i); // its rings may be evicted now
     this.updateDown();
     return base;
   }
 
   private updateDown(): void {
     if (this.conn < 0) return;
+    this.refreshReady();
     const broken = this.vqs.map((vq) => this.dp.fn.vq_error(vq) as number);
     const b = broken.findIndex((e) => e !== 0);
-    if (b >= 0) { this.down = `${b === TX ? 'TX' : 'RX'} queue broken by the guest: ${VQE_TEXT[broken[b]] ?? `error ${broken[b]}`}`; return; }
-    const ready = this.queues.every((q, i) => q.started && q.enabled && this.dp.u32(this.vqs[i] + this.dp.abi.VQ_NUM) !== 0);
-    this.down = ready ? null : 'QEMU connected; the guest driver has not started both queues';
+    if (b >= 0) { this.down = `${qname(b)} broken by the guest: ${VQE_TEXT[broken[b]] ?? `error ${broken[b]}`}`; return; }
+    // up while one RX and one TX queue run (pair 0 in practice: virtio uses pairs 0..n-1)
+    this.down = this.rxReady.length && this.txReady.length ? null : 'QEMU connected; the guest driver has not started both queues';
+  }
+
+  /** The queues that run now (txReady, rxReady; the steering list in wasm memory). */
+  private refreshReady(): void {
+    const a = this.dp.abi, tx: number[] = [], rx: number[] = [];
+    this.rxStarted = false;
+    for (let i = 0; i < QUEUES; i++) {
+      const q = this.queues[i], vq = this.vqs[i];
+      if (!isTx(i) && q.started) this.rxStarted = true;
+      if (this.conn >= 0 && q.started && q.enabled && this.dp.u32(vq + a.VQ_NUM) !== 0 && this.dp.u32(vq + a.VQ_BROKEN) === 0) (isTx(i) ? tx : rx).push(i);
+    }
+    this.txReady = tx; this.rxReady = rx;
+    rx.forEach((q, j) => this.dp.setU32(this.steer + 4 * j, this.vqs[q]));
   }
 
   private setMemTable(p: Buffer, fds: number[], taken: Set<number>): void {
@@ -702,7 +667,7 @@ export class VhostUserPort implements Backend {
     if (n === 0 || n > max) throw new WasmapError('EPROTO', `SET_MEM_TABLE with ${n} regions (1..${max})`);
     if (p.length < 8 + 32 * n) throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${n} regions need ${8 + 32 * n} bytes, got ${p.length}`);
     if (fds.length !== n) throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${n} regions came with ${fds.length} fds`);
-    const want: { gpa: bigint; size: bigint; uva: bigint; off: bigint }[] = [];
+    const want: RegionWant[] = [];
     let total = 0n;
     for (let i = 0; i < n; i++) {
       const o = 8 + 32 * i;
@@ -716,7 +681,7 @@ export class VhostUserPort implements Backend {
     for (let i = 0; i < QUEUES; i++) this.dp.fn.vq_enable(this.vqs[i], 0);
     this.unmapAll();
     const fn = this.dp.fn;
-    if (total > BigInt(this.directMax)) { this.setWindowed(want, fds, taken, total); return; }
+    if (total > BigInt(this.window.directMax)) { this.setWindowed(want, fds, taken, total); return; }
     for (let i = 0; i < n; i++) {
       const r = want[i];
       let len = Math.ceil(Number(r.size) / PAGE) * PAGE, at = -1, bytes = 0, span = -1, sealed = false;
@@ -763,7 +728,7 @@ export class VhostUserPort implements Backend {
     for (let i = 0; i < QUEUES; i++) {
       const q = this.queues[i];
       if (q.setup && !this.dp.fn.vq_error(this.vqs[i])) {
-        if (!this.pinRings(i)) { this.dp.setU32(this.vqs[i] + this.dp.abi.VQ_BROKEN, VQE_WINDOW); this.noteBroken(i); }
+        if (!this.window.pinRings(i, [q.desc, q.avail, q.used])) { this.dp.setU32(this.vqs[i] + this.dp.abi.VQ_BROKEN, VQE_WINDOW); this.noteBroken(i); }
         else if (this.dp.fn.vq_remap(this.vqs[i], this.mt)) this.noteBroken(i);
       }
       if (this.conn < 0) return;
@@ -771,52 +736,10 @@ export class VhostUserPort implements Backend {
     }
   }
 
-  /**
-   * A guest larger than MAX_DIRECT_RAM: its regions are not mapped whole but through the
-   * port's window, chunk by chunk as the datapath reaches them (docs/guest-memory.md). Each fd
-   * is sealed (or fenced) and kept, to map chunks from; each region gets a chunk table.
-   */
-  private setWindowed(want: { gpa: bigint; size: bigint; uva: bigint; off: bigint }[], fds: number[], taken: Set<number>, total: bigint): void {
-    const fn = this.dp.fn, a = this.dp.abi, chunk = 2 ** this.chunkShift, slots = this.windowSlots;
-    this.dp.setU32(this.mt + a.MT_SHIFT, this.chunkShift); // after unmapAll's mt_init (which sets 2 MiB)
-    let allSealed = true;
-    try {
-      const bytes = slots * 2 * chunk + chunk;
-      const at = this.dp.alloc(bytes, 65536, false);
-      const base = at + this.host.alignGap(this.dp.u8, at, chunk); // 2 MiB-aligned slots: hugetlbfs chunks map there
-      this.win = { at, bytes, base, chunk, slots: Array.from({ length: slots }, () => ({ region: -1, chunk: 0, len: 0, pins: 0 })) };
-      this.host.fence(this.dp.u8, base, slots * 2 * chunk); // a chunk of an unsealable file shrunk under us: SIGBUS mended, the session ends
-    } catch (e) {
-      this.unmapAll();
-      throw new WasmapError('EPROTO', `SET_MEM_TABLE: ${Number(total >> 20n)} MiB of guest RAM needs a window of ${slots} × ${2 * chunk >> 20} MiB: ${(e as Error).message}`);
-    }
-    for (let i = 0; i < want.length; i++) {
-      const r = want[i], fd = fds[i];
-      let tab = -1, tabBytes = 0;
-      try {
-        let g = this.host.sealFd(fd, Number(r.off) + Math.ceil(Number(r.size) / PAGE) * PAGE);
-        const pg = Math.max(PAGE, g.pageSize);
-        if (pg > chunk) throw new Error(`its ${pg >> 20} MiB pages are larger than the window's ${chunk >> 20} MiB chunks (use 2 MiB pages, or at most ${MAX_DIRECT_RAM >> 20} MiB of guest RAM)`);
-        if (r.off % BigInt(pg)) throw new Error(`mmap offset ${r.off} is not a multiple of the file's ${pg >> 10} KiB pages`);
-        if (pg > PAGE) g = this.host.sealFd(fd, Number(r.off) + Math.ceil(Number(r.size) / pg) * pg);
-        if (!g.sealed) allSealed = false;
-        const chunks = fn.mt_chunks(this.mt, r.size) as number;
-        tabBytes = chunks * a.MT_CE_SIZE;
-        tab = this.dp.alloc(tabBytes, 64); // zeroed: nothing mapped
-        taken.add(fd); // kept until the session ends: chunks are mapped from it
-        this.regions.push({ gpa: r.gpa, size: r.size, uva: r.uva, span: 0, len: 0, sealed: g.sealed, at: 0, bytes: 0, fd, off: Number(r.off), pageSize: pg, tab, tabBytes, chunks });
-        tab = -1;
-        if (!g.sealed) this.log(`region ${i} cannot be sealed against shrinking (${g.why}): its chunks are mapped behind the SIGBUS fence`);
-        if (pg > PAGE) this.log(`region ${i} is on ${pg >> 10} KiB pages (hugetlbfs): its chunks are mapped at that alignment`);
-        const rc = fn.mt_add_window(this.mt, r.gpa, r.size, r.uva, this.regions[i].tab) as number;
-        if (rc !== 0) throw new Error('overlaps another region (or is out of range)');
-      } catch (e) {
-        if (tab >= 0) this.dp.release(tab, tabBytes);
-        this.unmapAll();
-        throw new WasmapError('EPROTO', `SET_MEM_TABLE region ${i} (guest 0x${r.gpa.toString(16)}, ${Number(r.size >> 10n)} KiB): ${(e as Error).message}`);
-      }
-    }
-    this.log(`memory table: ${want.length} regions, ${Number(total >> 20n)} MiB (${want.map((r) => `0x${r.gpa.toString(16)}+${Number(r.size >> 10n)}K`).join(', ')}), seen through a window of ${slots} × ${chunk >> 20} MiB chunks, ${allSealed ? 'sealed against shrinking' : 'not all sealable: fenced'}`);
+  /** A guest larger than the window's directMax: its regions are seen through the window
+   *  (vhost-window.ts), chunk by chunk as the datapath reaches them. */
+  private setWindowed(want: RegionWant[], fds: number[], taken: Set<number>, total: bigint): void {
+    try { this.window.open(this.regions, want, fds, taken, total); } catch (e) { this.unmapAll(); throw e; }
     this.remapQueues();
   }
 
@@ -833,15 +756,7 @@ export class VhostUserPort implements Backend {
       this.dp.release(r.at, r.bytes);
     }
     this.regions = [];
-    const w = this.win;
-    if (w) {
-      // every chunk goes at once (the chunk tables went with mt_init): wasm memory again, fence removed
-      try { this.host.unmap(this.dp.u8, w.base, w.slots.length * 2 * w.chunk); } catch { /* released either way */ }
-      this.dp.release(w.at, w.bytes);
-      this.win = null;
-    }
-    this.missWait = false;
-    this.stuck = [0, 0];
+    this.window.close(); // every chunk goes at once (the chunk tables went with mt_init)
   }
 
   /** QEMU is gone (or broke the protocol): the port goes down, the guest's memory and fds go. */
@@ -856,12 +771,16 @@ export class VhostUserPort implements Backend {
     try { this.host.closeFd(this.conn); } catch { /* gone */ }
     this.conn = -1;
     this.features = 0n; this.protocolFeatures = 0n;
-    this.brokenSaid = [0, 0];
+    this.brokenSaid.fill(0);
+    this.refreshReady();
     this.down = `${reason}; waiting for QEMU to connect again`;
     this.log(reason);
   }
 
-  queueStats(): { rx: QueueStats; tx: QueueStats } {
+  /** Per direction, the sums over every queue (rx: to the guest, tx: from it; broken: the first
+   *  broken queue's reason), and `pairs`: each queue pair the front-end used, on its own (pair p
+   *  is `pairs[p]`; `enabled` says whether both its queues run now). */
+  queueStats(): { rx: QueueStats; tx: QueueStats; pairs: { rx: QueueStats; tx: QueueStats; enabled: boolean }[] } {
     const a = this.dp.abi;
     const one = (i: number): QueueStats => {
       const vq = this.vqs[i], n = (off: number) => Number(this.dp.u64(vq + off));
@@ -869,25 +788,36 @@ export class VhostUserPort implements Backend {
       return { frames: n(a.VQ_FRAMES), bytes: n(a.VQ_BYTES), chains: n(a.VQ_CHAINS), dropBig: n(a.VQ_DROP_BIG), dropBad: n(a.VQ_DROP_BAD),
         stalls: n(a.VQ_STALLS), calls: n(a.VQ_CALLS), kicks: this.queues[i].kicks, broken: e ? VQE_TEXT[e] ?? `error ${e}` : null };
     };
-    return { rx: one(RX), tx: one(TX) };
+    const sum = (xs: QueueStats[]): QueueStats => xs.reduce((t, x) => ({ frames: t.frames + x.frames, bytes: t.bytes + x.bytes, chains: t.chains + x.chains,
+      dropBig: t.dropBig + x.dropBig, dropBad: t.dropBad + x.dropBad, stalls: t.stalls + x.stalls, calls: t.calls + x.calls, kicks: t.kicks + x.kicks, broken: t.broken ?? x.broken }));
+    const pairs = Array.from({ length: MAX_PAIRS }, (_, p) => ({ rx: one(2 * p), tx: one(2 * p + 1), enabled: this.rxReady.includes(2 * p) && this.txReady.includes(2 * p + 1) }));
+    // pairs shown: the first, and every one the front-end set up or that ever moved anything
+    let used = Math.min(MAX_PAIRS, Math.ceil(this.queuesAsked / 2));
+    for (let p = used; p < MAX_PAIRS; p++) if (pairs[p].rx.chains + pairs[p].tx.chains + pairs[p].rx.kicks + pairs[p].tx.kicks > 0) used = p + 1;
+    return { rx: sum(pairs.map((x) => x.rx)), tx: sum(pairs.map((x) => x.tx)), pairs: pairs.slice(0, Math.max(1, used)) };
+  }
+
+  /** Queue pairs: what the front-end set up this session, what is served, what runs now, and
+   *  (when it set up more than MAX_PAIRS) why the rest is not served. */
+  private pairInfo(): Fields {
+    if (this.queuesAsked <= 2) return {};
+    const asked = Math.ceil(this.queuesAsked / 2), served = Math.min(asked, MAX_PAIRS);
+    return { queuePairsAsked: asked, queuePairsServed: served, queuePairsEnabled: Math.min(this.rxReady.length, this.txReady.length),
+      ...(asked > MAX_PAIRS ? { queuePairsRefused: `the front-end set up ${asked} queue pairs; at most ${MAX_PAIRS} are served (GET_QUEUE_NUM says so): pairs ${MAX_PAIRS}..${asked - 1} are not${this.unservedEnabled ? `, and the guest enabled ${this.unservedEnabled} of their queues: frames it sends there are not taken` : ''}` } : {}) };
   }
 
   /** Mapped guest memory, bytes (for leak checks and stats). */
-  get mappedBytes(): number { return this.regions.reduce((s, r) => s + r.len, 0) + (this.win?.slots.reduce((s, x) => s + x.len, 0) ?? 0); }
+  get mappedBytes(): number { return this.regions.reduce((s, r) => s + r.len, 0) + this.window.mappedBytes; }
 
-  /** The window's state, null while the guest (if any) is mapped whole. */
-  windowStats(): WindowStats | null {
-    const w = this.win;
-    if (!w) return null;
-    return { slots: w.slots.length, mapped: w.slots.filter((s) => s.region >= 0).length, misses: Number(this.dp.u64(this.mt + this.dp.abi.MT_MISSES)), ...this.winStats };
-  }
+  /** Window counters over all sessions (maps, evictions, waits). */
+  get winStats(): { maps: number; evictions: number; waits: number } { return this.window.counts; }
 
   answersTo(spec: string): boolean { return spec.startsWith('vhost-user:') && resolve(spec.slice('vhost-user:'.length)) === this.path; }
 
-  info(): Fields { return { path: this.path, connected: this.connected, sessions: this.sessions, ...(this.queuesAsked > QUEUES ? { queuePairsAsked: Math.ceil(this.queuesAsked / 2), queuePairsServed: 1 } : {}) }; }
+  info(): Fields { return { path: this.path, connected: this.connected, sessions: this.sessions, ...this.pairInfo() }; }
   stats(): Fields {
-    return { path: this.path, connected: this.connected, sessions: this.sessions, refusedConnections: this.refusedConnections, features: `0x${this.features.toString(16)}`,
-      downDrops: this.downDrops, refused: { ...this.refused }, messages: this.messages, guestMappedBytes: this.mappedBytes, ...(this.win ? { window: this.windowStats() } : {}), queues: this.queueStats(), events: this.events.slice(-64) };
+    return { path: this.path, connected: this.connected, sessions: this.sessions, refusedConnections: this.refusedConnections, features: `0x${this.features.toString(16)}`, ...this.pairInfo(),
+      downDrops: this.downDrops, refused: { ...this.refused }, messages: this.messages, guestMappedBytes: this.mappedBytes, ...(this.window.on ? { window: this.window.stats() } : {}), queues: this.queueStats(), events: this.events.slice(-64) };
   }
 
   /** The session ends, the socket goes (its file removed), then the port when `detach` is given. */
@@ -898,7 +828,7 @@ export class VhostUserPort implements Backend {
       try { this.host.closeFd(this.listenFd); } catch { /* gone */ }
       this.listenFd = -1;
       try { unlinkSync(this.path); } catch { /* already gone */ }
-      this.dp.release(this.mt, this.dp.abi.MT_SIZE + QUEUES * this.dp.abi.VQ_SIZE);
+      this.dp.release(this.mt, this.mtBytes);
       if (this.ptrs) { // the port may stay attached (down) a while: its ring must not point here
         this.dp.setU32(this.port.tx.kring + this.dp.abi.KR_PTRS, 0);
         this.dp.release(this.ptrs, this.ptrsBytes);

@@ -229,6 +229,10 @@ async function ctlMain(argv: string[]): Promise<number> {
         for (const d of ['tx', 'rx'] as const) {
           console.log(`  ${d === 'tx' ? 'from the guest' : 'to the guest  '}: ${String(q[d].frames)} frames, dropped ${String(q[d].dropBig)} too big, ${String(q[d].dropBad)} bad; ${String(q[d].kicks)} kicks, ${String(q[d].calls)} interrupts${d === 'rx' ? `, ${String(q[d].stalls)} waits for buffers` : ''}${q[d].broken ? `; BROKEN: ${String(q[d].broken)}` : ''}`);
         }
+        // several queue pairs (multiqueue): each on its own line
+        const pairs = (p.queues as { pairs?: { rx: Record<string, number>; tx: Record<string, number>; enabled: boolean }[] }).pairs ?? [];
+        if (pairs.length > 1) pairs.forEach((x, i) => console.log(`  pair ${i}${x.enabled ? '' : ' (not running)'}: from the guest ${x.tx.frames} frames, ${x.tx.kicks} kicks; to the guest ${x.rx.frames} frames, ${x.rx.stalls} waits for buffers`));
+        if (p.queuePairsRefused) console.log(`  ${String(p.queuePairsRefused)}`);
         if (Number(p.downDrops)) console.log(`  ${String(p.downDrops)} frames discarded while no guest could take them`);
       }
       for (const p of s.ports.filter((x) => x.kind === 'vxlan' || x.kind === 'geneve')) console.log(describeTunnel(p));

@@ -62,6 +62,9 @@ export async function restartTwenty(t: TestContext, P: string, start: (i: number
   }
   assert.equal((await stat()).sessions, 20);
   const m = await mem();
-  assert.deepEqual({ fds: m.fds, sockets: m.sockets, guestMapped: m.guestMapped, allocated: m.allocated }, { fds: base.fds, sockets: base.sockets, guestMapped: 0, allocated: base.allocated }, 'nothing held after 20 sessions');
+  // sockets at most as many as before: the count before may include a ctl connection the
+  // daemon had not closed yet (seen once: 6 before, 5 after), never fewer than it holds now
+  assert.deepEqual({ fds: m.fds, guestMapped: m.guestMapped, allocated: m.allocated }, { fds: base.fds, guestMapped: 0, allocated: base.allocated }, 'nothing held after 20 sessions');
+  assert.ok(m.sockets <= base.sockets, `no socket held after 20 sessions (${m.sockets} now, ${base.sockets} before)`);
   d.kill('SIGTERM'); await exited(d);
 }

@@ -118,8 +118,8 @@ test('handshake as QEMU does it: features, protocol features with REPLY_ACK, own
   assert.match(listed(runner, 'vm1').down!, /not started both queues/, 'PROTOCOL_FEATURES negotiated: rings start disabled until SET_VRING_ENABLE');
   q.call(REQ.SET_VRING_ENABLE, vringState(1, 1));
   assert.equal(listed(runner, 'vm1').down, null, 'both queues started and enabled: up');
-  // GET_QUEUE_NUM: one queue pair; an ack'd no-op (SET_VRING_ERR without fd) keeps the session
-  assert.equal(q.call(REQ.GET_QUEUE_NUM)!.readBigUInt64LE(0), 1n);
+  // GET_QUEUE_NUM: the queue pairs served (MQ); an ack'd no-op (SET_VRING_ERR without fd) keeps the session
+  assert.equal(q.call(REQ.GET_QUEUE_NUM)!.readBigUInt64LE(0), 8n);
   q.call(REQ.SET_VRING_ERR, vringFile(0, true));
   assert.equal(q.recv(0), null);
   assert.equal(listed(runner, 'vm1').down, null);

@@ -592,6 +592,26 @@ function src_copy(dst: usize, c: u32): void {
   }
 }
 
+// Touch-ahead (wasm has no prefetch): the guest's RX descriptors and buffers live in the cache
+// of the guest's CPU, and each store into one stalls on a cross-core miss; taken one frame at a
+// time those misses are serialized. A prelude loop loading the descriptor and one byte of the
+// buffer of the next chains lets the CPU overlap them. The values touched decide nothing (the
+// chains are read, once and checked, by the real walk after); a buffer address is touched only
+// when mt_peek finds its first byte mapped. The sum goes to `touched` (as touch_tx's) so the
+// loads are not optimized away.
+const VQ_TOUCH_MAX: u32 = 64;
+@inline function touch_chains(mt: usize, desc: usize, avail: usize, num: u32, from: u32, cnt: u32): void {
+  const mask = num - 1;
+  let sink: u32 = 0;
+  for (let i: u32 = 0; i < cnt; i++) {
+    const id = <u32>load<u16>(avail + 4 + <usize>(((from + i) & mask) << 1));
+    if (id >= num) break;
+    const a = mt_peek(mt, load<u64>(desc + (<usize>id << 4)));
+    if (a != 0) sink += <u32>load<u8>(a);
+  }
+  touched += sink;
+}
+
 /**
  * The port's rx ring `k`, as its user (like tpk_push) → guest RX virtqueue. Each whole frame
  * (header + frame, MOREFRAG slots joined) is written into device-writable chains: with
@@ -622,6 +642,7 @@ export function vq_push(vq: usize, mt: usize, k: usize): i32 {
   let last = start;
   let pend = avail_fresh(vq, avail, num, start, 0);
   if (pend < 0) return 0;
+  touch_chains(mt, <usize>load<u32>(vq, VQ_DESC), avail, num, start, min(min(<u32>pend, ring_dist(head, tail, n)), VQ_TOUCH_MAX));
   walked = 0;
   let frames: u32 = 0, chains: u32 = 0, big: u32 = 0, bad: u32 = 0, stalls: u32 = 0;
   let bytes: u64 = 0;

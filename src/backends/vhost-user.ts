@@ -106,7 +106,8 @@ export interface Refusals { fds: number; bytes: number; memoryFaults: number }
 
 const freshQueue = (): Queue => ({ setup: false, num: 0, base: 0, desc: 0n, avail: 0n, used: 0n, addrSet: false, kick: -1, call: -1, err: -1, started: false, enabled: false, kicks: 0 });
 
-export interface QueueStats { frames: number; bytes: number; chains: number; dropBig: number; dropBad: number; stalls: number; calls: number; kicks: number; broken: string | null }
+/** direct (RX): of frames, those the switch wrote straight into the guest's buffers (one copy guest to guest). */
+export interface QueueStats { frames: number; direct?: number; bytes: number; chains: number; dropBig: number; dropBad: number; stalls: number; calls: number; kicks: number; broken: string | null }
 
 export class VhostUserPort implements Backend {
   readonly kind = 'vhost-user';
@@ -134,6 +135,7 @@ export class VhostUserPort implements Backend {
   private readonly mt: number; private readonly vqs: number[];
   private readonly vqCall: number; private readonly vqBroken: number; private readonly vqZcFrom: number; // offsets in a vq record
   private readonly ptrs: number; private readonly ptrsBytes: number; // the tx kring's KR_PTRS array (0: zero-copy off)
+  private readonly rxPtrs: number; private readonly rxPtrsBytes: number; // the rx kring's (direct receive; 0: off)
   private queues: Queue[] = [freshQueue(), freshQueue()];
   private regions: Mapped[] = [];
   private win: Window | null = null;
@@ -173,15 +175,21 @@ export class VhostUserPort implements Backend {
     // one entry a slot (WASMAP_VHOST_ZEROCOPY=0 turns it off: every frame copied, as before)
     this.ptrsBytes = process.env.WASMAP_VHOST_ZEROCOPY === '0' ? 0 : a.VQ_PTR_SIZE * dp.u32(port.tx.kring + a.KR_NSLOTS);
     this.ptrs = this.ptrsBytes ? dp.alloc(this.ptrsBytes, 64) : 0;
+    // direct receive (vring.ts): the switch writes frames straight into the guest's RX buffers
+    // while the RX queue runs (rxDirect), their addresses in the rx kring's own private array
+    this.rxPtrsBytes = this.ptrsBytes ? a.VQ_PTR_SIZE * dp.u32(port.rx.kring + a.KR_NSLOTS) : 0;
+    this.rxPtrs = this.rxPtrsBytes ? dp.alloc(this.rxPtrsBytes, 64) : 0;
     try {
       claimPath(host, path);
       this.listenFd = host.unixListen(path, 4);
     } catch (e) {
       dp.release(this.mt, a.MT_SIZE + QUEUES * a.VQ_SIZE);
       if (this.ptrs) dp.release(this.ptrs, this.ptrsBytes);
+      if (this.rxPtrs) dp.release(this.rxPtrs, this.rxPtrsBytes);
       throw e;
     }
     if (this.ptrs) dp.setU32(port.tx.kring + a.KR_PTRS, this.ptrs);
+    if (this.rxPtrs) dp.setU32(port.rx.kring + a.KR_PTRS, this.rxPtrs);
     this.log(`listening on ${path}`);
   }
 
@@ -688,12 +696,25 @@ export class VhostUserPort implements Backend {
   }
 
   private updateDown(): void {
+    this.rxDirect();
     if (this.conn < 0) return;
     const broken = this.vqs.map((vq) => this.dp.fn.vq_error(vq) as number);
     const b = broken.findIndex((e) => e !== 0);
     if (b >= 0) { this.down = `${b === TX ? 'TX' : 'RX'} queue broken by the guest: ${VQE_TEXT[broken[b]] ?? `error ${broken[b]}`}`; return; }
     const ready = this.queues.every((q, i) => q.started && q.enabled && this.dp.u32(this.vqs[i] + this.dp.abi.VQ_NUM) !== 0);
     this.down = ready ? null : 'QEMU connected; the guest driver has not started both queues';
+  }
+
+  /** Direct receive on while the RX queue runs over guest memory mapped whole (not through the
+   *  window: its chunks may go between passes, and deliver cannot map one). Called between
+   *  passes whenever a queue or the memory table changes; a pass's direct frames are completed
+   *  by its own push, so turning it off never leaves a slot referring to guest memory. */
+  private rxDirect(): void {
+    if (!this.rxPtrs) return;
+    const q = this.queues[RX], vq = this.vqs[RX], a = this.dp.abi, k = this.port.rx.kring;
+    const on = this.conn >= 0 && !this.win && q.started && q.enabled && this.dp.u32(vq + a.VQ_NUM) !== 0;
+    this.dp.setU32(k + a.KR_RXVQ, on ? vq : 0);
+    this.dp.setU32(k + a.KR_RXMT, on ? this.mt : 0);
   }
 
   private setMemTable(p: Buffer, fds: number[], taken: Set<number>): void {
@@ -866,7 +887,7 @@ export class VhostUserPort implements Backend {
     const one = (i: number): QueueStats => {
       const vq = this.vqs[i], n = (off: number) => Number(this.dp.u64(vq + off));
       const e = this.dp.fn.vq_error(vq) as number;
-      return { frames: n(a.VQ_FRAMES), bytes: n(a.VQ_BYTES), chains: n(a.VQ_CHAINS), dropBig: n(a.VQ_DROP_BIG), dropBad: n(a.VQ_DROP_BAD),
+      return { frames: n(a.VQ_FRAMES), ...(i === RX ? { direct: n(a.VQ_RX_DIRECT) } : {}), bytes: n(a.VQ_BYTES), chains: n(a.VQ_CHAINS), dropBig: n(a.VQ_DROP_BIG), dropBad: n(a.VQ_DROP_BAD),
         stalls: n(a.VQ_STALLS), calls: n(a.VQ_CALLS), kicks: this.queues[i].kicks, broken: e ? VQE_TEXT[e] ?? `error ${e}` : null };
     };
     return { rx: one(RX), tx: one(TX) };
@@ -902,6 +923,11 @@ export class VhostUserPort implements Backend {
       if (this.ptrs) { // the port may stay attached (down) a while: its ring must not point here
         this.dp.setU32(this.port.tx.kring + this.dp.abi.KR_PTRS, 0);
         this.dp.release(this.ptrs, this.ptrsBytes);
+      }
+      if (this.rxPtrs) {
+        const k = this.port.rx.kring, a = this.dp.abi;
+        for (const f of [a.KR_RXVQ, a.KR_RXMT, a.KR_PTRS]) this.dp.setU32(k + f, 0);
+        this.dp.release(this.rxPtrs, this.rxPtrsBytes);
       }
     }
     return { stats: detach?.() };

@@ -17,7 +17,7 @@ import {
   KR_PTRS, KR_PTR_SIZE, KR_RXVQ, KR_RXMT, NS_INDIRECT, NETMAP_MAX_FRAGS,
 } from '../abi';
 import {
-  vq_rx_open, vq_rx_shut, vq_rx_next, vq_rx_took, rx_addr, rx_cap, rx_id, rx_more, copy_exact, VQ_FEATURES, VQF_MRG_RXBUF, VQ_HDR_LEN,
+  vq_rx_open, vq_rx_shut, vq_rx_touch, vq_rx_next, vq_rx_took, rx_addr, rx_cap, rx_id, rx_more, copy_exact, VQ_FEATURES, VQF_MRG_RXBUF, VQ_HDR_LEN,
 } from '../virtio/vring';
 import { snap_at, snap_take, snap_put_first, snap_len, copy_frag } from './snap';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
@@ -139,6 +139,11 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
   // a vhost-user port whose RX queue runs: frames go straight into the guest's buffers (vring.ts)
   const dvq = <usize>load<u32>(rx, KR_RXVQ), dmt = <usize>load<u32>(rx, KR_RXMT), rptrs = <usize>load<u32>(rx, KR_PTRS);
   const direct = dvq != 0 && dmt != 0 && rptrs != 0 && hdr_ok && src_hdr == VQ_HDR_LEN;
+  if (direct && qa != 0 && vq_rx_open(dvq, rx, j)) { // touch ahead the guest chains this batch's frames will take
+    let cnt: u32 = 0;
+    for (let q = qa; q != 0 && cnt < 64; q = load<u32>(pkts + <usize>PK_SIZE * <usize>(q - 1), PK_NEXT)) cnt++;
+    vq_rx_touch(dvq, dmt, cnt);
+  }
   let delivered: u64 = 0, bytes: u64 = 0, full: u64 = 0, broken: u64 = 0, oversize: u64 = 0, hdrdrop: u64 = 0;
   while (qa != 0 || qb != 0) {
     let k: u32;

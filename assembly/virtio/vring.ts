@@ -774,6 +774,22 @@ export function vq_rx_open(vq: usize, k: usize, j: u32): bool {
   return ok;
 }
 
+/** deliver has `cnt` frames for the queue: touch the descriptors and first buffer bytes of the
+ *  chains they will take (touch_chains), so their misses overlap before the writes. */
+export function vq_rx_touch(vq: usize, mt: usize, cnt: u32): void {
+  const num = load<u32>(vq, VQ_NUM);
+  const avail = <usize>load<u32>(vq, VQ_AVAIL);
+  const last = load<u32>(vq, VQ_LAST_AVAIL), taken = load<u32>(vq, VQ_RX_TAKEN);
+  let known = load<u32>(vq, VQ_RX_KNOWN);
+  if (taken + cnt > known) {
+    const p = (<u32>atomic.load<u16>(avail, 2) - last) & 0xffff;
+    if (p > num || p < known) return; // vq_push breaks the queue on it
+    known = p;
+    store<u32>(vq, known, VQ_RX_KNOWN);
+  }
+  if (known > taken) touch_chains(mt, <usize>load<u32>(vq, VQ_DESC), avail, num, last + taken, min(min(cnt, known - taken), VQ_TOUCH_MAX));
+}
+
 /** A frame for the port went through the ring's buffers: no direct one after it this pass. */
 export function vq_rx_shut(vq: usize): void { store<u32>(vq, VQ_RX_SHUT, VQ_RX_STATE); }
 

@@ -107,6 +107,13 @@ export const KR_ERRORS: u32 = 80; // u64: sync calls rejected
 // completes, within the pass): a ring's user can set the flag, never the address.
 export const KR_PTRS: u32 = 88;
 export const KR_PTR_SIZE: u32 = 8; // a KR_PTRS entry: u32 wasm address (0: none), u32 for its user (vring.ts: the chain id)
+// Direct receive (vhost-user, issue #17): on an rx kring, KR_PTRS entries describe guest RX
+// buffers the switch wrote a frame into (slot flagged NS_INDIRECT: its bytes are there, not in
+// its buffer; entry = address, chain id), filled and completed within one pass. While the
+// guest's RX queue runs, KR_RXVQ is its virtqueue record and KR_RXMT its memory table (set and
+// cleared by the host between passes; 0: every frame goes through the ring's buffers).
+export const KR_RXVQ: u32 = 92;
+export const KR_RXMT: u32 = 96;
 export const KRF_BROKEN: u32 = 0x1;
 
 // ---- wasmap: region descriptor (kernel side), 64 bytes ------------------------------------

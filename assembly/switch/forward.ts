@@ -14,7 +14,11 @@ import {
   P_TX_ERRORS, P_CSB, P_HDR_LEN, P_ACCEPT, P_DROP_HDR, PK_SIZE, PK_FIRST, PK_NFRAGS, PK_REWRITE, PK_NEXT, PK_BYTES, BUF_RESERVED,
   SW_LOOKUP, LK_LEARN, LK_FN, FN_MAX_BATCH,
   DIR_TX, DIR_RX, KR_DIR, E_OK, E_INVAL, E_BUF_IDX, E_BROKEN, SW_SNAP, SN_SIZE, SN_LEARN,
+  KR_PTRS, KR_PTR_SIZE, KR_RXVQ, KR_RXMT, NS_INDIRECT, NETMAP_MAX_FRAGS,
 } from '../abi';
+import {
+  vq_rx_open, vq_rx_shut, vq_rx_touch, vq_rx_next, vq_rx_took, rx_addr, rx_cap, rx_id, rx_more, copy_exact, VQ_FEATURES, VQF_MRG_RXBUF, VQ_HDR_LEN,
+} from '../virtio/vring';
 import { snap_at, snap_take, snap_put_first, snap_len, copy_frag } from './snap';
 import { ring_next, ring_prev, ring_add, sync_prologue, sync_finalize, tx_scan, scan_pkts, ring_break } from '../ring';
 import { rx_room } from '../pipe';
@@ -132,6 +136,14 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
   const check_size = src_bsize > bsize;
   let room = ok ? rx_room(rx) : 0;
   let j = load<u32>(rx, KR_HWTAIL);
+  // a vhost-user port whose RX queue runs: frames go straight into the guest's buffers (vring.ts)
+  const dvq = <usize>load<u32>(rx, KR_RXVQ), dmt = <usize>load<u32>(rx, KR_RXMT), rptrs = <usize>load<u32>(rx, KR_PTRS);
+  const direct = dvq != 0 && dmt != 0 && rptrs != 0 && hdr_ok && src_hdr == VQ_HDR_LEN;
+  if (direct && qa != 0 && vq_rx_open(dvq, rx, j)) { // touch ahead the guest chains this batch's frames will take
+    let cnt: u32 = 0;
+    for (let q = qa; q != 0 && cnt < 64; q = load<u32>(pkts + <usize>PK_SIZE * <usize>(q - 1), PK_NEXT)) cnt++;
+    vq_rx_touch(dvq, dmt, cnt);
+  }
   let delivered: u64 = 0, bytes: u64 = 0, full: u64 = 0, broken: u64 = 0, oversize: u64 = 0, hdrdrop: u64 = 0;
   while (qa != 0 || qb != 0) {
     let k: u32;
@@ -144,6 +156,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     const sn = snap_at(sw, k, fnmode); // the packet's first bytes as decided on (vnet header included)
     if (rw && hdr_ok && nf == 1 && room != 0 && !(check_accept && vnet_needs(sn, accept))) {
       // a rewritten one-buffer frame: written once, straight into the receiver's buffer
+      if (dvq != 0) vq_rx_shut(dvq); // through the ring: the frames after it too
       const s = slots + <usize>(SLOT_SIZE * j);
       const didx = load<u32>(s, SLOT_BUF_IDX);
       if (didx >= BUF_RESERVED && didx < nbufs) {
@@ -161,6 +174,7 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
     }
     if (!hdr_ok || rw || (check_accept && vnet_needs(sn, accept))) {
       // header conversion: gather, convert, deliver what comes out
+      if (dvq != 0) vq_rx_shut(dvq);
       const r = convert_deliver(sw, k, fnmode, pk, frags, src_hdr, load<u32>(p, P_HDR_LEN), rx, j, room, accept);
       if (r < 0) { if (r == -1) hdrdrop++; else if (r == -2) full++; else { broken++; ok = false; store<u32>(p, 0, P_RXOK); } continue; }
       const used = <u32>r;
@@ -177,6 +191,17 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
       for (let f: u32 = 0; f < nf; f++) if (<u32>load<u16>(first + 8 * <usize>f, 4) > bsize) big = true;
       if (big) { oversize++; continue; }
     }
+    if (direct && vq_rx_open(dvq, rx, j)) {
+      const c = rx_direct(dvq, dmt, slots, rptrs, j, n, room, first, nf, load<u32>(pk, PK_BYTES), sn, snap_len(<u32>load<u16>(first, 4), src_hdr, fnmode));
+      if (c != 0) {
+        j = ring_add(j, c, n);
+        room -= c;
+        delivered++;
+        bytes += load<u32>(pk, PK_BYTES);
+        continue;
+      }
+    }
+    if (dvq != 0) vq_rx_shut(dvq); // through the ring: the frames after it too
     // the receiver owns the indices of its free slots too: check each before writing into it
     let jj = j;
     let f: u32 = 0;
@@ -215,6 +240,67 @@ function deliver(sw: usize, src: u32, d: u32, bcast: bool, src_bsize: u32, src_h
   if (hdrdrop) bump(p, P_DROP_HDR, hdrdrop);
   store<u32>(p, 0, P_QHEAD);
   store<u32>(p, 0, P_QTAIL);
+}
+
+// Bytes [from, from+len) of a packet (nf fragment records from `first`; its first s bytes as
+// decided on, from the snapshot sn) to dst, exactly: nothing is written past dst+len (a guest
+// buffer may end right there) and nothing read outside a fragment. Short pieces of a fragment
+// are copied as one 16-byte stride ending where they end, the bytes before rewritten by the
+// snapshot or the fragment before (it is copied first, the snapshot last).
+function frame_copy(dst: usize, from: u32, len: u32, first: usize, nf: u32, sn: usize, s: u32): void {
+  const to = from + len;
+  let pos: u32 = 0;
+  for (let f: u32 = 0; f < nf && pos < to; f++) {
+    const fr = first + 8 * <usize>f;
+    const end = pos + <u32>load<u16>(fr, 4);
+    const lo0 = max(pos, from), hi = min(end, to);
+    let lo = max(lo0, s);
+    if (lo < hi) {
+      if (hi - lo < 16 && hi - lo0 >= 16) lo = hi - 16;
+      copy_exact(dst + <usize>(lo - from), <usize>load<u32>(fr) + <usize>(lo - pos), hi - lo);
+    }
+    pos = end;
+  }
+  if (from < s) copy_exact(dst, sn + <usize>from, min(s, to) - from);
+}
+
+// Deliver a packet (nf fragments from `first`, `total` bytes with its virtio-net header, its
+// first s bytes from the snapshot sn) straight into the RX chains of vhost-user queue vq (see
+// vring.ts, direct receive), from ring slot j on: one chain, or with MRG_RXBUF as many as it
+// takes (num_buffers in the header). Each chain gets a ring slot (its length, NS_INDIRECT,
+// MOREFRAG but the last, the count in the high byte) and a KR_PTRS entry (address, chain id).
+// Returns the chains filled; 0 when it cannot (no chain, a chain vq_rx_next does not take, too
+// small without MRG_RXBUF or with more descriptors, no room): nothing is taken then (bytes
+// written into chains still the device's are no one's business), the caller goes the old way.
+function rx_direct(vq: usize, mt: usize, slots: usize, ptrs: usize, j: u32, n: u32, room: u32, first: usize, nf: u32, total: u32, sn: usize, s: u32): u32 {
+  if (total < VQ_HDR_LEN) return 0;
+  const mrg = (load<u32>(vq, VQ_FEATURES) & VQF_MRG_RXBUF) != 0;
+  let off: u32 = 0, c: u32 = 0, jj = j, hdr: usize = 0;
+  while (off < total) {
+    if (c == room || c == NETMAP_MAX_FRAGS || vq_rx_next(vq, mt, c) == 0 || (c == 0 && rx_cap < VQ_HDR_LEN) ||
+      (rx_cap < total - off && (!mrg || rx_more))) {
+      let u = j;
+      for (let x: u32 = 0; x < c; x++) { store<u64>(ptrs + <usize>(KR_PTR_SIZE * u), 0); u = ring_next(u, n); }
+      return 0;
+    }
+    if (c == 0) hdr = rx_addr;
+    const w = min(rx_cap, total - off);
+    frame_copy(rx_addr, off, w, first, nf, sn, s);
+    store<u16>(slots + <usize>(SLOT_SIZE * jj), <u16>w, SLOT_LEN);
+    const e = ptrs + <usize>(KR_PTR_SIZE * jj);
+    store<u32>(e, <u32>rx_addr);
+    store<u32>(e, rx_id, 4);
+    off += w; c++; jj = ring_next(jj, n);
+  }
+  const fl: u16 = <u16>(c << 8) | NS_INDIRECT;
+  if (c == 1) store<u16>(slots + <usize>(SLOT_SIZE * j), fl, SLOT_FLAGS);
+  else {
+    let u = j;
+    for (let x: u32 = 0; x < c; x++) { store<u16>(slots + <usize>(SLOT_SIZE * u), x + 1 < c ? fl | NS_MOREFRAG : fl, SLOT_FLAGS); u = ring_next(u, n); }
+  }
+  store<u16>(hdr, <u16>c, 10); // num_buffers (virtio_net_hdr_v1), over the sender's
+  vq_rx_took(vq, c);
+  return c;
 }
 
 let conv_frames: u64 = 0, conv_bytes: u64 = 0;

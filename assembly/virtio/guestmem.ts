@@ -189,6 +189,19 @@ export function mt_gpa(mt: usize, gpa: u64, len: u64): usize { return mt_find(mt
 /** QEMU user address [uva, uva+len) → as mt_gpa (vring addresses are these). */
 export function mt_uva(mt: usize, uva: u64, len: u64): usize { return mt_find(mt, uva, len, MTE_UVA); }
 
+/** Guest physical [gpa, gpa+len) → its wasm address when inside one region mapped whole,
+ *  else 0 (a windowed region too: no miss is recorded). */
+export function mt_whole(mt: usize, gpa: u64, len: u64): usize {
+  const n = mt_count(mt);
+  for (let i: u32 = 0; i < n; i++) {
+    const e = mt + MT_ENTRIES + <usize>(i * MTE_SIZE);
+    const off = gpa - load<u64>(e, MTE_GPA);
+    const size = load<u64>(e, MTE_LEN);
+    if (off < size && len <= size - off) { const w = load<u32>(e, MTE_WASM); return w != 0 ? <usize>w + <usize>off : 0; }
+  }
+  return 0;
+}
+
 /** Is guest physical [gpa, gpa+len) inside one region? (No translation, no miss: for bytes
  *  that are checked but never touched.) */
 export function mt_has(mt: usize, gpa: u64, len: u64): bool {

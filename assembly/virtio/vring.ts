@@ -23,12 +23,12 @@ import {
   BUF_RESERVED, E_OK, E_INVAL, E_NOFIT, NS_INDIRECT, KR_PTRS, KR_PTR_SIZE, KR_HWCUR, FN_HDR_MAX,
 } from '../abi';
 import { ring_dist, ring_next } from '../ring';
-import { mt_gpa, mt_uva, mt_has, mt_peek, mt_piece, MT_MISSED } from './guestmem';
+import { mt_gpa, mt_uva, mt_has, mt_peek, mt_whole, mt_piece, MT_MISSED } from './guestmem';
 
 // The memory table (mt_*) and its translation live in guestmem.ts.
 
 // ---- the virtqueue record (private memory, VQ_SIZE bytes) --------------------------------
-export const VQ_SIZE: u32 = 128;
+export const VQ_SIZE: u32 = 160;
 export const VQ_NUM: u32 = 0; // u32: queue size, a power of 2 ≤ VQ_MAX_NUM
 export const VQ_DESC: u32 = 4; // u32: wasm address of the descriptor table (16 × num)
 export const VQ_AVAIL: u32 = 8; // u32: of the avail ring (6 + 2 × num)
@@ -57,6 +57,13 @@ export const VQ_CALLS: u32 = 112; // u64: interrupts asked for (VQ_CALL went 0 �
 // is behind while zero-copy chains wait for the switch (vq_complete catches up)
 export const VQ_USED_IDX: u32 = 120;
 export const VQ_ZC_FROM: u32 = 124; // u32: first tx slot of this pass's zero-copy frames, VQ_ZC_NONE if none
+// Direct receive (an RX queue; see vq_rx_open): chains the switch filled in this pass, the avail
+// chains known (both counted from VQ_LAST_AVAIL), and whether it may go on (VQ_RX_*).
+export const VQ_RX_TAKEN: u32 = 128; // u32
+export const VQ_RX_KNOWN: u32 = 132; // u32
+export const VQ_RX_STATE: u32 = 136; // u32: VQ_RX_ASK (not asked this pass), VQ_RX_OPEN, VQ_RX_SHUT
+export const VQ_RX_DIRECT: u32 = 144; // u64: frames written straight into the guest's buffers (of VQ_FRAMES)
+const VQ_RX_ASK: u32 = 0, VQ_RX_OPEN: u32 = 1, VQ_RX_SHUT: u32 = 2;
 const VQ_SIG_VALID: u32 = 0x10000;
 
 // negotiated features that change the datapath (the host maps the virtio feature bits)
@@ -149,6 +156,8 @@ export function vq_setup(vq: usize, mt: usize, num: u32, desc: u64, avail: u64, 
   store<u32>(vq, VQ_ZC_NONE, VQ_ZC_FROM); // vq_complete ran before (the host settles a queue it stops)
   store<u32>(vq, 0, VQ_CALL);
   store<u32>(vq, 0, VQ_SIGNALLED); // the first completion always interrupts (as vhost does)
+  store<u32>(vq, VQ_RX_ASK, VQ_RX_STATE);
+  store<u32>(vq, 0, VQ_RX_TAKEN);
   let err: i32 = 0;
   if (num == 0 || num > VQ_MAX_NUM || (num & (num - 1)) != 0) err = VQE_NUM;
   else err = map_rings(vq, mt, num);
@@ -353,7 +362,7 @@ function finish(vq: usize, ustart: u32, uidx: u32, last: u32, frames: u32, bytes
 // end anywhere, and a read past one could deliver bytes of other memory): up to 256 bytes in
 // 16-byte strides, the last one overlapping the one before, inline; longer or shorter ones
 // with memory.copy (V8 calls out for it: ~10 ns, which a 64-byte frame notices).
-@inline function copy_exact(dst: usize, src: usize, len: u32): void {
+@inline export function copy_exact(dst: usize, src: usize, len: u32): void {
   if (len >= 16 && len <= 256) {
     const last = <usize>(len - 16);
     for (let o: usize = 0; o < last; o += 16) v128.store(dst + o, v128.load(src + o));
@@ -592,6 +601,26 @@ function src_copy(dst: usize, c: u32): void {
   }
 }
 
+// Touch-ahead (wasm has no prefetch): the guest's RX descriptors and buffers live in the cache
+// of the guest's CPU, and each store into one stalls on a cross-core miss; taken one frame at a
+// time those misses are serialized. A prelude loop loading the descriptor and one byte of the
+// buffer of the next chains lets the CPU overlap them. The values touched decide nothing (the
+// chains are read, once and checked, by the real walk after); a buffer address is touched only
+// when mt_peek finds its first byte mapped. The sum goes to `touched` (as touch_tx's) so the
+// loads are not optimized away.
+const VQ_TOUCH_MAX: u32 = 64;
+@inline function touch_chains(mt: usize, desc: usize, avail: usize, num: u32, from: u32, cnt: u32): void {
+  const mask = num - 1;
+  let sink: u32 = 0;
+  for (let i: u32 = 0; i < cnt; i++) {
+    const id = <u32>load<u16>(avail + 4 + <usize>(((from + i) & mask) << 1));
+    if (id >= num) break;
+    const a = mt_peek(mt, load<u64>(desc + (<usize>id << 4)));
+    if (a != 0) sink += <u32>load<u8>(a);
+  }
+  touched += sink;
+}
+
 /**
  * The port's rx ring `k`, as its user (like tpk_push) → guest RX virtqueue. Each whole frame
  * (header + frame, MOREFRAG slots joined) is written into device-writable chains: with
@@ -603,15 +632,20 @@ function src_copy(dst: usize, c: u32): void {
  * delivered; on a malformed chain the queue breaks and the frame stays in the ring.
  */
 export function vq_push(vq: usize, mt: usize, k: usize): i32 {
-  if (!vq_ready(vq)) return 0;
+  // the frames the switch wrote straight into the guest's chains this pass come first
+  const taken = load<u32>(vq, VQ_RX_TAKEN);
+  store<u32>(vq, VQ_RX_ASK, VQ_RX_STATE);
+  store<u32>(vq, 0, VQ_RX_TAKEN);
+  const direct = taken != 0 ? rx_done(vq, k, taken) : 0;
+  if (!vq_ready(vq)) return direct;
   const r = <usize>load<u32>(k, KR_RING);
   const n = load<u32>(k, KR_NSLOTS);
   let head = load<u32>(r, RING_HEAD);
   const tail = load<u32>(r, RING_TAIL);
-  if (head >= n || tail >= n) return 0;
+  if (head >= n || tail >= n) return direct;
   // nothing to deliver: the guest's rings are not touched (their cache lines live with the
   // guest's CPU, and every pass would fetch them)
-  if (head == tail) return 0;
+  if (head == tail) return direct;
   const bsize = load<u32>(k, KR_BUF_SIZE), nbufs = load<u32>(k, KR_NBUFS);
   s_ring = r; s_n = n; s_base = <usize>load<u32>(k, KR_BUF_BASE); s_bsize = bsize; s_nbufs = nbufs;
   const num = load<u32>(vq, VQ_NUM), mask = num - 1;
@@ -621,7 +655,8 @@ export function vq_push(vq: usize, mt: usize, k: usize): i32 {
   const start = load<u32>(vq, VQ_LAST_AVAIL);
   let last = start;
   let pend = avail_fresh(vq, avail, num, start, 0);
-  if (pend < 0) return 0;
+  if (pend < 0) return direct;
+  touch_chains(mt, <usize>load<u32>(vq, VQ_DESC), avail, num, start, min(min(<u32>pend, ring_dist(head, tail, n)), VQ_TOUCH_MAX));
   walked = 0;
   let frames: u32 = 0, chains: u32 = 0, big: u32 = 0, bad: u32 = 0, stalls: u32 = 0;
   let bytes: u64 = 0;
@@ -695,5 +730,132 @@ export function vq_push(vq: usize, mt: usize, k: usize): i32 {
   store<u32>(r, head, RING_CUR);
   finish(vq, start, last, last, frames, bytes, chains, big, bad);
   store<u64>(vq, load<u64>(vq, VQ_STALLS) + stalls, VQ_STALLS);
+  return <i32>frames + direct;
+}
+
+// ---- direct receive: one copy guest to guest (issue #17) ----------------------------------
+// A frame for a vhost-user port whose RX queue runs is written by the switch (forward.ts
+// deliver) straight into the guest's RX buffer, not into the port's rx ring buffer for vq_push
+// to copy again. The ring slot still carries the frame (its length, NS_INDIRECT, the fragment
+// count), and the rx kring's private KR_PTRS entry the buffer's checked address and the chain
+// id: a capture of the port sees the bytes, and vq_push completes the chains in ring order.
+// All within one pass: deliver takes chains only after the round began, vq_push (the same pass)
+// puts them on the used ring and clears the entries, so no slot refers to guest memory between
+// passes (where the host may stop the queue or replace the memory table).
+//  - A chain is taken as its first descriptor alone: writable, not indirect, not empty, inside
+//    a region mapped whole (read once here, checked with the memory table); a frame larger
+//    than it spreads over the next chains with MRG_RXBUF (num_buffers), else goes the old way,
+//    as does one larger than the first descriptor of a chain that has more (the old walk
+//    fills the chain's descriptors in turn: a header posted apart stays the header's).
+//  - Order: direct frames must be the first in the ring (the ring empty when the pass's first
+//    one is written) and their chains the first in the avail ring; once any frame for the port
+//    goes through the ring's buffers, the rest of the pass does too (VQ_RX_SHUT).
+//  - Anything unusual (no chain, an indirect, multi-descriptor or too short one, a windowed
+//    guest) is not an error here: the frame goes through the ring, and vq_push's full walk
+//    decides on that chain as before (breaking the queue if it is malformed).
+
+/** The chain vq_rx_next found: its buffer's wasm address, usable bytes (≤ 65535: a slot's
+ *  len), and id. */
+export let rx_addr: usize = 0;
+export let rx_cap: u32 = 0;
+export let rx_id: u32 = 0;
+export let rx_more: bool = false; // the chain has more descriptors (not written: see rx_direct)
+
+/** May frames for rx kring `k` go straight into the guest's chains, the next one at ring slot
+ *  j? Asked for each frame; decided at the pass's first ask (the queue runs, the ring is empty,
+ *  the kring has its KR_PTRS array) and then open until vq_rx_shut. */
+export function vq_rx_open(vq: usize, k: usize, j: u32): bool {
+  const st = load<u32>(vq, VQ_RX_STATE);
+  if (st != VQ_RX_ASK) return st == VQ_RX_OPEN;
+  const ok = vq_ready(vq) && j == load<u32>(k, KR_HWCUR) && load<u32>(k, KR_PTRS) != 0;
+  store<u32>(vq, ok ? VQ_RX_OPEN : VQ_RX_SHUT, VQ_RX_STATE);
+  store<u32>(vq, 0, VQ_RX_TAKEN);
+  store<u32>(vq, 0, VQ_RX_KNOWN);
+  return ok;
+}
+
+/** deliver has `cnt` frames for the queue: touch the descriptors and first buffer bytes of the
+ *  chains they will take (touch_chains), so their misses overlap before the writes. */
+export function vq_rx_touch(vq: usize, mt: usize, cnt: u32): void {
+  const num = load<u32>(vq, VQ_NUM);
+  const avail = <usize>load<u32>(vq, VQ_AVAIL);
+  const last = load<u32>(vq, VQ_LAST_AVAIL), taken = load<u32>(vq, VQ_RX_TAKEN);
+  let known = load<u32>(vq, VQ_RX_KNOWN);
+  if (taken + cnt > known) {
+    const p = (<u32>atomic.load<u16>(avail, 2) - last) & 0xffff;
+    if (p > num || p < known) return; // vq_push breaks the queue on it
+    known = p;
+    store<u32>(vq, known, VQ_RX_KNOWN);
+  }
+  if (known > taken) touch_chains(mt, <usize>load<u32>(vq, VQ_DESC), avail, num, last + taken, min(min(cnt, known - taken), VQ_TOUCH_MAX));
+}
+
+/** A frame for the port went through the ring's buffers: no direct one after it this pass. */
+export function vq_rx_shut(vq: usize): void { store<u32>(vq, VQ_RX_SHUT, VQ_RX_STATE); }
+
+/** The chain `ahead` places past those taken this pass: 1 with rx_addr / rx_cap / rx_id set,
+ *  or 0 when there is none or it is not one vq_rx_next takes (see above). Takes nothing. */
+export function vq_rx_next(vq: usize, mt: usize, ahead: u32): i32 {
+  const num = load<u32>(vq, VQ_NUM), mask = num - 1;
+  const avail = <usize>load<u32>(vq, VQ_AVAIL);
+  const last = load<u32>(vq, VQ_LAST_AVAIL);
+  const at = load<u32>(vq, VQ_RX_TAKEN) + ahead;
+  let known = load<u32>(vq, VQ_RX_KNOWN);
+  if (at >= known) { // look again; a guest taking chains back is vq_push's to break on
+    const p = (<u32>atomic.load<u16>(avail, 2) - last) & 0xffff;
+    if (p > num || p < known) return 0;
+    known = p;
+    store<u32>(vq, known, VQ_RX_KNOWN);
+    if (at >= known) return 0;
+  }
+  const id = <u32>load<u16>(avail + 4 + <usize>(((last + at) & mask) << 1));
+  if (id >= num) return 0;
+  const d = <usize>load<u32>(vq, VQ_DESC) + (<usize>id << 4);
+  const addr = load<u64>(d, 0);
+  const len = load<u32>(d, 8);
+  const flags = load<u16>(d, 12);
+  if ((flags & (DESC_F_WRITE | DESC_F_INDIRECT)) != DESC_F_WRITE || len == 0) return 0;
+  const cap = min(len, SLOT_LEN_MAX);
+  const a = mt_whole(mt, addr, <u64>cap);
+  if (a == 0) return 0;
+  rx_addr = a; rx_cap = cap; rx_id = id; rx_more = (flags & DESC_F_NEXT) != 0;
+  return 1;
+}
+
+/** `c` chains (from vq_rx_next's `ahead` 0..c-1) were filled with one frame. */
+export function vq_rx_took(vq: usize, c: u32): void { store<u32>(vq, load<u32>(vq, VQ_RX_TAKEN) + c, VQ_RX_TAKEN); }
+
+// vq_push's first step: the `taken` chains filled this pass are the first `taken` slots from
+// the ring's head (vq_rx_open) and the first `taken` avail entries; their used elements go out
+// (length = the slot's), their entries are cleared. Returns the frames.
+function rx_done(vq: usize, k: usize, taken: u32): i32 {
+  const r = <usize>load<u32>(k, KR_RING);
+  const n = load<u32>(k, KR_NSLOTS);
+  const ptrs = <usize>load<u32>(k, KR_PTRS);
+  let i = load<u32>(r, RING_HEAD);
+  if (ptrs == 0 || i >= n || taken >= n) return 0; // cannot be: vq_rx_open saw them
+  const num = load<u32>(vq, VQ_NUM);
+  const live = num != 0; // set up (its rings mapped); nothing stops a queue within a pass
+  const mask = num - 1;
+  const used = <usize>load<u32>(vq, VQ_USED);
+  const start = load<u32>(vq, VQ_LAST_AVAIL);
+  let upos = start, frames: u32 = 0, fl: u32 = 0;
+  let bytes: u64 = 0;
+  for (let c: u32 = 0; c < taken; c++) {
+    const s = r + RING_SLOTS + <usize>(SLOT_SIZE * i);
+    const e = ptrs + <usize>(VQ_PTR_SIZE * i);
+    const len = <u32>load<u16>(s, SLOT_LEN), flags = load<u16>(s, SLOT_FLAGS);
+    if (live) { put_used(used, mask, upos, load<u32>(e, 4), len); upos = (upos + 1) & 0xffff; }
+    store<u64>(e, 0);
+    store<u16>(s, flags & ~NS_INDIRECT, SLOT_FLAGS);
+    fl += len;
+    if ((flags & NS_MOREFRAG) == 0) { frames++; bytes += <u64>(fl > VQ_HDR_LEN ? fl - VQ_HDR_LEN : 0); fl = 0; }
+    i = ring_next(i, n);
+  }
+  store<u32>(r, i, RING_HEAD);
+  store<u32>(r, i, RING_CUR);
+  if (!live) { store<u64>(vq, load<u64>(vq, VQ_DROP_BAD) + frames, VQ_DROP_BAD); return 0; }
+  finish(vq, start, upos, upos, frames, bytes, taken, 0, 0);
+  store<u64>(vq, load<u64>(vq, VQ_RX_DIRECT) + frames, VQ_RX_DIRECT);
   return <i32>frames;
 }

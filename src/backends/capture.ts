@@ -37,9 +37,10 @@ export class PcapWriter {
       const s = ring + a.RING_SLOTS + a.SLOT_SIZE * i;
       const idx = dp.u32(s + a.SLOT_BUF_IDX), len = dp.u16(s + a.SLOT_LEN), flags = dp.u16(s + a.SLOT_FLAGS); // each read once
       nfr++;
-      if (idx < RES || idx >= nbufs || len > bsize) bad = true;
       // a zero-copy slot of a vhost-user port (abi.ts KR_PTRS) has its bytes in guest memory
+      // (a received one up to the guest buffer's length: at most a slot's 65535)
       const zc = ptrs && (flags & a.NS_INDIRECT) ? dp.u32(ptrs + a.VQ_PTR_SIZE * i) : 0;
+      if (idx < RES || idx >= nbufs || (!zc && len > bsize)) bad = true;
       if (!bad) parts.push(zc ? u8.slice(zc, zc + len) : u8.slice(base + idx * bsize, base + idx * bsize + len)); // a copy: the guest may rewrite it
       if (flags & MORE) { if (nfr >= MAXF) bad = true; continue; } // longer than netmap allows: not a frame
       if (bad) this.badSlots += nfr;

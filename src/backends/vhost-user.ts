@@ -90,7 +90,8 @@ export interface Refusals { fds: number; bytes: number; memoryFaults: number }
 
 const freshQueue = (): Queue => ({ setup: false, num: 0, base: 0, desc: 0n, avail: 0n, used: 0n, addrSet: false, kick: -1, call: -1, err: -1, started: false, enabled: false, kicks: 0 });
 
-export interface QueueStats { frames: number; bytes: number; chains: number; dropBig: number; dropBad: number; stalls: number; calls: number; kicks: number; broken: string | null }
+/** direct (RX): of frames, those the switch wrote straight into the guest's buffers (one copy guest to guest). */
+export interface QueueStats { frames: number; direct?: number; bytes: number; chains: number; dropBig: number; dropBad: number; stalls: number; calls: number; kicks: number; broken: string | null }
 
 export class VhostUserPort implements Backend {
   readonly kind = 'vhost-user';
@@ -128,6 +129,7 @@ export class VhostUserPort implements Backend {
   private readonly steer: number; // u32 × MAX_PAIRS: the records of rxReady, for vq_push_steer
   private readonly vqCall: number; private readonly vqBroken: number; private readonly vqZcFrom: number; // offsets in a vq record
   private readonly ptrs: number; private readonly ptrsBytes: number; // the tx kring's KR_PTRS array (0: zero-copy off)
+  private readonly rxPtrs: number; private readonly rxPtrsBytes: number; // the rx kring's (direct receive; 0: off)
   private queues: Queue[] = Array.from({ length: QUEUES }, freshQueue);
   private regions: Mapped[] = [];
   /** The guest-memory window (vhost-window.ts): used while a guest is too large to map whole. */
@@ -159,15 +161,21 @@ export class VhostUserPort implements Backend {
     // one entry a slot (WASMAP_VHOST_ZEROCOPY=0 turns it off: every frame copied, as before)
     this.ptrsBytes = process.env.WASMAP_VHOST_ZEROCOPY === '0' ? 0 : a.VQ_PTR_SIZE * dp.u32(port.tx.kring + a.KR_NSLOTS);
     this.ptrs = this.ptrsBytes ? dp.alloc(this.ptrsBytes, 64) : 0;
+    // direct receive (vring.ts): the switch writes frames straight into the guest's RX buffers
+    // while the RX queue runs (rxDirect), their addresses in the rx kring's own private array
+    this.rxPtrsBytes = this.ptrsBytes ? a.VQ_PTR_SIZE * dp.u32(port.rx.kring + a.KR_NSLOTS) : 0;
+    this.rxPtrs = this.rxPtrsBytes ? dp.alloc(this.rxPtrsBytes, 64) : 0;
     try {
       claimPath(host, path);
       this.listenFd = host.unixListen(path, 4);
     } catch (e) {
       dp.release(this.mt, this.mtBytes);
       if (this.ptrs) dp.release(this.ptrs, this.ptrsBytes);
+      if (this.rxPtrs) dp.release(this.rxPtrs, this.rxPtrsBytes);
       throw e;
     }
     if (this.ptrs) dp.setU32(port.tx.kring + a.KR_PTRS, this.ptrs);
+    if (this.rxPtrs) dp.setU32(port.rx.kring + a.KR_PTRS, this.rxPtrs);
     this.log(`listening on ${path}`);
   }
 
@@ -639,8 +647,8 @@ export class VhostUserPort implements Backend {
   }
 
   private updateDown(): void {
-    if (this.conn < 0) return;
     this.refreshReady();
+    if (this.conn < 0) return;
     const broken = this.vqs.map((vq) => this.dp.fn.vq_error(vq) as number);
     const b = broken.findIndex((e) => e !== 0);
     if (b >= 0) { this.down = `${qname(b)} broken by the guest: ${VQE_TEXT[broken[b]] ?? `error ${broken[b]}`}`; return; }
@@ -659,6 +667,22 @@ export class VhostUserPort implements Backend {
     }
     this.txReady = tx; this.rxReady = rx;
     rx.forEach((q, j) => this.dp.setU32(this.steer + 4 * j, this.vqs[q]));
+    this.rxDirect();
+  }
+
+  /** Direct receive on while exactly one RX queue runs, over guest memory mapped whole (not
+   *  through the window: its chunks may go between passes, and deliver cannot map one; not with
+   *  several RX queues: frames are steered by flow among them at the push). Called between
+   *  passes whenever a queue or the memory table changes; a pass's direct frames are completed
+   *  by its own push (vq_push on that same queue), so turning it off never leaves a slot
+   *  referring to guest memory. */
+  private rxDirect(): void {
+    if (!this.rxPtrs) return;
+    const a = this.dp.abi, k = this.port.rx.kring;
+    const on = this.conn >= 0 && !this.window.on && this.rxReady.length === 1;
+    const vq = on ? this.vqs[this.rxReady[0]] : 0;
+    this.dp.setU32(k + a.KR_RXVQ, vq);
+    this.dp.setU32(k + a.KR_RXMT, on ? this.mt : 0);
   }
 
   private setMemTable(p: Buffer, fds: number[], taken: Set<number>): void {
@@ -785,10 +809,10 @@ export class VhostUserPort implements Backend {
     const one = (i: number): QueueStats => {
       const vq = this.vqs[i], n = (off: number) => Number(this.dp.u64(vq + off));
       const e = this.dp.fn.vq_error(vq) as number;
-      return { frames: n(a.VQ_FRAMES), bytes: n(a.VQ_BYTES), chains: n(a.VQ_CHAINS), dropBig: n(a.VQ_DROP_BIG), dropBad: n(a.VQ_DROP_BAD),
+      return { frames: n(a.VQ_FRAMES), ...(!isTx(i) ? { direct: n(a.VQ_RX_DIRECT) } : {}), bytes: n(a.VQ_BYTES), chains: n(a.VQ_CHAINS), dropBig: n(a.VQ_DROP_BIG), dropBad: n(a.VQ_DROP_BAD),
         stalls: n(a.VQ_STALLS), calls: n(a.VQ_CALLS), kicks: this.queues[i].kicks, broken: e ? VQE_TEXT[e] ?? `error ${e}` : null };
     };
-    const sum = (xs: QueueStats[]): QueueStats => xs.reduce((t, x) => ({ frames: t.frames + x.frames, bytes: t.bytes + x.bytes, chains: t.chains + x.chains,
+    const sum = (xs: QueueStats[]): QueueStats => xs.reduce((t, x) => ({ frames: t.frames + x.frames, ...(t.direct !== undefined ? { direct: t.direct + (x.direct ?? 0) } : {}), bytes: t.bytes + x.bytes, chains: t.chains + x.chains,
       dropBig: t.dropBig + x.dropBig, dropBad: t.dropBad + x.dropBad, stalls: t.stalls + x.stalls, calls: t.calls + x.calls, kicks: t.kicks + x.kicks, broken: t.broken ?? x.broken }));
     const pairs = Array.from({ length: MAX_PAIRS }, (_, p) => ({ rx: one(2 * p), tx: one(2 * p + 1), enabled: this.rxReady.includes(2 * p) && this.txReady.includes(2 * p + 1) }));
     // pairs shown: the first, and every one the front-end set up or that ever moved anything
@@ -832,6 +856,11 @@ export class VhostUserPort implements Backend {
       if (this.ptrs) { // the port may stay attached (down) a while: its ring must not point here
         this.dp.setU32(this.port.tx.kring + this.dp.abi.KR_PTRS, 0);
         this.dp.release(this.ptrs, this.ptrsBytes);
+      }
+      if (this.rxPtrs) {
+        const k = this.port.rx.kring, a = this.dp.abi;
+        for (const f of [a.KR_RXVQ, a.KR_RXMT, a.KR_PTRS]) this.dp.setU32(k + f, 0);
+        this.dp.release(this.rxPtrs, this.rxPtrsBytes);
       }
     }
     return { stats: detach?.() };

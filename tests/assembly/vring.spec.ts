@@ -11,7 +11,7 @@ import {
 } from './helpers.include';
 import {
   NS_MOREFRAG, RING_TAIL, RING_SLOTS, SLOT_SIZE, KR_HWTAIL, KR_NBUFS, KR_BUF_BASE, KR_BUF_SIZE,
-  DIR_TX, DIR_RX, E_OK, E_INVAL, E_NOFIT,
+  DIR_TX, DIR_RX, E_OK, E_INVAL, E_NOFIT, KR_PTRS, KR_HWCUR, NS_INDIRECT,
 } from '../../assembly/abi';
 import { region_span_size, region_priv_size, region_init, region_kring } from '../../assembly/region';
 import { ring_dist } from '../../assembly/ring';
@@ -20,6 +20,7 @@ import {
   VQF_EVENT_IDX, VQF_MRG_RXBUF, VQF_INDIRECT, VQE_AVAIL_IDX, VQE_DESC_INDEX, VQE_ADDR, VQE_WRITABLE,
   VQE_READONLY, VQE_INDIRECT, VQE_NESTED, VQE_INDIRECT_LEN, VQE_LOOP, VQE_NUM, VQE_RING,
   vq_init, vq_setup, vq_remap, vq_enable, vq_base, vq_error, vq_take_call, vq_want_kick, vq_pull, vq_push,
+  VQ_RX_DIRECT, vq_rx_open, vq_rx_next, vq_rx_took, vq_rx_shut, rx_addr, rx_cap, rx_id, rx_more,
 } from '../../assembly/virtio/vring';
 import { MT_SIZE, MT_MAX, MT_SHIFT, MT_MISS, MT_MISS_CHUNK, MT_MISSES, MT_CE_SIZE, mt_init, mt_count, mt_add, mt_add_window, mt_del, mt_gpa, mt_uva } from '../../assembly/virtio/guestmem';
 
@@ -648,6 +649,87 @@ describe('vq_push (port rx ring → guest RX)', () => {
 });
 
 // =========================================================================================
+describe('direct receive (vq_rx_*: the switch writes into the guest\'s buffers, vq_push completes)', () => {
+  it('vq_rx_next takes a chain\'s first descriptor when usable, refuses the others, consumes nothing', () => {
+    const w = world();
+    expect(setup(w, 16, VQF_MRG_RXBUF)).toBe(0);
+    store<u32>(w.rx, <u32>hx_mem(8 * 32), KR_PTRS);
+    dsc(w, 0, gd(0), 2048, F_WRITE | F_NEXT, 7); post(w, 0);
+    dsc(w, 1, gd(4096), 2048, 0); post(w, 1); // device-readable
+    dsc(w, 2, GPA_R + IND_OFF, 32, F_IND); post(w, 2); // indirect
+    dsc(w, 3, gd(GSIZE - 100), 2048, F_WRITE); post(w, 3); // runs past the region
+    dsc(w, 4, gd(0), 70000, F_WRITE); post(w, 4); // longer than a slot: capped at 65535
+    dsc(w, 5, gd(100), 0, F_WRITE); post(w, 5); // empty
+    post(w, 99); // an id ≥ num
+    expect(vq_rx_open(w.vq, w.rx, load<u32>(w.rx, KR_HWCUR))).toBe(true);
+    expect(vq_rx_next(w.vq, w.mt, 0)).toBe(1);
+    expect(rx_addr).toBe(w.d); expect(rx_cap).toBe(2048); expect(rx_id).toBe(0); expect(rx_more).toBe(true);
+    for (let a: u32 = 1; a <= 3; a++) expect(vq_rx_next(w.vq, w.mt, a)).toBe(0);
+    expect(vq_rx_next(w.vq, w.mt, 4)).toBe(1);
+    expect(rx_cap).toBe(65535); expect(rx_more).toBe(false);
+    expect(vq_rx_next(w.vq, w.mt, 5)).toBe(0);
+    expect(vq_rx_next(w.vq, w.mt, 6)).toBe(0);
+    expect(vq_rx_next(w.vq, w.mt, 7)).toBe(0, 'past avail->idx');
+    expect(vq_base(w.vq)).toBe(0, 'nothing consumed');
+    expect(vq_push(w.vq, w.mt, w.rx)).toBe(0);
+    expect(usedIdx(w)).toBe(0);
+    expect(vq_error(w.vq)).toBe(0, 'nothing decided on a chain it did not take');
+    expect(guardsOk(w)).toBe(true);
+  });
+
+  it('open only on an empty ring, once a pass; shut stays shut until vq_push', () => {
+    const w = world();
+    expect(setup(w, 16, 0)).toBe(0);
+    store<u32>(w.rx, <u32>hx_mem(8 * 32), KR_PTRS);
+    const hw = load<u32>(w.rx, KR_HWCUR);
+    expect(vq_rx_open(w.vq, w.rx, hw + 1)).toBe(false, 'a frame waits in the ring');
+    expect(vq_rx_open(w.vq, w.rx, hw)).toBe(false, 'decided for the pass');
+    vq_push(w.vq, w.mt, w.rx);
+    expect(vq_rx_open(w.vq, w.rx, hw)).toBe(true);
+    vq_rx_shut(w.vq);
+    expect(vq_rx_open(w.vq, w.rx, hw)).toBe(false);
+    vq_push(w.vq, w.mt, w.rx);
+    store<u32>(w.rx, 0, KR_PTRS);
+    expect(vq_rx_open(w.vq, w.rx, hw)).toBe(false, 'no KR_PTRS array');
+  });
+
+  it('vq_push puts the chains filled directly on the used ring first, in order, clears their entries, then copies the rest', () => {
+    const w = world();
+    expect(setup(w, 16, VQF_MRG_RXBUF)).toBe(0);
+    const ptrs = hx_mem(8 * 32);
+    store<u32>(w.rx, <u32>ptrs, KR_PTRS);
+    for (let i: u32 = 0; i < 4; i++) { dsc(w, i, gd(i * 4096), 2048, F_WRITE); post(w, i); }
+    const k = w.rx, h = hx_head(k);
+    expect(vq_rx_open(w.vq, k, load<u32>(k, KR_HWCUR))).toBe(true);
+    // what deliver does for two frames: chains 0 and 1, slots h and h+1
+    for (let f: u32 = 0; f < 2; f++) {
+      expect(vq_rx_next(w.vq, w.mt, 0)).toBe(1);
+      for (let j: u32 = 0; j < 72 + f; j++) store<u8>(rx_addr + j, fbyte(10 + f, j));
+      store<u16>(rx_addr, 1, 10);
+      hx_set_len(k, h + f, 72 + f);
+      hx_set_flags(k, h + f, <u32>NS_INDIRECT | 256);
+      store<u32>(ptrs + 8 * (h + f), <u32>rx_addr); store<u32>(ptrs + 8 * (h + f), rx_id, 4);
+      vq_rx_took(w.vq, 1);
+    }
+    store<u32>(hx_ring(k), h + 2, RING_TAIL); store<u32>(k, h + 2, KR_HWTAIL);
+    rxPut(w, 12 + 100, 3); // and one through the ring, after them
+    expect(vq_push(w.vq, w.mt, w.rx)).toBe(3);
+    expect(usedIdx(w)).toBe(3);
+    expect(usedId(w, 0)).toBe(0); expect(usedLen(w, 0)).toBe(72);
+    expect(usedId(w, 1)).toBe(1); expect(usedLen(w, 1)).toBe(73);
+    expect(usedId(w, 2)).toBe(2); expect(usedLen(w, 2)).toBe(112);
+    expect(sameFrame(w.d + 2 * 4096, 112, 3, 0)).toBe(true);
+    expect(load<u64>(ptrs + 8 * h)).toBe(0); expect(load<u64>(ptrs + 8 * (h + 1))).toBe(0);
+    expect(hx_flags(k, h) & <u32>NS_INDIRECT).toBe(0);
+    expect(hx_head(k)).toBe(h + 3);
+    expect(cnt(w, VQ_RX_DIRECT)).toBe(2);
+    expect(cnt(w, VQ_FRAMES)).toBe(3);
+    expect(cnt(w, VQ_BYTES)).toBe(60 + 61 + 100);
+    expect(vq_base(w.vq)).toBe(3);
+    expect(guardsOk(w)).toBe(true);
+  });
+});
+
 describe('notifications', () => {
   it('EVENT_IDX: avail_event only moves when about to sleep; a call exactly when used passes used_event', () => {
     const w = world();

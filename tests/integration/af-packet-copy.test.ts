@@ -12,7 +12,7 @@ import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { loadHost } from '../../src/host.js';
 import { startDaemonProcess } from './daemon-proc.js';
-import { prerequisites, sh, inNs, ctlOf } from './net-harness.js';
+import { prerequisites, sh, inNs, ctlOf, removeByPrefix } from './net-harness.js';
 
 const tools = ['ip', 'ping', 'iperf3', 'nstat', 'timeout'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, veth)' : !existsSync('/dev/net/tun') ? 'no /dev/net/tun'
@@ -28,8 +28,7 @@ const ctl = ctlOf(sock);
 function cleanup(): void {
   for (const s of servers) if (s.exitCode === null) s.kill('SIGKILL');
   if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
-  for (const n of sh(`ip netns list 2>/dev/null | awk '{print $1}' | grep '^${P}' || true`, false).split('\n').filter(Boolean)) sh(`ip netns del ${n} 2>/dev/null`, false);
-  for (const l of sh(`ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^${P}' || true`, false).split('\n').filter(Boolean)) sh(`ip link del ${l} 2>/dev/null`, false);
+  removeByPrefix(P);
   sh(`rm -f ${sock}`, false);
 }
 before(async () => {

@@ -25,4 +25,10 @@ export function sh(cmd: string, ok = true): string {
 export const inNs = (ns: string, cmd: string, ok = true): string => sh(`ip netns exec ${ns} ${cmd}`, ok);
 
 /** Requests to switch vale0 of the daemon at `sock`. */
+/** Delete every network namespace and link whose name starts with `prefix` (a test's per-run
+ *  prefix): cleanup that also works after a failure half-way through set-up. */
+export function removeByPrefix(prefix: string): void {
+  for (const n of sh(`ip netns list 2>/dev/null | awk '{print $1}' | grep '^${prefix}' || true`, false).split('\n').filter(Boolean)) sh(`ip netns del ${n} 2>/dev/null`, false);
+  for (const l of sh(`ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^${prefix}' || true`, false).split('\n').filter(Boolean)) sh(`ip link del ${l} 2>/dev/null`, false);
+}
 export const ctlOf = (sock: string) => (verb: string, args: Record<string, unknown> = {}): Promise<unknown> => ctlRequest(sock, verb, { switch: 'vale0', ...args });

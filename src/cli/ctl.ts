@@ -227,7 +227,7 @@ async function ctlMain(argv: string[]): Promise<number> {
         const q = p.queues as Record<'rx' | 'tx', Record<string, number | string | null>>;
         console.log(`${String(p.name)}: vhost-user ${String(p.path)}, ${p.connected ? `QEMU connected (session ${String(p.sessions)})` : 'no QEMU'}${p.down ? ` — ${String(p.down)}` : ''}`);
         for (const d of ['tx', 'rx'] as const) {
-          console.log(`  ${d === 'tx' ? 'from the guest' : 'to the guest  '}: ${String(q[d].frames)} frames, dropped ${String(q[d].dropBig)} too big, ${String(q[d].dropBad)} bad; ${String(q[d].kicks)} kicks, ${String(q[d].calls)} interrupts${d === 'rx' ? `, ${String(q[d].stalls)} waits for buffers` : ''}${q[d].broken ? `; BROKEN: ${String(q[d].broken)}` : ''}`);
+          console.log(`  ${d === 'tx' ? 'from the guest' : 'to the guest  '}: ${String(q[d].frames)} frames${d === 'rx' && q[d].direct !== undefined ? ` (${String(q[d].direct)} written straight into its buffers)` : ''}, dropped ${String(q[d].dropBig)} too big, ${String(q[d].dropBad)} bad; ${String(q[d].kicks)} kicks, ${String(q[d].calls)} interrupts${d === 'rx' ? `, ${String(q[d].stalls)} waits for buffers` : ''}${q[d].broken ? `; BROKEN: ${String(q[d].broken)}` : ''}`);
         }
         // several queue pairs (multiqueue): each on its own line
         const pairs = (p.queues as { pairs?: { rx: Record<string, number>; tx: Record<string, number>; enabled: boolean }[] }).pairs ?? [];

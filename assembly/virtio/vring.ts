@@ -70,10 +70,6 @@ const VQ_SIG_VALID: u32 = 0x10000;
 export const VQF_EVENT_IDX: u32 = 1; // VIRTIO_RING_F_EVENT_IDX (bit 29)
 export const VQF_MRG_RXBUF: u32 = 2; // VIRTIO_NET_F_MRG_RXBUF (bit 15)
 export const VQF_INDIRECT: u32 = 4; // VIRTIO_RING_F_INDIRECT_DESC (bit 28)
-/** VIRTIO_F_IN_ORDER (bit 35): buffers must be used in the order they were made available.
- *  Both directions do that already, except zero-copy TX (its chains are used after the round,
- *  after later copied ones): a queue with this flag copies every frame at the pull. */
-export const VQF_IN_ORDER: u32 = 8;
 
 // why a queue broke (VQ_BROKEN) or vq_setup refused it
 export const VQE_AVAIL_IDX: i32 = 1; // avail->idx more than num ahead of the used idx (or went back)
@@ -432,7 +428,7 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
   const num = load<u32>(vq, VQ_NUM), mask = num - 1;
   const avail = <usize>load<u32>(vq, VQ_AVAIL), used = <usize>load<u32>(vq, VQ_USED);
   const feat = load<u32>(vq, VQ_FEATURES);
-  const ptrs: usize = feat & VQF_IN_ORDER ? 0 : <usize>load<u32>(k, KR_PTRS); // 0: no zero-copy frames
+  const ptrs = <usize>load<u32>(k, KR_PTRS); // 0: zero-copy off
   const start = load<u32>(vq, VQ_LAST_AVAIL);
   const ustart = load<u32>(vq, VQ_USED_IDX);
   let last = start, upos = ustart;

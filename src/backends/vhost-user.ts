@@ -46,7 +46,6 @@ const RECV_BYTES = 8192; // per recvmsg: what waits unparsed is at most this + o
 export const FEAT = {
   CSUM: 1n << 0n, GUEST_CSUM: 1n << 1n, GUEST_TSO4: 1n << 7n, GUEST_TSO6: 1n << 8n, HOST_TSO4: 1n << 11n, HOST_TSO6: 1n << 12n,
   MRG_RXBUF: 1n << 15n, MQ: 1n << 22n, INDIRECT_DESC: 1n << 28n, EVENT_IDX: 1n << 29n, PROTOCOL_FEATURES: 1n << 30n, VERSION_1: 1n << 32n,
-  IN_ORDER: 1n << 35n,
 } as const;
 export const OFFERED = Object.values(FEAT).reduce((a, b) => a | b, 0n);
 /** vhost-user protocol features offered: MQ (bit 0: queue pairs beyond the first, GET_QUEUE_NUM)
@@ -609,8 +608,7 @@ export class VhostUserPort implements Backend {
     if (!q.addrSet || !q.num || !this.regions.length) { fn.vq_enable(vq, 0); this.updateDown(); return; }
     if (!q.setup) {
       const f = this.features;
-      const vf = (f & FEAT.EVENT_IDX ? a.VQF_EVENT_IDX : 0) | (f & FEAT.MRG_RXBUF ? a.VQF_MRG_RXBUF : 0) | (f & FEAT.INDIRECT_DESC ? a.VQF_INDIRECT : 0)
-        | (f & FEAT.IN_ORDER ? a.VQF_IN_ORDER : 0);
+      const vf = (f & FEAT.EVENT_IDX ? a.VQF_EVENT_IDX : 0) | (f & FEAT.MRG_RXBUF ? a.VQF_MRG_RXBUF : 0) | (f & FEAT.INDIRECT_DESC ? a.VQF_INDIRECT : 0);
       const pinned = this.window.pinRings(i, [q.desc, q.avail, q.used]);
       if (this.conn < 0) return; // mapping failed: the session ended
       const err = fn.vq_setup(vq, this.mt, q.num, q.desc, q.avail, q.used, vf, q.base) as number;

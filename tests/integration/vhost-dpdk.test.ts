@@ -50,8 +50,8 @@ test('DPDK virtio-user front-ends: hugepage memory and queues=2 attach; 64-byte 
   const l = (await list()).find((p) => p.name === 'vale0:mq')!;
   assert.equal(l.queuePairsAsked, 2, 'ctl list says the front-end set up two queue pairs');
   // the sender: its memory on 2 MiB hugepages, as DPDK apps and production VMs have it; it asks
-  // for packed rings, which are not offered (it falls back to the split ring), and in-order use,
-  // which is (DPDK's in-order TX path then frees descriptors by counting used->idx)
+  // for packed rings and in-order use, which are not offered: it falls back to the split ring
+  // and the general paths
   const tx = testpmd(`${P}t`, ['--in-memory', '--single-file-segments', '-m', '128'], `net_virtio_user0,path=${huge},queues=1,packed_vq=1,in_order=1,mac=02:00:00:00:00:01`, ['--forward-mode=txonly', '--txpkts', '64', '--eth-peer', '0,02:00:00:00:00:02']);
   procs.push(tx);
   await until('the hugepage front-end to come up', async () => (await list()).find((p) => p.name === 'vale0:huge')?.down === null);

@@ -372,34 +372,8 @@ function finish(vq: usize, ustart: u32, uidx: u32, last: u32, frames: u32, bytes
   store<u32>(u, len, 4);
 }
 
-/** Chains touched ahead by vq_pull (touch_tx). */
+/** Chains touched ahead by vq_pull (touch_chains). */
 const VQ_TOUCH_AHEAD: u32 = 32;
-let touched: u32 = 0; // what the touches loaded, kept so the loads are not optimized away
-
-// Touch the next k chains' descriptors and the first and last byte of their first buffers.
-// The guest wrote them on another core, so each is a cache miss; touched here in one tight
-// loop of independent loads, the misses overlap (what DPDK's prefetches do), instead of
-// stalling vq_pull once per frame. Nothing read here is used or trusted: vq_pull reads every
-// descriptor once after this and decides on that; a bad index or address only stops the
-// touching (mt_peek never records a miss or maps anything).
-function touch_tx(vq: usize, mt: usize, avail: usize, mask: u32, num: u32, start: u32, k: u32): void {
-  const tab = <usize>load<u32>(vq, VQ_DESC);
-  let t: u32 = 0;
-  for (let j: u32 = 0; j < k; j++) {
-    const id = <u32>load<u16>(avail + 4 + <usize>(((start + j) & mask) << 1));
-    if (id >= num) break;
-    const d = tab + (<usize>id << 4);
-    const len = load<u32>(d, 8);
-    if (load<u16>(d, 12) & DESC_F_INDIRECT || len == 0) continue;
-    const a = load<u64>(d, 0);
-    const p = mt_peek(mt, a);
-    if (p == 0) continue;
-    t += <u32>load<u8>(p);
-    const q = mt_peek(mt, a + <u64>(min(len, 2048) - 1)); // the frame's last line (short frames)
-    if (q != 0) t += <u32>load<u8>(q);
-  }
-  touched += t;
-}
 
 /**
  * Guest TX virtqueue → the port's tx ring `k`, as its user (like tpk_pull): up to `max` frames
@@ -435,7 +409,7 @@ export function vq_pull(vq: usize, mt: usize, k: usize, max: u32): i32 {
   let zfrom = VQ_ZC_NONE;
   let pend = avail_fresh(vq, avail, num, start, 0); // chains come in at the next call
   if (pend < 0) return 0;
-  if (pend > 1) touch_tx(vq, mt, avail, mask, num, start, min(<u32>pend, min(max, VQ_TOUCH_AHEAD)));
+  if (pend > 1) touch_chains(mt, <usize>load<u32>(vq, VQ_DESC), avail, num, start, min(<u32>pend, min(max, VQ_TOUCH_AHEAD)), true);
   walked = 0;
   let frames: u32 = 0, chains: u32 = 0, big: u32 = 0, bad: u32 = 0;
   let bytes: u64 = 0;
@@ -597,22 +571,31 @@ function src_copy(dst: usize, c: u32): void {
   }
 }
 
-// Touch-ahead (wasm has no prefetch): the guest's RX descriptors and buffers live in the cache
-// of the guest's CPU, and each store into one stalls on a cross-core miss; taken one frame at a
-// time those misses are serialized. A prelude loop loading the descriptor and one byte of the
-// buffer of the next chains lets the CPU overlap them. The values touched decide nothing (the
-// chains are read, once and checked, by the real walk after); a buffer address is touched only
-// when mt_peek finds its first byte mapped. The sum goes to `touched` (as touch_tx's) so the
-// loads are not optimized away.
+// Touch-ahead (wasm has no prefetch): the guest's descriptors and buffers live in the cache of
+// the guest's CPU, and each load from or store into one stalls on a cross-core miss; taken one
+// frame at a time those misses are serialized. A prelude loop loading the descriptors and one
+// byte of the buffers of the next chains (with `tail`, also the byte at the end of a frame of up
+// to 2 KiB: a TX frame's last line) lets the CPU overlap them. The values touched decide nothing
+// (the chains are read, once and checked, by the real walk after); a buffer byte is touched only
+// where mt_peek finds it mapped (no miss recorded, nothing mapped). The sum goes to `touched`
+// so the loads are not optimized away.
 const VQ_TOUCH_MAX: u32 = 64;
-@inline function touch_chains(mt: usize, desc: usize, avail: usize, num: u32, from: u32, cnt: u32): void {
+let touched: u32 = 0;
+@inline function touch_chains(mt: usize, desc: usize, avail: usize, num: u32, from: u32, cnt: u32, tail: bool = false): void {
   const mask = num - 1;
   let sink: u32 = 0;
   for (let i: u32 = 0; i < cnt; i++) {
     const id = <u32>load<u16>(avail + 4 + <usize>(((from + i) & mask) << 1));
     if (id >= num) break;
-    const a = mt_peek(mt, load<u64>(desc + (<usize>id << 4)));
+    const d = desc + (<usize>id << 4);
+    const g = load<u64>(d);
+    const a = mt_peek(mt, g);
     if (a != 0) sink += <u32>load<u8>(a);
+    if (tail) {
+      const len = load<u32>(d, 8);
+      const b = len != 0 ? mt_peek(mt, g + <u64>(min(len, 2048) - 1)) : 0;
+      if (b != 0) sink += <u32>load<u8>(b);
+    }
   }
   touched += sink;
 }
